@@ -1,0 +1,3 @@
+"""fusplan: an MR-guided focused ultrasound thalamotomy planner."""
+
+__version__ = "0.1.0"

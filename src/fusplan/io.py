@@ -1,0 +1,295 @@
+"""Safe NIfTI loading and saving, world <-> voxel helpers and resampling.
+
+Every image in fusplan is an array plus an affine that maps voxel indices to
+world RAS millimetres (the NIfTI convention). Helpers here never return voxel
+indices across a module boundary without their affine, so a scan stored RAS,
+LAS, LPS, permuted or oblique gives the same world answers.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from .errors import FusplanInputError
+
+#: Largest number of voxels a header may declare before we refuse to allocate.
+MAX_VOXELS = 512**3
+#: Plausible range of voxel edge lengths for a human head MRI, in mm.
+VOXEL_SIZE_RANGE_MM = (0.05, 20.0)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A validated 3D scan: intensities and the voxel -> world RAS mm affine.
+
+    Attributes
+    ----------
+    data : ndarray, float32, 3D
+        Intensities in storage order.
+    affine : (4, 4) ndarray
+        Voxel index -> world RAS mm.
+    path : Path or None
+        Where the scan was read from.
+    affine_source : str
+        ``"sform"``, ``"qform"`` or ``"array"`` (built in memory).
+    warnings : tuple of str
+        Things a careful user should know (oblique axes, anisotropic voxels...).
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    path: Path | None = None
+    affine_source: str = "array"
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Number of voxels along each storage axis."""
+        return tuple(self.data.shape)
+
+    @property
+    def spacing_mm(self) -> np.ndarray:
+        """Voxel edge lengths in mm along each storage axis."""
+        return voxel_sizes_mm(self.affine)
+
+    @property
+    def orientation(self) -> str:
+        """Orientation code of the storage axes, e.g. ``"RAS"`` or ``"LPS"``."""
+        return "".join(nib.aff2axcodes(self.affine))
+
+    def voxel_to_world(self, index) -> np.ndarray:
+        """World RAS mm of voxel indices ``(..., 3)``."""
+        return voxel_to_world(self.affine, index)
+
+    def world_to_voxel(self, world_mm) -> np.ndarray:
+        """Fractional voxel indices ``(..., 3)`` of world RAS mm points."""
+        return world_to_voxel(self.affine, world_mm)
+
+
+def voxel_sizes_mm(affine: np.ndarray) -> np.ndarray:
+    """Edge length in mm of a voxel along each storage axis of ``affine``."""
+    return np.sqrt((np.asarray(affine, dtype=float)[:3, :3] ** 2).sum(axis=0))
+
+
+def voxel_to_world(affine: np.ndarray, index) -> np.ndarray:
+    """Map voxel indices ``(..., 3)`` to world RAS mm through ``affine``."""
+    index = np.asarray(index, dtype=float)
+    affine = np.asarray(affine, dtype=float)
+    return index @ affine[:3, :3].T + affine[:3, 3]
+
+
+def world_to_voxel(affine: np.ndarray, world_mm) -> np.ndarray:
+    """Map world RAS mm ``(..., 3)`` to fractional voxel indices of ``affine``."""
+    return voxel_to_world(np.linalg.inv(affine), world_mm)
+
+
+def resample(
+    data: np.ndarray,
+    affine: np.ndarray,
+    shape,
+    target_affine: np.ndarray,
+    order: int = 1,
+    cval: float = 0.0,
+) -> np.ndarray:
+    """Resample an image onto another grid so that world positions line up.
+
+    Parameters
+    ----------
+    data : ndarray, 3D
+        Source image in its storage order.
+    affine : (4, 4) ndarray
+        Source voxel -> world RAS mm.
+    shape : tuple of int
+        Shape of the target grid.
+    target_affine : (4, 4) ndarray
+        Target voxel -> world RAS mm (any orientation, may be oblique).
+    order : int
+        Spline order: 0 for labels (nearest neighbour), 1 for intensities.
+    cval : float
+        Value outside the source image.
+
+    Returns
+    -------
+    ndarray
+        Image of ``shape``; voxel ``v`` holds the source value at world point
+        ``target_affine @ v``.
+    """
+    target_to_source = np.linalg.inv(np.asarray(affine, dtype=float)) @ np.asarray(target_affine, dtype=float)
+    output_dtype = data.dtype if order == 0 else np.float32
+    return ndimage.affine_transform(
+        data,
+        target_to_source[:3, :3],
+        offset=target_to_source[:3, 3],
+        output_shape=tuple(int(n) for n in shape),
+        order=order,
+        mode="constant",
+        cval=cval,
+        output=output_dtype,
+        prefilter=False,
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` and rename it to ``path`` on success.
+
+    If the body raises, the temporary file is removed and ``path`` is untouched,
+    so a reader never sees a half-written output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes)  # keep .nii.gz so writers pick the format
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(handle)
+    tmp_path = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; outputs get normal permissions
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ``data`` with ``affine`` (sform and qform, code aligned) atomically."""
+    image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=float))
+    image.header.set_xyzt_units("mm", "sec")
+    with atomic_output(path) as tmp:
+        nib.save(image, tmp)
+    return Path(path)
+
+
+def _refuse(path: Path, reason: str) -> FusplanInputError:
+    return FusplanInputError(f"{path}: {reason}")
+
+
+def _header_affine(image, path: Path) -> tuple[np.ndarray, str]:
+    header = image.header
+    sform, sform_code = header.get_sform(coded=True)
+    if sform is not None and int(sform_code) > 0:
+        return sform, "sform"
+    qform, qform_code = header.get_qform(coded=True)
+    if qform is not None and int(qform_code) > 0:
+        return qform, "qform"
+    raise _refuse(path, "header has neither an sform nor a qform (both codes are 0): world position unknown")
+
+
+def _check_affine(affine: np.ndarray, path: Path) -> None:
+    if not np.all(np.isfinite(affine)):
+        raise _refuse(path, "affine contains NaN or Inf")
+    sizes = voxel_sizes_mm(affine)
+    low, high = VOXEL_SIZE_RANGE_MM
+    if np.any(sizes < low) or np.any(sizes > high):
+        sizes_text = " x ".join(f"{s:g}" for s in sizes)
+        raise _refuse(path, f"voxel size {sizes_text} mm is outside the plausible range {low:g}-{high:g} mm")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-6 * np.prod(sizes) or np.linalg.cond(affine[:3, :3]) > 1e6:
+        raise _refuse(path, "affine is not invertible (degenerate voxel axes)")
+
+
+def _check_header(image, path: Path) -> tuple[int, ...]:
+    shape = tuple(int(n) for n in image.header.get_data_shape())
+    if any(n <= 0 for n in shape):
+        raise _refuse(path, f"header declares an empty image of shape {shape}")
+    n_voxels = int(np.prod(np.asarray(shape, dtype=object)))
+    if n_voxels > MAX_VOXELS:
+        raise _refuse(path, f"header declares {n_voxels:,} voxels (shape {shape}), more than the {MAX_VOXELS:,} allowed")
+    spatial = shape[:3]
+    extra = shape[3:]
+    if len(spatial) < 3 or min(spatial) < 2:
+        raise _refuse(path, f"not a 3D volume (shape {shape}); fusplan needs a 3D scan")
+    if any(n != 1 for n in extra):
+        raise _refuse(path, f"has {int(np.prod(extra))} volumes (shape {shape}); give a single 3D volume")
+    return spatial
+
+
+def _orientation_warnings(affine: np.ndarray, shape) -> list[str]:
+    warnings = []
+    sizes = voxel_sizes_mm(affine)
+    if sizes.max() / sizes.min() > 1.5:
+        warnings.append("anisotropic voxels (" + " x ".join(f"{s:.3g}" for s in sizes) + " mm)")
+    directions = affine[:3, :3] / sizes
+    obliquity_deg = np.degrees(np.arccos(np.clip(np.abs(directions).max(axis=0), -1, 1))).max()
+    if obliquity_deg > 1.0:
+        warnings.append(f"oblique storage axes (up to {obliquity_deg:.1f} deg from the scanner axes)")
+    extent_mm = sizes * np.asarray(shape)
+    if extent_mm.min() < 100:
+        warnings.append(f"small field of view ({' x '.join(f'{e:.0f}' for e in extent_mm)} mm): not a whole head?")
+    return warnings
+
+
+def load_scan(path: str | os.PathLike) -> Scan:
+    """Load and validate a 3D NIfTI-1 or NIfTI-2 scan (``.nii`` or ``.nii.gz``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to read.
+
+    Returns
+    -------
+    Scan
+        Data as float32 and the voxel -> world RAS mm affine (sform preferred,
+        qform as a fallback).
+
+    Raises
+    ------
+    FusplanInputError
+        One-line message naming the file and the reason: missing or unreadable
+        file, not NIfTI, truncated or corrupt data, no usable affine, a shape
+        that is not a single 3D volume, too many voxels (checked on the header
+        before any allocation), implausible voxel sizes, a non-invertible
+        affine, NaN/Inf values, or a constant image.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        raise _refuse(path, "not a NIfTI file name (expected .nii or .nii.gz)")
+    if not path.is_file():
+        raise _refuse(path, "no such file")
+    try:
+        image = nib.load(path)
+    except Exception as error:  # nibabel raises many types for foreign or damaged headers
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise _refuse(path, f"not a readable NIfTI file ({reason})") from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise _refuse(path, f"is a {type(image).__name__}, not NIfTI-1 or NIfTI-2")
+    shape = _check_header(image, path)
+    affine, source = _header_affine(image, path)
+    _check_affine(affine, path)
+    try:
+        data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise _refuse(path, f"data is truncated or corrupt ({reason})") from None
+    if not np.all(np.isfinite(data)):
+        raise _refuse(path, f"contains {int(np.count_nonzero(~np.isfinite(data)))} NaN or Inf voxels")
+    if float(data.max()) == float(data.min()):
+        raise _refuse(path, f"image is constant (every voxel is {float(data.min()):g}): no anatomy to plan on")
+    warnings = _orientation_warnings(affine, shape)
+    if source == "qform":
+        warnings.insert(0, "no sform: using the qform")
+    return Scan(data=data, affine=np.asarray(affine, dtype=float), path=path, affine_source=source,
+                warnings=tuple(warnings))
+
+
+def scan_from_array(data: np.ndarray, affine: np.ndarray) -> Scan:
+    """Build a :class:`Scan` from an in-memory array and affine (no file involved)."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim != 3:
+        raise FusplanInputError(f"scan array must be 3D (got shape {data.shape})")
+    affine = np.asarray(affine, dtype=float)
+    _check_affine(affine, Path("<array>"))
+    return Scan(data=data, affine=affine, warnings=tuple(_orientation_warnings(affine, data.shape)))
