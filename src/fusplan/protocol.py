@@ -1,0 +1,561 @@
+"""Sonication protocols: load, validate and override.
+
+A protocol file (YAML or JSON, see the contract) names the tissue, the transducer,
+the planning grid, the list of sonications, the CEM43 thresholds to report and an
+optional MR thermometry model. :func:`load_protocol` validates every key and turns
+the file into a frozen, hashable and picklable :class:`Protocol` (batch runs send it
+to worker processes). Bad input raises :class:`~fusplan.errors.FusplanInputError`
+with a one-line message naming the file and the key path, for instance
+``clt.yaml: sonications[2].duration_s must be > 0 (got 0)``. Indices in key paths
+refer to the list in the file, counted from 0 (as in JSON paths); the ``index`` of a
+:class:`Sonication` counts the expanded list from 1.
+
+Override grammar (:func:`override_protocol`, used by batch sweeps)
+-------------------------------------------------------------------
+An override is ``key -> value``; keys are dotted paths applied to the protocol's
+raw mapping (:attr:`Protocol.spec`) before the whole protocol is validated again:
+
+- a top-level key (``name``, ``tissue``, ``transducer``, ``grid``, ``sonications``,
+  ``thresholds_cem43``, ``thermometry``) replaces its whole value (``thermometry: None``
+  removes the thermometry model);
+- ``tissue.<key>`` (a string preset becomes ``{preset: <name>, <key>: value}``),
+  ``transducer.<key>``, ``grid.spacing_mm``, ``grid.extent_mm``,
+  ``thermometry.voxel_mm``, ``thermometry.frame_s``;
+- ``<selector>.<field>`` with ``<field>`` one of ``power_w``, ``absorbed_power_w``,
+  ``peak_c``, ``duration_s``, ``cooling_s``, ``repeat``, ``offset_mm``,
+  ``offset_frame``, and ``<selector>`` one of ``sonications`` (every entry),
+  ``alignment`` / ``verification`` / ``treatment`` (every entry of that stage) or
+  ``sonications[i]`` (entry ``i`` of the file's list, from 0);
+- a bare ``<field>`` means ``treatment.<field>``: ``{"peak_c": 56}`` titrates every
+  treatment sonication to 56 C.
+
+Setting one of ``power_w``, ``absorbed_power_w``, ``peak_c`` replaces the other two in
+the selected entries (it switches how their power is chosen). A selector that
+matches no entry, and any other key, is rejected by name.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import FusplanInputError
+
+STAGES = ("alignment", "verification", "treatment")
+OFFSET_FRAMES = ("acpc", "ras")
+POWER_KEYS = ("power_w", "absorbed_power_w", "peak_c")
+SONICATION_KEYS = ("stage", *POWER_KEYS, "duration_s", "cooling_s", "repeat", "offset_mm", "offset_frame")
+TOP_LEVEL_KEYS = ("name", "tissue", "transducer", "grid", "sonications", "thresholds_cem43", "thermometry")
+REQUIRED_TOP_LEVEL_KEYS = ("transducer", "sonications")
+
+#: Sanity bounds. Values outside are typing mistakes or unit errors, not plans.
+MAX_POWER_W = 5000.0  # emitted acoustic power; clinical arrays deliver <= ~1.5 kW
+MAX_ABSORBED_POWER_W = 1000.0
+MAX_PEAK_C = 100.0
+MAX_DURATION_S = 300.0
+MAX_COOLING_S = 3600.0
+MAX_REPEAT = 50
+MAX_SONICATIONS = 200  # after expanding ``repeat``
+MAX_OFFSET_MM = 15.0  # electronic steering range of a hemispherical array
+FOCUS_MARGIN_MM = 5.0  # a steered focus stays this far inside the grid
+SPACING_RANGE_MM = (0.0, 5.0)  # exclusive lower bound, inclusive upper bound
+EXTENT_RANGE_MM = (10.0, 150.0)
+MAX_GRID_VOXELS = 201**3
+MAX_THRESHOLDS = 10
+MAX_THERMOMETRY_VOXEL_MM = 10.0
+MAX_FRAME_S = 30.0
+
+DEFAULT_GRID = {"spacing_mm": 0.5, "extent_mm": 40.0}
+DEFAULT_THRESHOLDS_CEM43 = (17.0, 240.0)
+BUNDLED_PROTOCOLS = ("clt", "vim")
+
+
+@dataclass(frozen=True)
+class Sonication:
+    """One sonication after ``repeat`` has been expanded.
+
+    Exactly one of ``power_w`` (emitted acoustic power), ``absorbed_power_w`` (heat
+    deposited in tissue) and ``peak_c`` (titrate to this peak temperature) is set.
+    ``offset_mm`` moves the focus from the target, in AC-PC mm (``offset_frame="acpc"``)
+    or world RAS mm (``"ras"``).
+    """
+
+    index: int
+    stage: str
+    duration_s: float
+    cooling_s: float = 0.0
+    power_w: float | None = None
+    absorbed_power_w: float | None = None
+    peak_c: float | None = None
+    offset_mm: tuple[float, float, float] | None = None
+    offset_frame: str = "acpc"
+
+
+@dataclass(frozen=True)
+class Thermometry:
+    """What MR thermometry shows: temperature averaged over a voxel and a frame."""
+
+    voxel_mm: tuple[float, float, float]
+    frame_s: float
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated sonication protocol (frozen, hashable, picklable).
+
+    Attributes
+    ----------
+    name : str
+    tissue : fusplan.tissue.Tissue
+    transducer : fusplan.acoustics.Transducer
+    spacing_mm, extent_mm : float
+        Voxel size and side of the cubic planning box centred on the target.
+    sonications : tuple of Sonication
+        ``repeat`` expanded, ``index`` counted from 1.
+    thresholds_cem43 : tuple of float
+    thermometry : Thermometry or None
+    source : str or None
+        The file the protocol was read from.
+    spec_json : str
+        The raw mapping as canonical JSON; :attr:`spec` returns it as a new dict.
+    """
+
+    name: str
+    tissue: Any
+    transducer: Any
+    spacing_mm: float
+    extent_mm: float
+    sonications: tuple[Sonication, ...]
+    thresholds_cem43: tuple[float, ...] = DEFAULT_THRESHOLDS_CEM43
+    thermometry: Thermometry | None = None
+    source: str | None = None
+    spec_json: str = field(default="{}", repr=False)
+
+    @property
+    def spec(self) -> dict:
+        """The raw protocol mapping (a fresh copy: editing it changes nothing)."""
+        return json.loads(self.spec_json)
+
+    @property
+    def total_time_s(self) -> float:
+        """Sum of all sonication and cooling times in s."""
+        return float(sum(s.duration_s + s.cooling_s for s in self.sonications))
+
+
+def default_protocol_path(name: str = "clt") -> Path:
+    """Path of a protocol bundled with fusplan (``"clt"`` or ``"vim"``)."""
+    if name not in BUNDLED_PROTOCOLS:
+        raise FusplanInputError(f"unknown bundled protocol {name!r}; choose one of {', '.join(BUNDLED_PROTOCOLS)}")
+    return Path(str(resources.files("fusplan") / "protocols" / f"{name}.yaml"))
+
+
+def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Protocol:
+    """Load and validate a protocol.
+
+    Parameters
+    ----------
+    path_or_mapping : str, path-like, mapping or Protocol
+        A YAML (``.yaml``/``.yml``) or JSON (``.json``) file; the name of a bundled
+        protocol (``"clt"``, ``"vim"``) when no such file exists; a mapping with the
+        contract's keys; or a :class:`Protocol` (returned unchanged).
+
+    Returns
+    -------
+    Protocol
+
+    Raises
+    ------
+    FusplanInputError
+        Unreadable file, unknown or missing keys, wrong types, or values outside
+        their sanity range; the one-line message names the file and the key path.
+    """
+    if isinstance(path_or_mapping, Protocol):
+        return path_or_mapping
+    if isinstance(path_or_mapping, Mapping):
+        return _build(path_or_mapping, source=None, label="protocol")
+    if not isinstance(path_or_mapping, (str, os.PathLike)):
+        raise FusplanInputError(
+            f"protocol must be a file path or a mapping (got {type(path_or_mapping).__name__})"
+        )
+    path = Path(path_or_mapping)
+    if not path.exists() and str(path_or_mapping) in BUNDLED_PROTOCOLS:
+        path = default_protocol_path(str(path_or_mapping))
+    raw = _read_file(path)
+    return _build(raw, source=str(path), label=str(path_or_mapping))
+
+
+def override_protocol(protocol: Protocol, overrides: Mapping[str, Any]) -> Protocol:
+    """A new protocol with ``overrides`` applied (see the module docstring for keys).
+
+    Examples
+    --------
+    >>> p = load_protocol("clt")                                # doctest: +SKIP
+    >>> override_protocol(p, {"peak_c": 57, "transducer.skull_transmission": 0.3})  # doctest: +SKIP
+    """
+    spec = protocol.spec
+    for key, value in overrides.items():
+        _apply_override(spec, str(key), value)
+    label = f"{protocol.source or 'protocol'} (with overrides)"
+    return _build(spec, source=protocol.source, label=label)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"key=value"`` (command line) into a key and a YAML-parsed value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise FusplanInputError(f"override {text!r} must look like key=value (e.g. treatment.peak_c=56)")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise FusplanInputError(f"override {key.strip()}: cannot parse value {value!r}") from None
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects a key given twice in one mapping."""
+
+
+def _construct_unique_mapping(loader, node, deep=False):
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})")
+        keys.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _read_file(path: Path) -> Any:
+    if not path.is_file():
+        raise FusplanInputError(f"{path}: protocol file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FusplanInputError(f"{path}: cannot read protocol file ({error.__class__.__name__})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise FusplanInputError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise FusplanInputError(f"{path}: not valid YAML ({where}{problem})") from None
+
+
+# -------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Builds one-line errors ``<label>: <key path> <problem>``."""
+
+    def __init__(self, label: str):
+        self.label = label
+
+    def error(self, key: str, problem: str) -> FusplanInputError:
+        return FusplanInputError(f"{self.label}: {key} {problem}")
+
+    def mapping(self, value, key: str, allowed, required=()) -> Mapping:
+        if not isinstance(value, Mapping):
+            return self._raise(key, f"must be a mapping (got {_describe(value)})")
+        for name in value:
+            if name not in allowed:
+                where = f"{key}." if key != "protocol" else ""
+                raise FusplanInputError(
+                    f"{self.label}: unknown key {where}{name} (allowed: {', '.join(allowed)})"
+                )
+        for name in required:
+            if name not in value:
+                where = f"{key}." if key != "protocol" else ""
+                raise FusplanInputError(f"{self.label}: missing required key {where}{name}")
+        return value
+
+    def number(self, value, key: str, *, gt=None, ge=None, le=None, lt=None) -> float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            self._raise(key, f"must be a number (got {_describe(value)})")
+        value = float(value)
+        if not math.isfinite(value):
+            self._raise(key, f"must be finite (got {value})")
+        for bound, ok, text in (
+            (gt, lambda b: value > b, ">"),
+            (ge, lambda b: value >= b, ">="),
+            (le, lambda b: value <= b, "<="),
+            (lt, lambda b: value < b, "<"),
+        ):
+            if bound is not None and not ok(bound):
+                self._raise(key, f"must be {text} {bound:g} (got {value:g})")
+        return value
+
+    def integer(self, value, key: str, *, ge: int, le: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            self._raise(key, f"must be an integer (got {_describe(value)})")
+        if not ge <= value <= le:
+            self._raise(key, f"must be between {ge} and {le} (got {value})")
+        return int(value)
+
+    def choice(self, value, key: str, choices) -> str:
+        if not isinstance(value, str) or value not in choices:
+            self._raise(key, f"must be one of {', '.join(choices)} (got {_describe(value)})")
+        return value
+
+    def vector(self, value, key: str, length: int, **bounds) -> tuple[float, ...]:
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__") or len(value) != length:
+            self._raise(key, f"must be a list of {length} numbers (got {_describe(value)})")
+        return tuple(self.number(v, f"{key}[{i}]", **bounds) for i, v in enumerate(value))
+
+    def _raise(self, key: str, problem: str):
+        raise self.error(key, problem)
+
+
+def _describe(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)}"
+    return type(value).__name__
+
+
+def _delegate(function_name: str, module: str, spec, key: str, label: str):
+    """Call ``fusplan.<module>.<function_name>(spec)``, prefixing its errors with ``label``."""
+    import importlib
+
+    function = getattr(importlib.import_module(f"fusplan.{module}"), function_name)
+    try:
+        return function(spec)
+    except FusplanInputError as error:
+        message = str(error)
+        if not message.startswith(key):
+            message = f"{key}: {message}"
+        raise FusplanInputError(f"{label}: {message}") from None
+
+
+def _plain(value):
+    """Mappings -> dict, sequences -> list, numpy scalars -> Python numbers (JSON-able)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _plain(value.tolist())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _build(raw: Any, source: str | None, label: str) -> Protocol:
+    check = _Checker(label)
+    raw = _plain(raw)
+    if not isinstance(raw, Mapping):
+        raise FusplanInputError(f"{label}: a protocol must be a mapping of keys (got {_describe(raw)})")
+    check.mapping(raw, "protocol", TOP_LEVEL_KEYS, REQUIRED_TOP_LEVEL_KEYS)
+
+    default_name = Path(source).stem if source else "protocol"
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name.strip():
+        check._raise("name", f"must be a non-empty string (got {_describe(name)})")
+
+    tissue_spec = raw.get("tissue", "brain")
+    if tissue_spec is None or not isinstance(tissue_spec, (str, Mapping)):
+        check._raise("tissue", f"must be a preset name or a mapping (got {_describe(tissue_spec)})")
+    tissue = _delegate("tissue_from_spec", "tissue", tissue_spec, "tissue", label)
+
+    transducer_spec = raw["transducer"]
+    if not isinstance(transducer_spec, Mapping):
+        check._raise("transducer", f"must be a mapping (got {_describe(transducer_spec)})")
+    transducer = _delegate("transducer_from_spec", "acoustics", transducer_spec, "transducer", label)
+
+    spacing_mm, extent_mm = _grid(check, raw.get("grid", DEFAULT_GRID))
+    baseline_c = float(getattr(tissue, "baseline_temperature_c", 37.0))
+    gaussian = getattr(transducer, "model", None) == "gaussian"
+    sonications = _sonications(check, raw["sonications"], baseline_c, gaussian, extent_mm)
+    thresholds = _thresholds(check, raw.get("thresholds_cem43", list(DEFAULT_THRESHOLDS_CEM43)))
+    thermometry = _thermometry(check, raw.get("thermometry"))
+    return Protocol(
+        name=name.strip(),
+        tissue=tissue,
+        transducer=transducer,
+        spacing_mm=spacing_mm,
+        extent_mm=extent_mm,
+        sonications=sonications,
+        thresholds_cem43=thresholds,
+        thermometry=thermometry,
+        source=source,
+        spec_json=json.dumps(raw, sort_keys=True, default=str),
+    )
+
+
+def _grid(check: _Checker, grid) -> tuple[float, float]:
+    grid = check.mapping(grid, "grid", ("spacing_mm", "extent_mm"))
+    grid = {**DEFAULT_GRID, **grid}
+    low, high = SPACING_RANGE_MM
+    spacing_mm = check.number(grid["spacing_mm"], "grid.spacing_mm", gt=low, le=high)
+    low, high = EXTENT_RANGE_MM
+    extent_mm = check.number(grid["extent_mm"], "grid.extent_mm", ge=low, le=high)
+    n = 2 * int(round(extent_mm / (2 * spacing_mm))) + 1
+    if n < 11:
+        check._raise("grid.extent_mm", f"must span at least 11 voxels of grid.spacing_mm (got {n})")
+    if n**3 > MAX_GRID_VOXELS:
+        raise check.error(
+            "grid", f"has {n}^3 = {n**3:,} voxels, more than the {MAX_GRID_VOXELS:,} allowed "
+            "(increase spacing_mm or reduce extent_mm)"
+        )
+    return spacing_mm, extent_mm
+
+
+def _sonications(check: _Checker, entries, baseline_c: float, gaussian: bool, extent_mm: float):
+    if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, (list, tuple)) or not entries:
+        check._raise("sonications", f"must be a non-empty list (got {_describe(entries)})")
+    expanded = []
+    max_offset_mm = min(MAX_OFFSET_MM, extent_mm / 2 - FOCUS_MARGIN_MM)
+    for i, entry in enumerate(entries):
+        key = f"sonications[{i}]"
+        entry = check.mapping(entry, key, SONICATION_KEYS, ("stage", "duration_s"))
+        stage = check.choice(entry["stage"], f"{key}.stage", STAGES)
+        given = [k for k in POWER_KEYS if k in entry]
+        if len(given) != 1:
+            problem = "gives none" if not given else f"gives {' and '.join(given)}"
+            raise check.error(key, f"must give exactly one of power_w, absorbed_power_w, peak_c ({problem})")
+        power_key = given[0]
+        if gaussian and power_key == "power_w":
+            raise check.error(
+                f"{key}.power_w",
+                "is not allowed with a gaussian transducer: give absorbed_power_w or peak_c",
+            )
+        if power_key == "power_w":
+            power = check.number(entry[power_key], f"{key}.power_w", gt=0, le=MAX_POWER_W)
+        elif power_key == "absorbed_power_w":
+            power = check.number(entry[power_key], f"{key}.absorbed_power_w", gt=0, le=MAX_ABSORBED_POWER_W)
+        else:
+            power = check.number(entry[power_key], f"{key}.peak_c", le=MAX_PEAK_C)
+            if power <= baseline_c:
+                check._raise(f"{key}.peak_c", f"must be > {baseline_c:g} C, the baseline temperature (got {power:g})")
+        duration_s = check.number(entry["duration_s"], f"{key}.duration_s", gt=0, le=MAX_DURATION_S)
+        cooling_s = check.number(entry.get("cooling_s", 0), f"{key}.cooling_s", ge=0, le=MAX_COOLING_S)
+        repeat = check.integer(entry.get("repeat", 1), f"{key}.repeat", ge=1, le=MAX_REPEAT)
+        offset_mm = None
+        if entry.get("offset_mm") is not None:
+            offset_mm = check.vector(entry["offset_mm"], f"{key}.offset_mm", 3)
+            norm = math.sqrt(sum(v * v for v in offset_mm))
+            if norm > max_offset_mm:
+                check._raise(
+                    f"{key}.offset_mm",
+                    f"moves the focus {norm:.3g} mm from the target, more than the {max_offset_mm:g} mm allowed "
+                    f"(steering range {MAX_OFFSET_MM:g} mm, {FOCUS_MARGIN_MM:g} mm inside the grid)",
+                )
+        offset_frame = check.choice(entry.get("offset_frame", "acpc"), f"{key}.offset_frame", OFFSET_FRAMES)
+        for _ in range(repeat):
+            expanded.append(
+                Sonication(
+                    index=len(expanded) + 1,
+                    stage=stage,
+                    duration_s=duration_s,
+                    cooling_s=cooling_s,
+                    offset_mm=offset_mm,
+                    offset_frame=offset_frame,
+                    **{power_key: power},
+                )
+            )
+    if len(expanded) > MAX_SONICATIONS:
+        check._raise("sonications", f"expand to {len(expanded)} sonications, more than the {MAX_SONICATIONS} allowed")
+    return tuple(expanded)
+
+
+def _thresholds(check: _Checker, value) -> tuple[float, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple)) or not value:
+        check._raise("thresholds_cem43", f"must be a non-empty list of numbers (got {_describe(value)})")
+    if len(value) > MAX_THRESHOLDS:
+        check._raise("thresholds_cem43", f"has {len(value)} entries, more than the {MAX_THRESHOLDS} allowed")
+    thresholds = tuple(check.number(v, f"thresholds_cem43[{i}]", gt=0, le=1e6) for i, v in enumerate(value))
+    if len(set(thresholds)) != len(thresholds):
+        check._raise("thresholds_cem43", f"has repeated values (got {list(thresholds)})")
+    return thresholds
+
+
+def _thermometry(check: _Checker, value) -> Thermometry | None:
+    if value is None:
+        return None
+    value = check.mapping(value, "thermometry", ("voxel_mm", "frame_s"), ("voxel_mm", "frame_s"))
+    voxel_mm = check.vector(value["voxel_mm"], "thermometry.voxel_mm", 3, gt=0, le=MAX_THERMOMETRY_VOXEL_MM)
+    frame_s = check.number(value["frame_s"], "thermometry.frame_s", gt=0, le=MAX_FRAME_S)
+    return Thermometry(voxel_mm=voxel_mm, frame_s=frame_s)
+
+
+# --------------------------------------------------------------------------- overrides
+
+_SELECTOR = re.compile(r"^(sonications|alignment|verification|treatment|sonications\[(\d+)\])\.(\w+)$")
+_SECTION_KEYS = {
+    "grid": ("spacing_mm", "extent_mm"),
+    "thermometry": ("voxel_mm", "frame_s"),
+}
+_SONICATION_FIELDS = tuple(k for k in SONICATION_KEYS if k != "stage")
+
+
+def _apply_override(spec: dict, key: str, value: Any) -> None:
+    if key in _SONICATION_FIELDS:
+        key = f"treatment.{key}"
+    if key in TOP_LEVEL_KEYS:
+        spec[key] = value
+        return
+    section, _, sub = key.partition(".")
+    if section in ("tissue", "transducer") and sub and "." not in sub:
+        current = spec.get(section, "brain" if section == "tissue" else {})
+        if isinstance(current, str):
+            current = {"preset": current}
+        elif not isinstance(current, Mapping):
+            current = {}
+        spec[section] = {**current, sub: value}
+        return
+    if section in _SECTION_KEYS and sub in _SECTION_KEYS[section]:
+        current = spec.get(section)
+        spec[section] = {**(current if isinstance(current, Mapping) else {}), sub: value}
+        return
+    match = _SELECTOR.match(key)
+    if match is None or match.group(3) not in _SONICATION_FIELDS:
+        raise FusplanInputError(
+            f"override {key!r} is not a known key (use e.g. peak_c, treatment.duration_s, sonications[0].power_w, "
+            "transducer.skull_transmission, tissue.perfusion_ml_min_kg, grid.spacing_mm)"
+        )
+    selector, index, name = match.groups()
+    entries = spec.get("sonications")
+    if not isinstance(entries, list):
+        raise FusplanInputError(f"override {key!r}: the protocol has no sonications list")
+    if index is not None:
+        chosen = [int(index)] if int(index) < len(entries) else []
+    elif selector == "sonications":
+        chosen = list(range(len(entries)))
+    else:
+        chosen = [i for i, e in enumerate(entries) if isinstance(e, Mapping) and e.get("stage") == selector]
+    if not chosen:
+        raise FusplanInputError(f"override {key!r}: the protocol has no such sonication")
+    for i in chosen:
+        entry = dict(entries[i])
+        if name in POWER_KEYS:
+            for other in POWER_KEYS:
+                entry.pop(other, None)
+        entry[name] = value
+        entries[i] = entry

@@ -1,0 +1,309 @@
+"""Write simulation and targeting results to a directory: JSON, markdown, NIfTI, figures.
+
+Everything is first written into a hidden staging directory inside ``out_dir`` and
+only moved into place (one atomic rename per file) once every file has been
+written, so a failure never leaves a partial file or a half-written report behind.
+
+Files written by :func:`write_report`:
+
+- ``report.json``: ``result.to_dict()`` (the contract's JSON report), via :func:`dumps_json`.
+- ``summary.md``: protocol, targets, sonication and lesion tables in plain markdown.
+- ``peak_temperature_c[_<side>].nii.gz``, ``dose_cem43[_<side>].nii.gz`` (float32) and
+  ``lesion_<threshold>cem43[_<side>].nii.gz`` (uint8, 1 where dose >= threshold), with
+  the planning grid's voxel -> world RAS affine: they overlay on the subject's scan in
+  any viewer. ``_<side>`` is omitted in the phantom.
+- ``figure[_<side>].png`` (with ``figures=True``, the default): three orthogonal planes through the
+  target, the scan (or the peak temperature) with the dose contours.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from .errors import FusplanInputError
+from .io import resample, save_nifti
+
+#: Significant digits kept for floats in JSON output.
+JSON_DIGITS = 6
+
+
+def dumps_json(obj: Any, *, digits: int = JSON_DIGITS, indent: int = 2) -> str:
+    """Serialise ``obj`` to deterministic JSON text (ending with a newline).
+
+    Numpy scalars and arrays, tuples, paths, dataclasses and objects with a
+    ``to_dict()`` method are converted; floats are rounded to ``digits`` significant
+    digits (so tiny floating-point noise does not change the bytes); NaN and
+    infinity become ``null``. Key order is kept as given.
+    """
+    return json.dumps(_plain(obj, digits), indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _plain(obj: Any, digits: int) -> Any:
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        value = float(obj)
+        if not math.isfinite(value):
+            return None
+        rounded = float(f"{value:.{digits}g}")
+        return 0.0 if rounded == 0 else rounded  # no "-0.0"
+    if obj is None or isinstance(obj, str):
+        return obj
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, dict):
+        return {str(_plain(k, digits)): _plain(v, digits) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist(), digits)
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, digits) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [_plain(v, digits) for v in sorted(obj)]
+    if hasattr(obj, "to_dict"):
+        return _plain(obj.to_dict(), digits)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj), digits)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def write_report(result, out_dir: str | os.PathLike, *, scan=None, figures: bool = True) -> dict[str, Path]:
+    """Write a simulation result to ``out_dir`` (created if needed; files replaced).
+
+    Parameters
+    ----------
+    result : SimulationResult
+        Needs ``to_dict()`` and, per side, its grid, peak temperature and dose maps
+        (see :func:`side_maps`).
+    out_dir : path-like
+    scan : fusplan.io.Scan, optional
+        Background of the figures (resampled onto the planning grid).
+    figures : bool
+        Also write PNG figures (matplotlib, without pyplot).
+
+    Returns
+    -------
+    dict
+        File name -> final path of every file written.
+    """
+    report = result.to_dict()
+    thresholds = getattr(getattr(result, "protocol", None), "thresholds_cem43", None) or dict.fromkeys(
+        float(lesion["threshold_cem43"]) for lesion in report.get("lesions", [])
+    )
+    thresholds = [float(t) for t in thresholds]
+    written: list[Path] = []
+    with _staged(out_dir, written) as staging:
+        (staging / "report.json").write_text(dumps_json(report), encoding="utf-8")
+        (staging / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
+        for side, grid, peak_temperature_c, dose_cem43 in side_maps(result):
+            suffix = f"_{side}" if side else ""
+            affine = np.asarray(grid.affine, dtype=float)
+            save_nifti(np.asarray(peak_temperature_c, dtype=np.float32), affine, staging / f"peak_temperature_c{suffix}.nii.gz")
+            save_nifti(np.asarray(dose_cem43, dtype=np.float32), affine, staging / f"dose_cem43{suffix}.nii.gz")
+            for threshold in thresholds:
+                mask = (np.asarray(dose_cem43) >= threshold).astype(np.uint8)
+                save_nifti(mask, affine, staging / f"lesion_{threshold_label(threshold)}cem43{suffix}.nii.gz")
+            if figures:
+                figure = lesion_figure(grid, peak_temperature_c, dose_cem43, thresholds, scan=scan, title=_title(report, side))
+                figure.savefig(staging / f"figure{suffix}.png", dpi=100)
+    return {path.name: path for path in written}
+
+
+def write_target_report(targeting_result, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``target.json`` (the contract's ``targets``/``landmarks`` part) to ``out_dir``."""
+    from . import __version__
+
+    document = {"fusplan_version": __version__, **targeting_result.to_dict()}
+    written: list[Path] = []
+    with _staged(out_dir, written) as staging:
+        (staging / "target.json").write_text(dumps_json(document), encoding="utf-8")
+    return {path.name: path for path in written}
+
+
+def side_maps(result) -> Iterable[tuple[str | None, Any, np.ndarray, np.ndarray]]:
+    """``(side, grid, peak_temperature_c, dose_cem43)`` for every simulated side.
+
+    Reads ``result.sides`` (a mapping side -> per-side result, or a sequence of
+    per-side results with a ``side`` attribute) when present, otherwise the result's
+    own ``grid``, ``peak_temperature_c`` and ``dose_cem43`` (phantom, side ``None``).
+    """
+    sides = getattr(result, "sides", None)
+    if sides is None:
+        return [(None, result.grid, result.peak_temperature_c, result.dose_cem43)]
+    items = sides.items() if hasattr(sides, "items") else ((getattr(s, "side", None), s) for s in sides)
+    return [(side, s.grid, s.peak_temperature_c, s.dose_cem43) for side, s in items]
+
+
+def threshold_label(threshold_cem43: float) -> str:
+    """File-name form of a threshold: ``240`` for 240.0, ``17p5`` for 17.5."""
+    return f"{float(threshold_cem43):g}".replace(".", "p")
+
+
+# ------------------------------------------------------------------------------ markdown
+
+
+def summary_text(result) -> str:
+    """Human-readable summary of a simulation result (the markdown of ``summary.md``)."""
+    return summary_markdown(result.to_dict())
+
+
+def summary_markdown(report: dict) -> str:
+    """Plain-markdown summary of a contract JSON report."""
+    lines = [f"# fusplan report: {report.get('protocol', '')}", ""]
+    if "fusplan_version" in report:
+        lines += [f"fusplan {report['fusplan_version']}", ""]
+    targets = report.get("targets") or []
+    if targets:
+        lines += ["## Targets", "", "| name | side | RAS mm | AC-PC mm |", "|---|---|---|---|"]
+        for t in targets:
+            lines.append(f"| {t.get('name', '')} | {t.get('side') or ''} | {_vec(t.get('ras_mm'))} | {_vec(t.get('acpc_mm'))} |")
+        lines.append("")
+    landmarks = report.get("landmarks") or {}
+    if landmarks:
+        lines += ["## Landmarks (RAS mm)", ""] + [f"- {name}: {_vec(p)}" for name, p in landmarks.items()] + [""]
+    sonications = report.get("sonications") or []
+    if sonications:
+        thermometry = any("thermometry_peak_c" in s for s in sonications)
+        sided = any("side" in s for s in sonications)
+        head = ["#"] + (["side"] if sided else []) + [
+            "stage", "duration s", "cooling s", "power W", "absorbed W", "energy J", "peak C"
+        ] + (["thermometry peak C"] if thermometry else [])
+        lines += ["## Sonications", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in sonications:
+            row = [str(s.get("index", ""))] + ([s.get("side") or ""] if sided else []) + [
+                str(s.get("stage", "")),
+                _num(s.get("duration_s"), 1),
+                _num(s.get("cooling_s"), 1),
+                _sig(s.get("power_w")),
+                _sig(s.get("absorbed_power_w")),
+                _sig(s.get("energy_j")),
+                _num(s.get("peak_temperature_c"), 1),
+            ] + ([_num(s.get("thermometry_peak_c"), 1)] if thermometry else [])
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    lesions = report.get("lesions") or []
+    if lesions:
+        sided = any("side" in lesion for lesion in lesions)
+        head = (["side"] if sided else []) + [
+            "threshold CEM43", "LR mm", "AP mm", "SI mm", "volume mm^3", "diameter mm", "nuclei (% of lesion, % of nucleus)"
+        ]
+        lines += ["## Lesions", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for lesion in lesions:
+            nuclei = ", ".join(
+                f"{name} {100 * n['fraction_of_lesion']:.0f}%, {100 * n['fraction_of_nucleus']:.2g}%"
+                for name, n in (lesion.get("nuclei") or {}).items()
+            )
+            row = ([lesion.get("side") or ""] if sided else []) + [
+                _num(lesion.get("threshold_cem43"), None),
+                _num(lesion.get("lr_mm"), 2),
+                _num(lesion.get("ap_mm"), 2),
+                _num(lesion.get("si_mm"), 2),
+                _num(lesion.get("volume_mm3"), 1),
+                _num(lesion.get("equivalent_diameter_mm"), 2),
+                nuclei or "-",
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _num(value, decimals: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}" if decimals is None else f"{value:.{decimals}f}"
+
+
+def _sig(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _vec(values) -> str:
+    return "-" if values is None else "(" + ", ".join(f"{v:.1f}" for v in values) + ")"
+
+
+def _title(report: dict, side: str | None) -> str:
+    return f"{report.get('protocol', '')}" + (f" ({side})" if side else "")
+
+
+# ------------------------------------------------------------------------------- figures
+
+
+def lesion_figure(grid, peak_temperature_c, dose_cem43, thresholds_cem43, *, scan=None, title: str = ""):
+    """Three orthogonal planes through the grid centre with dose contours.
+
+    The background is the scan resampled onto the planning grid when ``scan`` is
+    given, otherwise the peak temperature. Planes are labelled by grid axes
+    (LR/AP/SI in a scan plan). Returns the matplotlib Figure.
+    """
+    from matplotlib.figure import Figure  # no pyplot: never touches the session's backend
+
+    peak = np.asarray(peak_temperature_c, dtype=float)
+    dose = np.asarray(dose_cem43, dtype=float)
+    if scan is not None:
+        background = resample(scan.data, scan.affine, grid.shape, grid.affine, order=1)
+        cmap, label = "gray", "scan"
+    else:
+        background, cmap, label = peak, "inferno", "peak temperature (C)"
+    centre = [(n - 1) // 2 for n in grid.shape]
+    half = [(n - 1) / 2 * grid.spacing_mm for n in grid.shape]
+    planes = [("axial (LR x AP)", 2, (0, 1)), ("coronal (LR x SI)", 1, (0, 2)), ("sagittal (AP x SI)", 0, (1, 2))]
+    figure = Figure(figsize=(12, 4.2))
+    axes = figure.subplots(1, 3)
+    colours = ["#4dd0e1", "#ffeb3b", "#ff7043", "#ab47bc"]
+    image = None
+    for ax, (name, normal, (u, v)) in zip(axes, planes):
+        index = [slice(None)] * 3
+        index[normal] = centre[normal]
+        extent = (-half[u], half[u], -half[v], half[v])  # voxel centres (contours)
+        h = grid.spacing_mm / 2
+        edges = (-half[u] - h, half[u] + h, -half[v] - h, half[v] + h)  # voxel edges (image)
+        image = ax.imshow(background[tuple(index)].T, origin="lower", cmap=cmap, extent=edges)
+        for colour, threshold in zip(colours, thresholds_cem43):
+            plane = dose[tuple(index)].T
+            if plane.max() >= threshold:
+                ax.contour(plane, levels=[threshold], colors=[colour], extent=extent, linewidths=1.2)
+                ax.plot([], [], color=colour, label=f"{threshold:g} CEM43")
+        ax.set_title(name)
+        ax.set_xlabel("mm")
+    if image is not None:
+        figure.colorbar(image, ax=axes, shrink=0.8, label=label)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        axes[0].legend(loc="upper right", fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
+# ------------------------------------------------------------------------------- staging
+
+
+@contextlib.contextmanager
+def _staged(out_dir: str | os.PathLike, written: list[Path]) -> Iterator[Path]:
+    """A hidden directory inside ``out_dir``; on success its files are moved into ``out_dir``.
+
+    The final paths are appended to ``written``. On failure nothing is moved and the
+    staging directory is removed.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FusplanInputError(f"{out_dir}: exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".fusplan-staging-", dir=out_dir))
+    try:
+        yield staging
+        for source in sorted(staging.iterdir()):
+            target = out_dir / source.name
+            os.replace(source, target)
+            written.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
