@@ -1,0 +1,164 @@
+"""simulate(): contract JSON, titration, offsets, heat-source cache, sides."""
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+import fusplan.acoustics
+from fusplan import planner
+from fusplan.planner import simulate
+from fusplan.protocol import load_protocol
+
+BASE = {
+    "name": "test gaussian",
+    "tissue": "brain",
+    "transducer": {"model": "gaussian", "fwhm_mm": [1.4, 1.4, 3.5]},
+    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
+    "sonications": [
+        {"stage": "alignment", "absorbed_power_w": 0.1, "duration_s": 6, "cooling_s": 10},
+        {"stage": "treatment", "peak_c": 55, "duration_s": 8, "cooling_s": 16},
+        {"stage": "treatment", "peak_c": 55, "duration_s": 8, "cooling_s": 16, "offset_mm": [1.0, 0, 0]},
+    ],
+    "thresholds_cem43": [17, 240],
+}
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    planner.clear_cache()
+    calls = []
+    original = fusplan.acoustics.heat_source
+
+    def counting(*args, **kwargs):
+        calls.append(np.asarray(args[2]).copy())
+        return original(*args, **kwargs)
+
+    fusplan.acoustics.heat_source = counting
+    try:
+        result = simulate(load_protocol(BASE))
+    finally:
+        fusplan.acoustics.heat_source = original
+    return result, calls
+
+
+def test_contract_json(phantom):
+    result, _ = phantom
+    doc = json.loads(json.dumps(result.to_dict()))
+    assert set(doc) == {"fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions"}
+    assert doc["protocol"] == "test gaussian"
+    keys = {"index", "stage", "power_w", "absorbed_power_w", "duration_s", "cooling_s", "energy_j", "peak_temperature_c"}
+    for entry in doc["sonications"]:
+        assert set(entry) == keys  # no thermometry block, no side in the phantom
+        assert entry["energy_j"] == pytest.approx(entry["power_w"] * entry["duration_s"])
+    assert [e["index"] for e in doc["sonications"]] == [1, 2, 3]
+    assert doc["sonications"][0]["absorbed_power_w"] == pytest.approx(0.1, rel=1e-9)
+    assert [(e["threshold_cem43"]) for e in doc["lesions"]] == [17.0, 240.0]
+    assert all("side" not in e for e in doc["lesions"])
+    assert doc["lesions"][0]["lr_mm"] > doc["lesions"][1]["lr_mm"] >= 0
+    assert doc["lesions"][0]["volume_mm3"] > 0
+
+
+def test_titration_and_peaks(phantom):
+    result, _ = phantom
+    peaks = [e["peak_temperature_c"] for e in result.to_dict()["sonications"]]
+    assert peaks[1] == pytest.approx(55.0, abs=0.05)
+    assert peaks[2] == pytest.approx(55.0, abs=0.05)
+    assert 37.0 < peaks[0] < 55.0
+    assert result.peak_temperature_c.max() == pytest.approx(55.0, abs=0.05)
+
+
+def test_focus_curve_sampling(phantom):
+    result, _ = phantom
+    focus = result.to_dict()["focus"]
+    t, temp = np.array(focus["time_s"]), np.array(focus["temperature_c"])
+    assert t[0] == 0.0 and t[-1] == pytest.approx(64.0)
+    assert np.all(np.diff(t) > 0)
+    for start, duration in [(0, 6), (16, 8), (40, 8)]:
+        on = (t >= start) & (t <= start + duration)
+        assert np.diff(t[on]).max() <= 0.5 + 1e-9
+        assert start + duration in t
+    assert temp.max() == pytest.approx(55.0, abs=0.05)
+
+
+def test_heat_source_computed_once_per_focus(phantom):
+    _, calls = phantom
+    assert len(calls) == 2  # target and the 1 mm offset, three sonications
+    assert np.allclose(calls[1] - calls[0], [1.0, 0, 0])
+
+
+def test_offset_moves_the_dose(phantom):
+    result, _ = phantom
+    dose = result.dose_cem43
+    x = result.grid.world_coordinates()[..., 0]
+    centroid = (dose * x).sum() / dose.sum()
+    assert 0.1 < centroid < 1.0  # between the two foci, pulled towards +x
+
+
+def test_temperature_at_matches_focus_curve(phantom):
+    result, _ = phantom
+    focus = result.to_dict()["focus"]
+    picks = [10, 40, 100]
+    fields = result.temperature_at([focus["time_s"][k] for k in picks])
+    assert fields.shape == (3, *result.grid.shape)
+    for k, f in zip(picks, fields):
+        assert f.max() == pytest.approx(focus["temperature_c"][k], abs=0.01)
+    peaks = result.stage_peaks()
+    assert [p["index"] for p in peaks] == [1, 2, 3]
+    assert peaks[1]["time_s"] == pytest.approx(24.0, abs=0.5)
+
+
+@dataclass
+class _Target:
+    name: str
+    side: str
+    ras_mm: np.ndarray
+    acpc_mm: np.ndarray
+
+
+@dataclass
+class _Frame:
+    axes: np.ndarray
+
+
+class _Targets:
+    """Stand-in for a TargetingResult: two sides, a rotated AC-PC frame, one label."""
+
+    def __init__(self):
+        angle = np.deg2rad(10)
+        c, s = np.cos(angle), np.sin(angle)
+        self.frame = _Frame(np.array([[1, 0, 0], [0, c, -s], [0, s, c]]))
+        self.targets = [_Target("CLp", "left", np.array([-8.0, -18.0, 6.0]), np.array([-8.0, -7.0, 3.0])),
+                        _Target("CLp", "right", np.array([8.0, -18.0, 6.0]), np.array([8.0, -7.0, 3.0]))]
+        self.label_names = {5: "CL", 105: "CL"}
+
+    def labels_on_grid(self, grid):
+        world = grid.world_coordinates()
+        labels = np.zeros(grid.shape, int)
+        labels[np.linalg.norm(world - np.array([-8.0, -18.0, 6.0]), axis=-1) < 2.0] = 5
+        labels[np.linalg.norm(world - np.array([8.0, -18.0, 6.0]), axis=-1) < 2.0] = 105
+        return labels
+
+    def to_dict(self):
+        return {"targets": [{"name": t.name, "side": t.side, "ras_mm": t.ras_mm.tolist(), "acpc_mm": t.acpc_mm.tolist()}
+                            for t in self.targets],
+                "landmarks": {"AC": [0, 2, -5], "PC": [0, -25, -2], "MCP": [0, -11.5, -3.5]}}
+
+
+def test_both_sides_with_thermometry():
+    spec = {**BASE, "sonications": BASE["sonications"][:2], "thermometry": {"voxel_mm": [1.1, 1.1, 3.0], "frame_s": 3.5}}
+    result = simulate(load_protocol(spec), scan=object(), targets=_Targets())
+    doc = json.loads(json.dumps(result.to_dict()))
+    assert [e["side"] for e in doc["sonications"]] == ["left", "left", "right", "right"]
+    assert all("thermometry_peak_c" in e for e in doc["sonications"])
+    assert doc["sonications"][1]["thermometry_peak_c"] == pytest.approx(55.0, abs=0.05)
+    assert doc["sonications"][1]["peak_temperature_c"] > 55.5
+    assert [(e["side"], e["threshold_cem43"]) for e in doc["lesions"]] == [
+        ("left", 17.0), ("left", 240.0), ("right", 17.0), ("right", 240.0)]
+    assert "CL" in doc["lesions"][0]["nuclei"]
+    assert set(doc["focus_by_side"]) == {"left", "right"}
+    assert doc["landmarks"]["AC"] == [0, 2, -5]
+    grid = result.sides["right"].grid
+    assert np.allclose(grid.centre_mm, [8.0, -18.0, 6.0]) and np.allclose(grid.axes, _Targets().frame.axes)
+    hottest = np.unravel_index(result.sides["left"].peak_temperature_c.argmax(), grid.shape)
+    assert np.linalg.norm(result.sides["left"].grid.index_to_world(hottest) - [-8.0, -18.0, 6.0]) <= 0.75
