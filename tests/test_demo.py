@@ -1,0 +1,168 @@
+"""Teaching figures (fusplan.figures) and the demo (fusplan.demo)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fusplan.figures import (
+    PLANES,
+    animation_times,
+    cumulative_dose,
+    field_planes,
+    focus_figure,
+    plane_grid,
+    scan_planes,
+    sonication_windows,
+    stage_at,
+    stage_peaks,
+    stage_slices_figure,
+    write_animation,
+)
+from fusplan.atlas import sample_scan_path
+from fusplan.grid import Grid
+
+
+def _report():
+    """A two-stage report whose focus curve is piecewise linear (exact expectations)."""
+    sonications = [
+        {"index": 1, "stage": "alignment", "duration_s": 10.0, "cooling_s": 20.0, "power_w": 40.0,
+         "peak_temperature_c": 43.0, "energy_j": 400.0},
+        {"index": 2, "stage": "treatment", "duration_s": 10.0, "cooling_s": 20.0, "power_w": 90.0,
+         "peak_temperature_c": 55.0, "energy_j": 900.0},
+        {"index": 3, "stage": "treatment", "duration_s": 10.0, "cooling_s": 20.0, "power_w": 95.0,
+         "peak_temperature_c": 54.0, "energy_j": 950.0},
+    ]
+    time_s = [0, 10, 30, 40, 60, 70, 90]
+    temperature_c = [37, 43, 37, 55, 37, 54, 37]
+    return {"protocol": "test", "sonications": sonications,
+            "focus": {"time_s": time_s, "temperature_c": temperature_c},
+            "lesions": [{"threshold_cem43": 17.0}, {"threshold_cem43": 240.0}]}
+
+
+def test_cumulative_dose_matches_the_constant_temperature_oracle():
+    # 240 CEM43 take 112.5 s at 50 C (physics.md); R = 0.25 below 43 C.
+    time_s = np.linspace(0, 112.5, 7)
+    dose = cumulative_dose(time_s, np.full(7, 50.0))
+    assert dose[-1] == pytest.approx(240.0, rel=1e-9)
+    assert np.all(np.diff(dose) > 0)
+    assert cumulative_dose(np.array([0.0, 60.0]), np.array([41.0, 41.0]))[-1] == pytest.approx(0.25**2, rel=1e-9)
+
+
+def test_timeline_helpers():
+    report = _report()
+    windows = sonication_windows(report)
+    assert [(w["start_s"], w["on_end_s"], w["end_s"]) for w in windows] == [(0, 10, 30), (30, 40, 60), (60, 70, 90)]
+    peaks = stage_peaks(report)
+    assert [(p["stage"], p["time_s"], p["temperature_c"], p["sonication"]) for p in peaks] == [
+        ("alignment", 10.0, 43.0, 1), ("treatment", 40.0, 55.0, 2)]
+    assert stage_at(report, 5) == "alignment: sonicating"
+    assert stage_at(report, 45) == "treatment 1: cooling"
+    assert stage_at(report, 65) == "treatment 2: sonicating"
+    assert stage_at(report, 90) == "treatment 2: cooling"
+    times = animation_times(report, n_frames=60)
+    assert times[0] == 0 and times[-1] == 90 and np.all(np.diff(times) > 0)
+    assert 40 <= len(times) <= 80
+    on = sum(((w["start_s"] < times) & (times <= w["on_end_s"])).sum() for w in windows)
+    assert on / len(times) > 0.4  # sonications (1/3 of the time) get more than their share
+
+
+def test_planes_are_world_consistent():
+    # A rotated grid: the scan's value at a world point must appear at that point of the plane.
+    axes = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    grid = Grid.centred((5.0, -3.0, 2.0), extent_mm=20, spacing_mm=1.0, axes=axes)
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = (-40, -40, -40)
+    index = np.stack(np.meshgrid(*[np.arange(41)] * 3, indexing="ij"), -1)
+    world = index * 2.0 - 40
+    data = (world @ np.array([1.0, 10.0, 100.0])).astype(np.float32)  # linear: exact under linear resampling
+    planes = scan_planes(data, affine, grid, half_width_mm=6.0)
+    for plane in PLANES:
+        shape, plane_affine = plane_grid(grid, plane, 6.0)
+        section = planes[plane.name]
+        assert section.shape == (13, 13)
+        i, j = 2, 9
+        voxel = [0, 0, 0]
+        voxel[plane.u], voxel[plane.v] = i, j
+        point = plane_affine[:3, :3] @ voxel + plane_affine[:3, 3]
+        assert section[i, j] == pytest.approx(point @ [1, 10, 100], abs=1e-3)
+    field = np.arange(np.prod(grid.shape), dtype=float).reshape(grid.shape)
+    cropped = field_planes(field, grid, half_width_mm=3.0)
+    assert cropped["axial"].shape == (7, 7)
+    assert cropped["axial"][3, 3] == field[10, 10, 10]
+
+
+def _phantom_fields(grid: Grid, peak_c: float):
+    x, y, z = grid.local_coordinates_mm()
+    temperature = 37 + (peak_c - 37) * np.exp(-(x**2 + y**2) / 4 - z**2 / 12)
+    dose = 500.0 * np.exp(-(x**2 + y**2) / 2 - z**2 / 6)
+    return temperature, dose
+
+
+def test_figures_render_and_save(tmp_path):
+    report = _report()
+    figure = focus_figure(report, path=tmp_path / "focus.png")
+    assert figure.axes[0].get_ylabel().startswith("temperature")
+    assert figure.axes[1].get_yscale() == "log"
+    grid = Grid.centred((0, 0, 0), extent_mm=20, spacing_mm=1.0)
+    snapshots = []
+    for label, peak in (("alignment", 43.0), ("treatment", 55.0)):
+        temperature, dose = _phantom_fields(grid, peak)
+        snapshots.append({"label": label, "temperature_c": temperature, "dose_cem43": dose * (peak > 50)})
+    stage_slices_figure(snapshots, grid, (17, 240), half_width_mm=8, path=tmp_path / "stages.png")
+    for name in ("focus.png", "stages.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.size[0] > 600
+
+
+def test_animation_is_a_small_gif_with_one_frame_per_time(tmp_path):
+    report = _report()
+    grid = Grid.centred((0, 0, 0), extent_mm=20, spacing_mm=1.0)
+    times = animation_times(report, n_frames=12)
+    planes = [field_planes(_phantom_fields(grid, 37 + 18 * np.sin(t / 90 * np.pi) ** 2)[0], grid, 8.0) for t in times]
+    path = write_animation(tmp_path / "movie.gif", report, grid, times, planes, half_width_mm=8.0)
+    with Image.open(path) as gif:
+        assert gif.n_frames == len(times)
+    assert path.stat().st_size < 5e6
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+QUICK_PROTOCOL = {
+    "name": "quick staged gaussian",
+    "tissue": "brain",
+    "transducer": {"model": "gaussian", "fwhm_mm": [2.0, 2.0, 4.0]},
+    "grid": {"spacing_mm": 1.0, "extent_mm": 20},
+    "sonications": [
+        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
+        {"stage": "verification", "peak_c": 49, "duration_s": 6, "cooling_s": 10},
+        {"stage": "treatment", "peak_c": 57, "duration_s": 10, "cooling_s": 10},
+    ],
+    "thresholds_cem43": [17, 240],
+}
+
+
+@pytest.mark.slow
+def test_run_demo_on_the_sample_head(tmp_path):
+    """End to end on the bundled head; the affine registration preset and a small gaussian protocol keep it short."""
+    from fusplan.demo import run_demo
+
+    messages = []
+    written = run_demo(tmp_path, protocol=QUICK_PROTOCOL, animation_frames=8, progress=messages.append,
+                       registration_settings="affine")
+    for name in ("report.json", "summary.md", "focus.png", "stages.png", "procedure.gif", "demo.md",
+                 "registration-affine.npz"):
+        assert written[name].is_file(), name
+    with Image.open(written["procedure.gif"]) as gif:
+        assert gif.n_frames >= 8
+    notes = written["demo.md"].read_text()
+    assert "CLp" in notes and "on the left" in notes and "### Treatment" in notes
+    assert any("registering" in m for m in messages)
+    # Running again reuses the registration cached in the folder.
+    from fusplan.demo import _locate
+    from fusplan.io import load_scan
+
+    messages.clear()
+    found = _locate(load_scan(sample_scan_path("ch2")), "left", written["registration-affine.npz"], "affine",
+                    messages.append)
+    assert messages == [f"reusing the registration in {written['registration-affine.npz']}"]
+    assert found.targets[0].side == "left"
