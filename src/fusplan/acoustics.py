@@ -76,6 +76,7 @@ _SPEC_KEYS = (
     "skull_transmission",
     "phase_aberration_std_rad",
     "aberration_seed",
+    "aberration_correlation_mm",
     "brain_path_mm",
 )
 
@@ -121,10 +122,17 @@ class Transducer:
         clinical CLT underestimated the focal rise by 24 +/- 13 %, Pulkkinen et al. 2014).
     phase_aberration_std_rad : float
         Standard deviation of a random per-element phase error (Gaussian, seeded by
-        ``aberration_seed``) that lowers and broadens the focus as an uncorrected skull
-        would. Arrays only. Default 0 (ideal aberration correction).
+        ``aberration_seed``), as left by an uncorrected or imperfectly corrected skull.
+        Arrays only. Default 0 (ideal aberration correction).
     aberration_seed : int
         Seed of that phase error.
+    aberration_correlation_mm : float
+        Correlation length of the phase error over the array surface (Gaussian
+        covariance of the element positions). 0 (default) draws independent phases per
+        element: that lowers the focal gain but leaves the main lobe's shape (the lost
+        energy goes into a diffuse background). Skull thickness varies smoothly over
+        centimetres, so its aberration is correlated over neighbouring elements, and
+        correlated phase errors do broaden the focus: use 20-60 mm to mimic the skull.
     brain_path_mm : float
         Radius of the spherical skull interface around the geometric focus: the length
         of brain every ray crosses to reach the focus (default 65 mm, half of a typical
@@ -142,6 +150,7 @@ class Transducer:
     skull_transmission: float = 0.2
     phase_aberration_std_rad: float = 0.0
     aberration_seed: int = 0
+    aberration_correlation_mm: float = 0.0
     brain_path_mm: float = 65.0
 
     def __post_init__(self):
@@ -187,6 +196,8 @@ class Transducer:
         seed = self.aberration_seed
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise _bad("aberration_seed", f"must be an integer >= 0 (got {self.aberration_seed!r})")
+        if not _is_number(self.aberration_correlation_mm) or not 0 <= self.aberration_correlation_mm <= 300:
+            raise _bad("aberration_correlation_mm", f"must be in [0, 300] (got {self.aberration_correlation_mm!r})")
         if not _is_number(self.brain_path_mm) or not 0 <= self.brain_path_mm <= 1000:
             raise _bad("brain_path_mm", f"must be in [0, 1000] (got {self.brain_path_mm!r})")
 
@@ -286,6 +297,25 @@ def element_layout(
     return np.asarray(geometric_focus_mm, float) + radius * world, -world
 
 
+def aberration_phases(transducer: Transducer, element_offsets_mm: np.ndarray) -> np.ndarray:
+    """Seeded random phase error (rad) per element, as a skull would leave it.
+
+    Independent Gaussian draws smoothed by a Gaussian kernel of
+    ``aberration_correlation_mm`` over the element positions (offsets from the geometric
+    focus, so the pattern is fixed to the array, not to the target), then scaled to
+    ``phase_aberration_std_rad``.
+    """
+    rng = np.random.default_rng(transducer.aberration_seed)
+    phases = rng.normal(0.0, 1.0, len(element_offsets_mm))
+    length = transducer.aberration_correlation_mm
+    if length > 0:
+        offsets = np.asarray(element_offsets_mm, dtype=float)
+        squared = ((offsets[:, None, :] - offsets[None, :, :]) ** 2).sum(-1)
+        phases = np.exp(-squared / (2 * length**2)) @ phases
+        phases = (phases - phases.mean()) / phases.std()
+    return transducer.phase_aberration_std_rad * phases
+
+
 def _bowl_patches(transducer: Transducer, patch_size_wavelengths: float = 1.0) -> tuple[int, float]:
     """Number of patches (each about one wavelength across in water) and polar angle."""
     polar = math.degrees(math.asin(min(1.0, transducer.bowl_aperture_mm / (2 * transducer.radius_mm))))
@@ -322,8 +352,7 @@ def _sources(
     dist_geo = np.linalg.norm(centres_m - geo * 1e-3, axis=1)
     phase = k * path_to_focus  # conjugate phases: all contributions in phase at the focus
     if transducer.model == "hemispherical_array" and transducer.phase_aberration_std_rad > 0:
-        rng = np.random.default_rng(transducer.aberration_seed)
-        phase = phase + rng.normal(0.0, transducer.phase_aberration_std_rad, n)
+        phase = phase + aberration_phases(transducer, centres_mm - geo)
     amplitude = (
         rho * c * k / (2 * math.pi) * velocity * area_m2
         * math.sqrt(transducer.skull_transmission)
