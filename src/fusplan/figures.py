@@ -130,7 +130,7 @@ def stage_at(report: Mapping, time_s: float, side: str | None = None) -> str:
     for window in windows:
         counts[window["stage"]] = counts.get(window["stage"], 0) + 1
         number = f" {counts[window['stage']]}" if sum(w["stage"] == window["stage"] for w in windows) > 1 else ""
-        if window["start_s"] <= time_s < window["on_end_s"]:
+        if window["start_s"] <= time_s <= window["on_end_s"]:  # the peak is at the end of sonicating
             return f"{window['stage']}{number}: sonicating"
         if window["on_end_s"] <= time_s < window["end_s"] or (window is windows[-1] and time_s >= window["end_s"]):
             return f"{window['stage']}{number}: cooling"
@@ -174,7 +174,7 @@ def focus_figure(report: Mapping, *, side: str | None = None, title: str | None 
             if window.get("thermometry_peak_c") is not None:
                 text += f"\nMRT {window['thermometry_peak_c']:.1f} °C"
             if power:
-                text += f"\n{power:.0f} W"
+                text += f"\n{power:.3g} W"
             ax.annotate(text, (time_s[k], temperature_c[k]), xytext=(0, 6), textcoords="offset points",
                         ha="center", va="bottom", fontsize=8, color="black")
     ax.plot(time_s, temperature_c, color="black", lw=1.4, label="focus temperature")
