@@ -111,7 +111,7 @@ def main() -> dict:
     print(f"  breakdown: {out['fast_breakdown_s']}")
     print(f"k-space stepping dt={args.dt} s: {reference_s:.1f} s for {out['reference_steps']} steps")
     print(f"speedup: {out['speedup']:.1f}x")
-    print(f"peak temperature per sonication (fast / reference): "
+    print("peak temperature per sonication (fast / reference): "
           + ", ".join(f"{a:.3f}/{b:.3f}" for a, b in peaks))
     print(f"max |peak difference| {out['max_peak_difference_c']:.4f} C, focus curve {out['max_focus_curve_difference_c']:.4f} C, "
           f"peak map {out['max_peak_map_difference_c']:.4f} C")

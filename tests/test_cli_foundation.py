@@ -1,5 +1,4 @@
 """`fusplan info`, the bad-input corpus (exit 2, one clear line, no traceback) and packaging smoke tests."""
-import gzip
 import json
 import os
 import subprocess

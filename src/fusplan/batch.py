@@ -43,7 +43,6 @@ import hashlib
 import io
 import itertools
 import json
-import logging
 import math
 import os
 import re
@@ -509,21 +508,10 @@ def register_scan(scan_path: str, atlas: str, cache_path: str) -> dict:
         from .io import load_scan
         from .registration import register
 
-        quiet_dipy_logging()
-
         register(load_scan(scan_path), atlas).save(cache_path)  # save() is atomic
         return {"ok": True, "error": None, "elapsed_s": time.perf_counter() - start}
     except Exception as error:  # noqa: BLE001 - every failure becomes an error row
         return {"ok": False, "error": _one_line(error), "elapsed_s": time.perf_counter() - start}
-
-
-def quiet_dipy_logging() -> None:
-    """Silence dipy's INFO messages (it prints them on stdout, through the progress bar and ``--json``)."""
-    try:
-        from dipy.utils import logging as dipy_logging  # creates dipy's logger, set to INFO
-    except ImportError:
-        return
-    dipy_logging.logger.setLevel(logging.WARNING)
 
 
 def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registration_path: str | None,
@@ -540,7 +528,6 @@ def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registrati
     """
     from .report import dumps_json
 
-    quiet_dipy_logging()
     rows = []
     context: dict[str, Any] = {}
     for spec, protocol in items:

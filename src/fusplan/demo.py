@@ -519,10 +519,6 @@ def run_demo_from_args(args: argparse.Namespace) -> int:
     def say(message: str) -> None:
         print(f"fusplan demo: {message}", file=sys.stderr, flush=True)
 
-    from .batch import quiet_dipy_logging
-
-    quiet_dipy_logging()  # keep the output to our one line per step
-
     written = run_demo(args.out, scan_path=args.scan, protocol=args.protocol, side=args.side,
                        animation_frames=args.frames, registration_settings=args.registration,
                        progress=None if args.quiet else say)
