@@ -686,6 +686,34 @@ class SteppingResult:
     recorded: dict = field(default_factory=dict)
 
 
+class _StepRecorder:
+    """What both time-stepping solvers accumulate: dose, peak, focus curve and snapshots."""
+
+    def __init__(self, initial_c: np.ndarray, times_s: np.ndarray, record_s: Sequence[float]):
+        self.times_s = times_s
+        self.temperature_c = initial_c
+        self.peak_c = initial_c.copy()
+        self.dose_cem43 = np.zeros(initial_c.shape)
+        self.focus_c = np.empty(len(times_s))
+        self.focus_c[0] = initial_c.max()
+        self.wanted = {round(float(t), 9) for t in record_s}
+        self.recorded: dict = {}
+
+    def step(self, i: int, new_c: np.ndarray, dt_s: float) -> None:
+        """Take the field at ``times_s[i + 1]``."""
+        self.dose_cem43 += cem43_step(self.temperature_c, new_c, dt_s)
+        np.maximum(self.peak_c, new_c, out=self.peak_c)
+        self.temperature_c = new_c
+        self.focus_c[i + 1] = new_c.max()
+        key = round(float(self.times_s[i + 1]), 9)
+        if key in self.wanted:
+            self.recorded[key] = new_c.copy()
+
+    def result(self) -> SteppingResult:
+        return SteppingResult(self.times_s, self.focus_c, self.peak_c, self.dose_cem43, self.temperature_c,
+                              self.recorded)
+
+
 def _source_on(pulses: Sequence[Pulse], t0: float, dt: float):
     """Pulses on during ``[t0, t0 + dt]`` (boundaries must fall on steps)."""
     on = []
@@ -728,29 +756,16 @@ def kspace_stepping(
     shape, padded = solver.shape, solver.padded_shape
     crop = tuple(slice(0, n) for n in shape)
     theta = np.full(padded, tissue.baseline_temperature_c - t_art)  # padded rise field
-    temp = theta[crop] + t_art
-    peak = temp.copy()
-    dose = np.zeros(shape)
-    n = _n_steps(t_end, dt_s)
-    times = dt_s * np.arange(n + 1)
-    focus = np.empty(n + 1)
-    focus[0] = temp.max()
-    record = {round(float(t), 9) for t in record_s}
-    recorded = {}
-    for i in range(n):
+    times = dt_s * np.arange(_n_steps(t_end, dt_s) + 1)
+    recorder = _StepRecorder(theta[crop] + t_art, times, record_s)
+    for i in range(len(times) - 1):
         spec = sfft.rfftn(theta, workers=WORKERS)
         spec *= decay
         for p in _source_on(pulses, times[i], dt_s):
             spec += (p.power_w * gain) * spectra[p.source]
         theta = sfft.irfftn(spec, s=padded, workers=WORKERS)
-        new = theta[crop] + t_art
-        dose += cem43_step(temp, new, dt_s)
-        np.maximum(peak, new, out=peak)
-        temp = new
-        focus[i + 1] = temp.max()
-        if round(float(times[i + 1]), 9) in record:
-            recorded[round(float(times[i + 1]), 9)] = temp.copy()
-    return SteppingResult(times, focus, peak, dose, temp, recorded)
+        recorder.step(i, theta[crop] + t_art, dt_s)
+    return recorder.result()
 
 
 class HeterogeneousBioheat:
@@ -843,15 +858,9 @@ class HeterogeneousBioheat:
         crop = tuple(slice(0, n) for n in self.shape)
         theta = np.full(self.padded_shape, self.baseline_temperature_c - t_art)
         spec = sfft.rfftn(theta, workers=WORKERS)
-        temp = theta[crop] + t_art
-        peak, dose = temp.copy(), np.zeros(self.shape)
-        n = _n_steps(t_end, dt_s)
-        times = dt_s * np.arange(n + 1)
-        focus = np.empty(n + 1)
-        focus[0] = temp.max()
-        record = {round(float(t), 9) for t in record_s}
-        recorded = {}
-        for i in range(n):
+        times = dt_s * np.arange(_n_steps(t_end, dt_s) + 1)
+        recorder = _StepRecorder(theta[crop] + t_art, times, record_s)
+        for i in range(len(times) - 1):
             s = sum((p.power_w * src[p.source] for p in _source_on(pulses, times[i], dt_s)), np.zeros(self.padded_shape))
             n_hat = sfft.rfftn(self._remainder(theta, spec) + s, workers=WORKERS)
             a_hat = e * spec + phi1 * n_hat
@@ -859,11 +868,5 @@ class HeterogeneousBioheat:
             n_a = sfft.rfftn(self._remainder(a, a_hat) + s, workers=WORKERS)
             spec = a_hat + phi2 * (n_a - n_hat)
             theta = sfft.irfftn(spec, s=self.padded_shape, workers=WORKERS)
-            new = theta[crop] + t_art
-            dose += cem43_step(temp, new, dt_s)
-            np.maximum(peak, new, out=peak)
-            temp = new
-            focus[i + 1] = temp.max()
-            if round(float(times[i + 1]), 9) in record:
-                recorded[round(float(times[i + 1]), 9)] = temp.copy()
-        return SteppingResult(times, focus, peak, dose, temp, recorded)
+            recorder.step(i, theta[crop] + t_art, dt_s)
+        return recorder.result()
