@@ -202,18 +202,6 @@ def hermite_weights(knots: np.ndarray, tau: np.ndarray, n_rows: int, rows: np.nd
     wu = np.bincount(idx, np.concatenate([scale * (2 * s3 - 3 * s2 + 1), scale * (-2 * s3 + 3 * s2)]), size)
     wh = np.bincount(idx, np.concatenate([scale * width * (s3 - 2 * s2 + s), scale * width * (s3 - s2)]), size)
     return wu.reshape(n_rows, -1), wh.reshape(n_rows, -1)
-    tau, rows, scale = tau[live], rows[live], scale[live]
-    if tau.max() > knots[-1] * (1 + 1e-12):
-        raise ValueError("time beyond the response table")
-    j = np.clip(np.searchsorted(knots, tau, side="right") - 1, 0, knots.size - 2)
-    width = knots[j + 1] - knots[j]
-    s = (tau - knots[j]) / width
-    s2, s3 = s * s, s * s * s
-    np.add.at(wu, (rows, j), scale * (2 * s3 - 3 * s2 + 1))
-    np.add.at(wu, (rows, j + 1), scale * (-2 * s3 + 3 * s2))
-    np.add.at(wh, (rows, j), scale * width * (s3 - 2 * s2 + s))
-    np.add.at(wh, (rows, j + 1), scale * width * (s3 - s2))
-    return wu, wh
 
 
 def default_knots(tau_max_s: float, ratio: float = 1.25) -> np.ndarray:
