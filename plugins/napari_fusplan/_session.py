@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from fusplan.grid import Grid
-from fusplan.io import Scan, resample, scan_from_array
+from fusplan.io import Scan, corners_world_mm, resample, scan_from_array
 
 from ._reader import AXIS_LABELS
 
@@ -195,9 +195,7 @@ def world_aligned_box(affine: np.ndarray, shape, spacing_mm: float) -> tuple[np.
     napari slices a 2D view exactly only for layers whose axes follow the world axes;
     maps on the (AC-PC aligned) planning grid are resampled onto this grid for display.
     """
-    corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)],
-                       dtype=float)
-    world = corners @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
+    world = corners_world_mm(affine, shape)
     low, high = world.min(axis=0), world.max(axis=0)
     out_shape = tuple(int(n) for n in np.floor((high - low) / spacing_mm + 1e-6) + 1)
     out = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])

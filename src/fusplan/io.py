@@ -93,6 +93,12 @@ def world_to_voxel(affine: np.ndarray, world_mm) -> np.ndarray:
     return voxel_to_world(np.linalg.inv(affine), world_mm)
 
 
+def corners_world_mm(affine: np.ndarray, shape) -> np.ndarray:
+    """World RAS mm of the centres of the 8 corner voxels of a grid ``(affine, shape)``, shape (8, 3)."""
+    corners = [[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)]
+    return voxel_to_world(affine, corners)
+
+
 def resample(
     data: np.ndarray,
     affine: np.ndarray,

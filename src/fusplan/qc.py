@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from scipy import ndimage
 
-from .io import Scan
+from .io import Scan, resample
 
 # (name, in-plane AC-PC axes (horizontal, vertical), fixed axis, edge letters (left, right, bottom, top))
 _PLANES = (
@@ -38,10 +37,7 @@ def _plane(result, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, e
     affine[:3, 1] = v_axis * spacing_mm
     affine[:3, 2] = w_axis * spacing_mm
     affine[:3, 3] = origin
-    index = np.stack(np.meshgrid(np.arange(n), np.arange(n), [0], indexing="ij"), -1).reshape(-1, 3)
-    world = index @ affine[:3, :3].T + affine[:3, 3]
-    voxel = scan.world_to_voxel(world).T
-    image = ndimage.map_coordinates(scan.data, voxel, order=1, mode="constant", cval=0.0).reshape(n, n)
+    image = resample(scan.data, scan.affine, (n, n, 1), affine, order=1)[:, :, 0]
     labels = result.labels_on((n, n, 1), affine)[:, :, 0]
     h = centre_acpc[axes_pair[0]] + offsets
     v = centre_acpc[axes_pair[1]] + offsets

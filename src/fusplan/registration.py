@@ -48,7 +48,7 @@ from scipy import ndimage
 
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
-from .io import Scan, atomic_output, resample, voxel_sizes_mm
+from .io import Scan, atomic_output, corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
 
 #: Progress callback: ``progress(fraction, message)``; raising inside it cancels.
 ProgressCallback = Callable[[float, str], None]
@@ -160,7 +160,7 @@ class Registration:
     def _displacement(self, field_mm: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
         if not self.has_warp:
             return np.zeros_like(points_mm)
-        index = _apply(np.linalg.inv(self.field_affine), points_mm)
+        index = world_to_voxel(self.field_affine, points_mm)
         flat = index.reshape(-1, 3).T
         out = np.stack(
             [ndimage.map_coordinates(field_mm[..., k], flat, order=1, mode="nearest") for k in range(3)], axis=-1
@@ -170,11 +170,11 @@ class Registration:
     def template_to_subject(self, points_mm) -> np.ndarray:
         """Map template world mm ``(..., 3)`` to subject world mm."""
         points = np.asarray(points_mm, dtype=float)
-        return _apply(self.affine_mm, points + self._displacement(self.forward_mm, points))
+        return voxel_to_world(self.affine_mm, points + self._displacement(self.forward_mm, points))
 
     def subject_to_template(self, points_mm) -> np.ndarray:
         """Map subject world mm ``(..., 3)`` to template world mm."""
-        moved = _apply(np.linalg.inv(self.affine_mm), np.asarray(points_mm, dtype=float))
+        moved = world_to_voxel(self.affine_mm, points_mm)
         return moved + self._displacement(self.backward_mm, moved)
 
     def jacobian_determinant(self, points_mm) -> np.ndarray:
@@ -183,7 +183,7 @@ class Registration:
         det_affine = abs(np.linalg.det(self.affine_mm[:3, :3]))
         if not self.has_warp:
             return np.full(points.shape[:-1], det_affine)
-        index = _apply(np.linalg.inv(self.field_affine), points).reshape(-1, 3)
+        index = world_to_voxel(self.field_affine, points).reshape(-1, 3)
         # only the block of the field around the points is differentiated
         start = np.clip(np.floor(index.min(axis=0)).astype(int) - 2, 0, self.field_shape)
         stop = np.clip(np.ceil(index.max(axis=0)).astype(int) + 3, 0, self.field_shape)
@@ -287,15 +287,6 @@ def scan_fingerprint(scan: Scan) -> str:
     return digest.hexdigest()
 
 
-def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
-    return points @ affine[:3, :3].T + affine[:3, 3]
-
-
-def _corners(shape) -> np.ndarray:
-    """Voxel indices of the 8 corners of a grid of ``shape``."""
-    return np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)], float)
-
-
 # --------------------------------------------------------------------------- template side
 @dataclass(frozen=True)
 class _Template:
@@ -393,7 +384,7 @@ def _to_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float) -> tupl
     so every storage order of the same data gives the same output array.
     """
     affine = np.asarray(affine, dtype=float)
-    world = _apply(affine, _corners(data.shape))
+    world = corners_world_mm(affine, data.shape)
     low = np.floor(world.min(axis=0) / spacing_mm) * spacing_mm
     high = np.ceil(world.max(axis=0) / spacing_mm) * spacing_mm
     new_shape = tuple(int(n) for n in np.round((high - low) / spacing_mm) + 1)
@@ -527,7 +518,7 @@ def _contrast_map(template: _Template, subject_on_template: np.ndarray, n_bins: 
 def _cube_grid(atlas: Atlas, settings: RegistrationSettings) -> tuple[tuple[int, int, int], np.ndarray]:
     """Cube around the atlas's thalamic labels, on the atlas grid's axes and lattice."""
     index = np.argwhere(atlas.labels > 0)
-    centre_world = _apply(atlas.affine, (index.min(axis=0) + index.max(axis=0)) / 2)
+    centre_world = voxel_to_world(atlas.affine, (index.min(axis=0) + index.max(axis=0)) / 2)
     spacing = voxel_sizes_mm(atlas.affine)
     axes = atlas.affine[:3, :3] / spacing
     step = settings.syn_spacing_mm
@@ -535,8 +526,8 @@ def _cube_grid(atlas: Atlas, settings: RegistrationSettings) -> tuple[tuple[int,
     n += n % 2  # even count of voxels keeps the cube on the atlas lattice for 1 and 2 mm steps
     affine = np.eye(4)
     affine[:3, :3] = axes * step
-    centre_index = np.round(_apply(np.linalg.inv(atlas.affine), centre_world))
-    origin = _apply(atlas.affine, centre_index) - axes @ np.full(3, step * n / 2)
+    centre_index = np.round(world_to_voxel(atlas.affine, centre_world))
+    origin = voxel_to_world(atlas.affine, centre_index) - axes @ np.full(3, step * n / 2)
     affine[:3, 3] = origin
     return (n, n, n), affine
 
@@ -697,7 +688,7 @@ class SyntheticSubject:
     displacement_mm: np.ndarray
 
     def _d(self, points: np.ndarray) -> np.ndarray:
-        index = _apply(np.linalg.inv(self.field_affine), points).reshape(-1, 3).T
+        index = world_to_voxel(self.field_affine, points).reshape(-1, 3).T
         out = [ndimage.map_coordinates(self.displacement_mm[..., k], index, order=1, mode="nearest") for k in range(3)]
         return np.stack(out, axis=-1).reshape(points.shape)
 
@@ -710,7 +701,7 @@ class SyntheticSubject:
             if np.abs(updated - moved).max() < 1e-6:
                 break
             moved = updated
-        return _apply(self.affine_mm, moved)
+        return voxel_to_world(self.affine_mm, moved)
 
 
 def t2_like(template: np.ndarray, brain: np.ndarray) -> np.ndarray:
@@ -782,7 +773,7 @@ def synthetic_subject(
 
     # smooth warp on a 4 mm grid over the template
     field_step = 4.0
-    world = _apply(template_affine, _corners(raw.shape))
+    world = corners_world_mm(template_affine, raw.shape)
     low, high = world.min(axis=0) - 10, world.max(axis=0) + 10
     field_shape = tuple(int(n) for n in np.ceil((high - low) / field_step) + 1)
     field_affine = np.diag([field_step] * 3 + [1.0])
@@ -793,7 +784,7 @@ def synthetic_subject(
 
     # subject grid: LPS storage covering the moved head
     spacing = np.asarray(spacing_mm, dtype=float)
-    subject_world = _apply(affine_mm, world)
+    subject_world = voxel_to_world(affine_mm, world)
     directions = np.diag([-1.0, -1.0, 1.0])
     local = subject_world @ directions
     lo, hi = local.min(axis=0) - 5, local.max(axis=0) + 5
@@ -804,11 +795,11 @@ def synthetic_subject(
 
     subject = SyntheticSubject(None, affine_mm, field_affine, displacement)
     index = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), axis=-1)
-    moved = _apply(np.linalg.inv(affine_mm) @ scan_affine, index)
+    moved = voxel_to_world(np.linalg.inv(affine_mm) @ scan_affine, index)
     del index
     template_points = moved + subject._d(moved)
     del moved
-    source = _apply(np.linalg.inv(template_affine), template_points).reshape(-1, 3).T
+    source = world_to_voxel(template_affine, template_points).reshape(-1, 3).T
     del template_points
     data = ndimage.map_coordinates(image, source, order=1, mode="constant", cval=0.0).reshape(shape)
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .io import Scan, resample, voxel_sizes_mm
+from .io import Scan, corners_world_mm, resample, voxel_sizes_mm
 
 
 def oblique_lps_affine(
@@ -35,8 +35,7 @@ def oblique_lps_affine(
     affine : (4, 4) ndarray
     shape : tuple of int
     """
-    corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)])
-    world_corners = corners @ affine[:3, :3].T + affine[:3, 3]
+    world_corners = corners_world_mm(affine, shape)
     rotation = Rotation.from_euler("xyz", rotation_deg, degrees=True).as_matrix()
     directions = rotation @ np.diag([-1.0, -1.0, 1.0])  # storage axes run towards L, P, S
     spacing = np.asarray(spacing_mm, dtype=float)

@@ -41,7 +41,7 @@ import numpy as np
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .grid import Grid
-from .io import Scan, atomic_output, save_nifti
+from .io import Scan, atomic_output, save_nifti, voxel_to_world, world_to_voxel
 from .registration import Registration, load_registration, register
 
 #: AFIDs fiducials that lie on the midsagittal plane.
@@ -174,7 +174,7 @@ def template_frame(atlas: Atlas) -> AcpcFrame:
 
 def _label_points(atlas: Atlas, indices: Sequence[int]) -> np.ndarray:
     voxels = np.argwhere(np.isin(atlas.labels, list(indices)))
-    return voxels @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
+    return voxel_to_world(atlas.affine, voxels)
 
 
 def clp_template_point(atlas: Atlas, side: str) -> np.ndarray:
@@ -246,20 +246,20 @@ class TargetingResult:
         index = np.argwhere(atlas.labels > 0)
         lo, hi = index.min(axis=0) - 1, index.max(axis=0) + 1
         corners = np.array([[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])], float)
-        template_corners = corners @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
+        template_corners = voxel_to_world(atlas.affine, corners)
         centre = template_corners.mean(axis=0)
         template_corners = template_corners + np.sign(template_corners - centre) * 15.0  # margin for the warp
         subject_corners = self.registration.template_to_subject(template_corners)
-        grid_corners = np.linalg.solve(affine[:3, :3], (subject_corners - affine[:3, 3]).T).T
+        grid_corners = world_to_voxel(affine, subject_corners)
         start = np.clip(np.floor(grid_corners.min(axis=0)).astype(int), 0, shape)
         stop = np.clip(np.ceil(grid_corners.max(axis=0)).astype(int) + 1, 0, shape)
         if np.any(stop <= start):
             return out
         ranges = [np.arange(a, b, dtype=np.float32) for a, b in zip(start, stop)]
         block = np.stack(np.meshgrid(*ranges, indexing="ij"), -1)
-        world = block @ affine[:3, :3].T.astype(np.float32) + affine[:3, 3].astype(np.float32)
+        world = voxel_to_world(affine, block)
         template = self.registration.subject_to_template(world.reshape(-1, 3))
-        voxel = np.rint(np.linalg.solve(atlas.affine[:3, :3], (template - atlas.affine[:3, 3]).T).T).astype(int)
+        voxel = np.rint(world_to_voxel(atlas.affine, template)).astype(int)
         inside = np.all((voxel >= 0) & (voxel < np.asarray(atlas.labels.shape)), axis=1)
         values = np.zeros(len(voxel), dtype=np.int16)
         values[inside] = atlas.labels[tuple(voxel[inside].T)]
@@ -284,7 +284,7 @@ class TargetingResult:
             labels = atlas.labels
             index = np.argwhere(labels > 0)
             values = labels[tuple(index.T)]
-            points = index @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
+            points = voxel_to_world(atlas.affine, index)
             det = self.registration.jacobian_determinant(points)
             sums = np.bincount(values, weights=det)
             for label in atlas.label_table:
