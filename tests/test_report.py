@@ -10,7 +10,7 @@ import pytest
 from fusplan import report as report_module
 from fusplan.grid import Grid
 from fusplan.lesion import measure_lesion
-from fusplan.report import dumps_json, summary_markdown, threshold_label, write_report, write_target_report
+from fusplan.report import dumps_json, summary_markdown, threshold_label, write_report
 
 THRESHOLDS = (17.0, 240.0)
 
@@ -186,15 +186,3 @@ def test_dumps_json_conversions():
 
 def test_threshold_label():
     assert threshold_label(240.0) == "240" and threshold_label(17.5) == "17p5"
-
-
-def test_write_target_report(tmp_path):
-    class Found:
-        def to_dict(self):
-            return {"targets": [{"name": "CLp", "side": "left", "ras_mm": np.array([-6.5, -19.0, 8.7]),
-                                 "acpc_mm": [-6.0, -8.0, 12.0]}], "landmarks": {"AC": [0, 2.5, -5]}}
-
-    written = write_target_report(Found(), tmp_path / "t")
-    assert list(written) == ["target.json"]
-    document = json.loads(written["target.json"].read_text())
-    assert document["targets"][0]["ras_mm"] == [-6.5, -19.0, 8.7] and "fusplan_version" in document

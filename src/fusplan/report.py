@@ -119,17 +119,6 @@ def write_report(result, out_dir: str | os.PathLike, *, scan=None, figures: bool
     return {path.name: path for path in written}
 
 
-def write_target_report(targeting_result, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``target.json`` (the contract's ``targets``/``landmarks`` part) to ``out_dir``."""
-    from . import __version__
-
-    document = {"fusplan_version": __version__, **targeting_result.to_dict()}
-    written: list[Path] = []
-    with _staged(out_dir, written) as staging:
-        (staging / "target.json").write_text(dumps_json(document), encoding="utf-8")
-    return {path.name: path for path in written}
-
-
 def side_maps(result) -> Iterable[tuple[str | None, Any, np.ndarray, np.ndarray]]:
     """``(side, grid, peak_temperature_c, dose_cem43)`` for every simulated side.
 

@@ -30,7 +30,6 @@ pairs), so a user override of AC/PC keeps the same anatomical midline.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from .errors import FusplanInputError
 from .grid import Grid
 from .io import Scan, atomic_output, save_nifti, voxel_to_world, world_to_voxel
 from .registration import Registration, load_registration, register
+from .report import dumps_json
 
 #: AFIDs fiducials that lie on the midsagittal plane.
 MIDLINE_AFIDS = (
@@ -494,5 +494,5 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
 
     plt.close(figure)
     with atomic_output(paths["json"]) as tmp:
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        tmp.write_text(dumps_json(document))
     return paths
