@@ -33,7 +33,7 @@ from scipy import ndimage
 from fusplan.atlas import load_atlas, read_fcsv, sample_scan_path
 from fusplan.io import Scan, load_scan
 from fusplan.registration import register, synthetic_subject
-from fusplan.samples import make_clinical_like, oblique_lps_affine
+from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented
 from fusplan.io import resample
 from fusplan.targeting import clp_template_point, locate_targets
 
@@ -46,20 +46,6 @@ def reference_workload_s() -> float:
     for _ in range(3):
         np.fft.irfftn(np.fft.rfftn(data))
     return time.process_time() - start
-
-
-def reoriented(scan: Scan, order=(0, 1, 2), flips=(False, False, False)) -> Scan:
-    """The same voxels stored with permuted and/or flipped axes (exact, no interpolation)."""
-    data = np.transpose(scan.data, order)
-    affine = scan.affine.copy()
-    affine[:, :3] = affine[:, list(order)]
-    for axis, flip in enumerate(flips):
-        if flip:
-            data = np.flip(data, axis)
-            n = data.shape[axis]
-            affine[:3, 3] = affine[:3, 3] + affine[:3, axis] * (n - 1)
-            affine[:3, axis] = -affine[:3, axis]
-    return Scan(np.ascontiguousarray(data), affine)
 
 
 def moved_header(scan: Scan, rotation_deg=(6.0, -8.0, 10.0), translation_mm=(15.0, -20.0, 10.0)):

@@ -136,3 +136,15 @@ def test_label_resampling_is_nearest_neighbour(scans):
     out = resample(labels, scan.affine, grid.shape, grid.affine, order=0)
     assert out.dtype == np.int16 and set(np.unique(out)) <= {0, 7}
     assert out[tuple(np.asarray(grid.shape) // 2)] == 7
+
+
+def test_reoriented_scan_keeps_every_voxel_in_place(scans):
+    """fusplan.samples.reoriented: a lossless re-storage, as the targeting invariance tests use it."""
+    from fusplan.samples import reoriented
+
+    reference = scans["RAS"]
+    variant = reoriented(reference, order=(2, 0, 1), flips=(False, True, True))
+    assert variant.orientation != reference.orientation
+    voxels = np.random.default_rng(3).integers(0, reference.shape, size=(100, 3))
+    index = np.round(variant.world_to_voxel(reference.voxel_to_world(voxels))).astype(int)
+    np.testing.assert_array_equal(variant.data[tuple(index.T)], reference.data[tuple(voxels.T)])

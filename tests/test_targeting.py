@@ -18,7 +18,7 @@ from fusplan.atlas import load_atlas, read_fcsv, sample_scan_path
 from fusplan.errors import FusplanInputError
 from fusplan.grid import Grid
 from fusplan.io import Scan, load_scan, resample
-from fusplan.samples import make_clinical_like, oblique_lps_affine
+from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented
 from fusplan.targeting import (
     AcpcFrame,
     TargetingResult,
@@ -27,19 +27,6 @@ from fusplan.targeting import (
     template_frame,
     write_target_outputs,
 )
-
-
-def reoriented(scan: Scan, order=(0, 1, 2), flips=(False, False, False)) -> Scan:
-    """The same voxels stored with permuted and/or flipped axes (exact)."""
-    data = np.transpose(scan.data, order)
-    affine = scan.affine.copy()
-    affine[:, :3] = affine[:, list(order)]
-    for axis, flip in enumerate(flips):
-        if flip:
-            data = np.flip(data, axis)
-            affine[:3, 3] = affine[:3, 3] + affine[:3, axis] * (data.shape[axis] - 1)
-            affine[:3, axis] = -affine[:3, axis]
-    return Scan(np.ascontiguousarray(data), affine)
 
 
 def rigid(rotation_deg, translation_mm) -> np.ndarray:

@@ -13,6 +13,33 @@ from scipy.spatial.transform import Rotation
 from .io import Scan, corners_world_mm, resample, voxel_sizes_mm
 
 
+def reoriented(scan: Scan, order=(0, 1, 2), flips=(False, False, False)) -> Scan:
+    """The same voxels stored with permuted and/or flipped axes (exact, no interpolation).
+
+    Parameters
+    ----------
+    scan : Scan
+    order : sequence of 3 ints
+        New storage axis ``i`` is old axis ``order[i]``.
+    flips : sequence of 3 bools
+        Reverse new storage axis ``i``.
+
+    Returns
+    -------
+    Scan
+        Every voxel keeps its world position: the affine changes with the storage.
+    """
+    data = np.transpose(scan.data, order)
+    affine = scan.affine.copy()
+    affine[:, :3] = affine[:, list(order)]
+    for axis, flip in enumerate(flips):
+        if flip:
+            data = np.flip(data, axis)
+            affine[:3, 3] = affine[:3, 3] + affine[:3, axis] * (data.shape[axis] - 1)
+            affine[:3, axis] = -affine[:3, axis]
+    return Scan(np.ascontiguousarray(data), affine)
+
+
 def oblique_lps_affine(
     affine: np.ndarray,
     shape,
