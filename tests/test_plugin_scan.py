@@ -22,22 +22,11 @@ from scipy import ndimage  # noqa: E402
 from fusplan.atlas import sample_scan_path  # noqa: E402
 from fusplan.io import load_scan, resample, save_nifti  # noqa: E402
 from fusplan.samples import oblique_lps_affine  # noqa: E402
+from plugin_support import FAST_PROTOCOL, wait_idle  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
-FAST_PROTOCOL = {
-    "name": "Gaussian-source three-stage demo",
-    "tissue": "brain",
-    "transducer": {"model": "gaussian", "fwhm_mm": [2.5, 2.5, 5.0]},
-    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
-    "sonications": [
-        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
-        {"stage": "verification", "peak_c": 49, "duration_s": 6, "cooling_s": 15},
-        {"stage": "treatment", "peak_c": 58, "duration_s": 12, "cooling_s": 20},
-    ],
-    "thresholds_cem43": [17, 240],
-}
 WAIT_MS = 240_000
 
 
@@ -81,8 +70,7 @@ def make_planner(make_napari_viewer, size=None):
 
 def run(qtbot, widget, action, timeout=WAIT_MS):
     action()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
-    assert widget.last_error is None, widget.last_error
+    wait_idle(qtbot, widget, timeout)
 
 
 def sample_world(layer, world_mm, order=1) -> float:

@@ -7,21 +7,10 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
+from plugin_support import FAST_PROTOCOL, wait_idle  # noqa: E402
+
 pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-#: A small, fast protocol: Gaussian source, 16 mm box at 0.5 mm, the three stages.
-FAST_PROTOCOL = {
-    "name": "fast three-stage test",
-    "tissue": "brain",
-    "transducer": {"model": "gaussian", "fwhm_mm": [2.5, 2.5, 5.0]},
-    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
-    "sonications": [
-        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
-        {"stage": "verification", "peak_c": 49, "duration_s": 6, "cooling_s": 15},
-        {"stage": "treatment", "peak_c": 58, "duration_s": 12, "cooling_s": 20},
-    ],
-    "thresholds_cem43": [17, 240],
-}
 WAIT_MS = 120_000
 
 
@@ -34,11 +23,6 @@ def planner(make_napari_viewer, qtbot):
     widget = PlanningWidget(viewer)
     viewer.window.add_dock_widget(widget, name="planner")
     return viewer, widget
-
-
-def wait_idle(qtbot, widget, timeout=WAIT_MS):
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout)
-    assert widget.last_error is None, widget.last_error
 
 
 def test_widget_is_offered_by_the_plugin_menu(make_napari_viewer):
@@ -87,7 +71,7 @@ def test_phantom_simulation_view_matches_library(planner, qtbot):
     viewer, widget = planner
     widget.editor.load(FAST_PROTOCOL)
     widget.simulate()
-    wait_idle(qtbot, widget)
+    wait_idle(qtbot, widget, WAIT_MS)
     expected = simulate(load_protocol(FAST_PROTOCOL)).to_dict()
     assert widget.document == expected
     # results panel: the same numbers as the CLI JSON
@@ -121,9 +105,9 @@ def test_export_writes_the_cli_report(planner, qtbot, tmp_path):
     _, widget = planner
     widget.editor.load(FAST_PROTOCOL)
     widget.simulate()
-    wait_idle(qtbot, widget)
+    wait_idle(qtbot, widget, WAIT_MS)
     widget.export_plan(tmp_path / "plan")
-    wait_idle(qtbot, widget)
+    wait_idle(qtbot, widget, WAIT_MS)
     written = json.loads((tmp_path / "plan" / "report.json").read_text())
     assert written["sonications"][0]["index"] == 1
     assert written["protocol"] == widget.document["protocol"]
