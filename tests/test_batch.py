@@ -132,13 +132,31 @@ def test_batch_level_input_errors(tmp_path, protocol_file):
         plan_runs([tmp_path / "missing.csv"])
 
 
-def test_bad_protocol_or_override_becomes_a_problem_not_an_exception(tmp_path, protocol_file):
-    runs = plan_runs(phantom=True, protocol=protocol_file, sweeps={"treatment.duration_s": [5, 0]})
-    problems = [spec.problem for spec, _ in runs]
-    assert problems[0] is None
-    assert "duration_s must be > 0" in problems[1]
-    runs = plan_runs(phantom=True, protocol=tmp_path / "nope.yaml")
-    assert "protocol file not found" in runs[0][0].problem
+def test_command_mistakes_are_input_errors_listed_together(tmp_path, protocol_file):
+    """A sweep key typo, a bad sweep value or an unreadable --protocol stop the batch before any run."""
+    with pytest.raises(FusplanInputError, match="peak=54.*not a known key.*peak=56"):
+        plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak": [54, 56]})
+    with pytest.raises(FusplanInputError, match="duration_s must be > 0"):
+        plan_runs(phantom=True, protocol=protocol_file, sweeps={"treatment.duration_s": [5, 0]})
+    with pytest.raises(FusplanInputError, match="protocol file not found"):
+        plan_runs(phantom=True, protocol=tmp_path / "nope.yaml")
+    many = {"peak": list(range(50, 58))}  # eight bad points: five listed, "and 3 more"
+    with pytest.raises(FusplanInputError, match="and 3 more"):
+        plan_runs(phantom=True, protocol=protocol_file, sweeps=many)
+
+
+def test_missing_inputs_are_listed_together(tmp_path):
+    with pytest.raises(FusplanInputError) as raised:
+        plan_runs([tmp_path / "scans/", tmp_path / "a.nii.gz", tmp_path / "b.nii"])
+    message = str(raised.value)
+    assert "scans: no such folder" in message and "a.nii.gz: no such file" in message and "b.nii" in message
+
+
+def test_a_bad_manifest_cell_stays_a_row_problem(tmp_path, protocol_file):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("scan,protocol,treatment.duration_s\n,gaussian.yaml,5\n,gaussian.yaml,0\n")
+    problems = [spec.problem for spec, _ in plan_runs([manifest])]
+    assert problems[0] is None and "duration_s must be > 0" in problems[1]
 
 
 def test_group_tasks_keeps_one_target_together_and_feeds_every_worker(protocol_file):
@@ -220,10 +238,12 @@ def test_process_pool_gives_the_same_summary_as_in_process(tmp_path, protocol_fi
     run_batch(out_dir=tmp_path / "one", phantom=True, protocol=protocol_file, sweeps=sweeps, workers=1, progress=False)
     calls = []
     result = run_batch(out_dir=tmp_path / "two", phantom=True, protocol=protocol_file, sweeps=sweeps, workers=2,
-                       progress=lambda phase, done, total: calls.append((phase, done, total)))
+                       threads=1, progress=lambda fraction, message: calls.append((fraction, message)))
     assert result.n_failed == 0
     assert (tmp_path / "one" / SUMMARY_NAME).read_bytes() == (tmp_path / "two" / SUMMARY_NAME).read_bytes()
-    assert calls[0] == ("simulate", 0, 4) and calls[-1] == ("simulate", 4, 4)
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert calls[-1][1] == "simulated 4 of 4 runs"
 
 
 def test_dask_local_cluster(tmp_path, protocol_file):
@@ -239,8 +259,24 @@ def test_cli_exit_status_and_stderr(tmp_path, protocol_file, capsys):
     base = ["batch", "--phantom", "--protocol", str(protocol_file), "--workers", "1", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "a"), "--sweep", "peak_c=54,56", "--json"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out)["runs"] == 2 and "2 of 2 runs succeeded" in err
-    assert main([*base, "--out", str(tmp_path / "b"), "--sweep", "treatment.duration_s=5,0"]) == 1
+    document = json.loads(out)
+    assert document["runs"] == 2 and "2 of 2 runs succeeded" in err
+    row = document["rows"][0]
+    assert row["param:peak_c"] == 54 and isinstance(row["peak_temperature_c"], float)
+    assert isinstance(row["lesion240_volume_mm3"], float) and isinstance(row["sonication_peaks_c"], list)
+    assert row["status"] == "ok" and row["thermometry_peak_c"] is None  # empty cells are null, not ""
+    # A sweep key typo is a usage error before any run: nothing is written.
+    assert main([*base, "--out", str(tmp_path / "b"), "--sweep", "peak=54,56"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "not a known key" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "b").exists()
+    # A folder that does not exist is a usage error too.
+    assert main(["batch", str(tmp_path / "scans/"), "--out", str(tmp_path / "e"), "--no-progress"]) == 2
+    assert "no such folder" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    # A failing run (a bad manifest cell) exits 1 and lists the failure.
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"scan,protocol,treatment.duration_s\n,{protocol_file},5\n,{protocol_file},0\n")
+    assert main(["batch", str(manifest), "--out", str(tmp_path / "f"), "--workers", "1", "--no-progress"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and "1 run(s) failed" in err and "duration_s must be > 0" in err
     bad = tmp_path / "bad.csv"
@@ -304,6 +340,7 @@ def test_collect_scans_from_files_folders_and_globs(tmp_path):
         (folder / name).write_bytes(b"")
     assert collect_scans([folder]) == [str(folder / "a.nii"), str(folder / "b.nii.gz")]
     assert collect_scans([str(folder / "*.nii.gz"), str(folder / "b.nii.gz")]) == [str(folder / "b.nii.gz")]
-    assert collect_scans(["elsewhere/missing.nii"]) == ["elsewhere/missing.nii"]  # becomes an error row later
+    with pytest.raises(FusplanInputError, match="missing.nii: no such file"):
+        collect_scans(["elsewhere/missing.nii"])
     with pytest.raises(FusplanInputError, match="matches no"):
         collect_scans([str(folder / "*.mgz")])

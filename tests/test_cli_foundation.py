@@ -227,7 +227,7 @@ def test_info_on_the_sample_scan(capsys):
     assert "orientation: RAS" in out and "181 x 217 x 181" in out
 
 
-@pytest.mark.parametrize("argv", [["bogus"], ["info"], ["info", SAMPLE, "--nope"], [], ["target", SAMPLE, "--side", "middle"]])
+@pytest.mark.parametrize("argv", [["bogus"], ["info"], ["info", SAMPLE, "--nope"], ["target", SAMPLE, "--side", "middle"]])
 def test_usage_errors_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as raised:
         main(argv)

@@ -151,7 +151,8 @@ class Protocol:
 
 
 def default_protocol_path(name: str = "clt") -> Path:
-    """Path of a protocol bundled with fusplan (``"clt"`` or ``"vim"``)."""
+    """Path of a protocol bundled with fusplan (``"clt"`` or ``"vim"``, any case)."""
+    name = str(name).lower()
     if name not in BUNDLED_PROTOCOLS:
         raise FusplanInputError(f"unknown bundled protocol {name!r}; choose one of {', '.join(BUNDLED_PROTOCOLS)}")
     return Path(str(resources.files("fusplan") / "protocols" / f"{name}.yaml"))
@@ -186,8 +187,11 @@ def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Pr
             f"protocol must be a file path or a mapping (got {type(path_or_mapping).__name__})"
         )
     path = Path(path_or_mapping)
-    if not path.exists() and str(path_or_mapping) in BUNDLED_PROTOCOLS:
+    if not path.exists() and str(path_or_mapping).lower() in BUNDLED_PROTOCOLS:
         path = default_protocol_path(str(path_or_mapping))
+    elif not path.exists() and not path.suffix:
+        raise FusplanInputError(f"{path}: no such protocol file, nor a bundled protocol "
+                                f"(bundled: {', '.join(BUNDLED_PROTOCOLS)})")
     raw = _read_file(path)
     return _build(raw, source=str(path), label=str(path_or_mapping))
 

@@ -1,0 +1,114 @@
+"""Where batch tasks run: in this process, a local process pool, or Dask distributed.
+
+Every engine has ``submit(fn, *args)``, ``as_completed(futures)`` and
+``close(cancel=False)``; none changes module state in the workers (the thread
+count travels with each task as an argument).
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from ..errors import FusplanInputError
+from .tasks import one_line
+
+
+def default_workers() -> int:
+    """Default number of local worker processes: ``min(2, cpu count)``."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def threads_per_worker(workers: int) -> int:
+    """Threads each of ``workers`` processes may use so they do not oversubscribe the cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def make_engine(workers: int, use_dask: bool = False, scheduler: str | None = None):
+    """The engine for ``workers`` processes (``1``: in this process), or Dask."""
+    if use_dask or scheduler:
+        return DaskEngine(scheduler, workers)
+    return InlineEngine() if workers == 1 else PoolEngine(workers)
+
+
+class InlineEngine:
+    """Runs tasks in this process (``workers=1``), one by one as results are asked for."""
+
+    def submit(self, fn, *args):
+        return _Deferred(fn, args)
+
+    @staticmethod
+    def as_completed(futures):
+        return iter(futures)
+
+    def close(self, cancel: bool = False):
+        pass
+
+
+class _Deferred:
+    """A task run when its result is first asked for (so progress advances per task)."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __hash__(self):
+        return id(self)
+
+    def result(self):
+        return self.fn(*self.args)
+
+
+class PoolEngine:
+    """Local process pool."""
+
+    def __init__(self, workers: int):
+        self.executor = ProcessPoolExecutor(max_workers=workers)
+
+    def submit(self, fn, *args):
+        return self.executor.submit(fn, *args)
+
+    @staticmethod
+    def as_completed(futures):
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from done
+
+    def close(self, cancel: bool = False):
+        self.executor.shutdown(wait=True, cancel_futures=cancel)
+
+
+class DaskEngine:
+    """A Dask distributed client: an existing scheduler, or an embedded LocalCluster."""
+
+    def __init__(self, scheduler: str | None, workers: int):
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            raise FusplanInputError(
+                "--dask/--scheduler need Dask distributed, which is not installed "
+                "(pip install 'fusplan[dask]')"
+            ) from None
+        self.cluster = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="10s")
+            else:
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None)
+                self.client = Client(self.cluster)
+        except (OSError, TimeoutError) as error:
+            raise FusplanInputError(f"cannot connect to the Dask scheduler {scheduler!r} ({one_line(error)})") from None
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    @staticmethod
+    def as_completed(futures):
+        from dask.distributed import as_completed
+
+        return as_completed(list(futures))
+
+    def close(self, cancel: bool = False):
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()

@@ -1,0 +1,144 @@
+"""What the ``fusplan`` commands share: the parser class, options, progress, output checks.
+
+Nothing here imports numerical modules at import time, so ``fusplan --help`` stays
+quick and never imports napari or Qt.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from ..errors import FusplanInputError
+
+#: ``--side`` choices of every command and what they mean.
+SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
+#: The one default for ``--side`` (target, simulate, plan, batch, demo).
+DEFAULT_SIDE = "left"
+ATLASES = ("morel", "najdenovska")
+#: The registration written by ``target --out`` and ``plan --out`` (reuse with ``--registration``).
+REGISTRATION_NAME = "registration.npz"
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one short line and exit status 2."""
+
+    def error(self, message: str) -> None:  # argparse's own error prints usage + message, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def progress_bar(description: str, enabled: bool = True) -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """A tqdm bar on stderr driven by ``callback(fraction, message)``; returns (callback, close).
+
+    stdout stays clean (``--json`` prints only the document there).
+    """
+    from tqdm import tqdm
+
+    bar = tqdm(total=100, desc=description, file=sys.stderr, unit="%", leave=False, disable=not enabled,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+
+    def update(fraction: float, message: str = "") -> None:
+        bar.n = round(100 * min(max(fraction, 0.0), 1.0))
+        if message:
+            bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+def print_json(document) -> None:
+    """Print exactly one JSON document on stdout."""
+    from ..report import dumps_json
+
+    text = dumps_json(document)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def triple(text: str) -> tuple[float, float, float]:
+    """argparse type for ``X,Y,Z`` in mm."""
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z in mm, got {text!r}") from None
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z in mm, got {text!r}")
+    return values
+
+
+def add_side_option(parser: argparse.ArgumentParser, what: str = "side(s) to plan") -> None:
+    """``--side left|right|both`` with the one default, :data:`DEFAULT_SIDE`."""
+    parser.add_argument("--side", default=DEFAULT_SIDE, choices=list(SIDE_CHOICES),
+                        help=f"{what}: left, right or both (default: {DEFAULT_SIDE})")
+
+
+def add_target_options(parser: argparse.ArgumentParser, side_help: str = "side(s) to target") -> None:
+    """Atlas, side, target and registration options of ``target``, ``simulate`` and ``plan``."""
+    group = parser.add_argument_group("targeting")
+    group.add_argument("--atlas", default="morel", choices=list(ATLASES),
+                       help="atlas to register (default: morel, which has CL as its own label)")
+    add_side_option(group, side_help)
+    group.add_argument("--target", default="CLp",
+                       help="CLp (default), or any label of the atlas by abbreviation or name (e.g. CM, VLpv)")
+    group.add_argument("--acpc", type=triple, metavar="X,Y,Z",
+                       help="target in AC-PC mm instead of an atlas label (x is mirrored for the left side)")
+    group.add_argument("--ac", type=triple, metavar="X,Y,Z", help="override AC position (scanner RAS mm)")
+    group.add_argument("--pc", type=triple, metavar="X,Y,Z", help="override PC position (scanner RAS mm)")
+    group.add_argument("--registration", type=Path, metavar="FILE",
+                       help=f"reuse a saved registration ({REGISTRATION_NAME} written by target/plan --out) "
+                            "instead of registering again")
+
+
+def add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """``--out DIR``, ``--json`` and ``--no-progress``."""
+    parser.add_argument("--out", type=Path, metavar="DIR", help=out_help)
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def check_out_dir(path: Path | None) -> None:
+    """An output folder must be a folder or not exist yet (checked before any work)."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise FusplanInputError(f"{path}: --out exists and is not a directory")
+
+
+def check_targeting(args) -> None:
+    """Cheap targeting checks, before any registration: AC/PC pairs, the target label, the registration file.
+
+    The target label is checked against the chosen atlas's label table (CLp needs
+    a CL label), and a ``--registration`` file must exist and be readable.
+    """
+    from ..atlas import load_atlas
+
+    if (args.ac is None) != (args.pc is None):
+        raise FusplanInputError("--ac and --pc must be given together")
+    if args.acpc is None:
+        atlas = load_atlas(args.atlas)
+        if args.target == "CLp":
+            if not any(label.abbreviation == "CL" for label in atlas.label_table):
+                raise FusplanInputError(f"atlas {atlas.name!r} has no central lateral (CL) label, so no CLp target; "
+                                        "give --target LABEL or --acpc X,Y,Z")
+        else:
+            for side in SIDE_CHOICES[args.side]:
+                atlas.find_labels(args.target, side)  # raises naming the known labels
+
+
+def locate(scan, args):
+    """Register (or reuse ``--registration``) and place the targets, with a progress bar."""
+    from ..registration import load_registration
+    from ..targeting import locate_targets
+
+    registration = load_registration(args.registration) if args.registration else None
+    update, close = progress_bar("targeting", enabled=not args.no_progress)
+    try:
+        return locate_targets(scan, atlas=args.atlas, sides=SIDE_CHOICES[args.side], target=args.target,
+                              acpc_mm=args.acpc, ac_mm=args.ac, pc_mm=args.pc, registration=registration,
+                              progress=update)
+    finally:
+        close()
+
+
+def save_registration(found, out: Path) -> Path:
+    """Write the registration of a targeting result to ``out/registration.npz`` (atomic)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return found.registration.save(out / REGISTRATION_NAME)

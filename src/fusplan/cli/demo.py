@@ -1,0 +1,52 @@
+"""``fusplan demo``: the teaching demo of the staged procedure on the sample scan (:mod:`fusplan.demo`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import progress_bar
+
+HELP = "teaching demo of the staged procedure on the sample scan"
+#: Registration presets (:data:`fusplan.registration.SETTINGS`), named here to keep ``--help`` light.
+REGISTRATION_PRESETS = ("standard", "fast", "affine")
+DEFAULT_FRAMES = 90
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("demo", help=HELP, description=HELP)
+    parser.add_argument("--out", default="fusplan-demo", type=Path, metavar="DIR",
+                        help="output folder (default: ./fusplan-demo)")
+    parser.add_argument("--scan", default=None, type=Path, metavar="SCAN",
+                        help="head scan to plan on (default: the bundled Colin27 sample)")
+    parser.add_argument("--protocol", default=None, metavar="PROTOCOL",
+                        help="protocol file or bundled name (default: the bundled staged CLT protocol)")
+    parser.add_argument("--side", default="left", choices=("left", "right"),
+                        help="side to plan (default: left; the demo plans one side)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, metavar="N",
+                        help=f"frames of the animation, 2-400 (default: {DEFAULT_FRAMES})")
+    parser.add_argument("--registration", type=Path, default=None, metavar="FILE",
+                        help="reuse a saved registration (.npz written by target/plan --out) of this scan")
+    parser.add_argument("--registration-preset", default="standard", choices=REGISTRATION_PRESETS,
+                        help="registration preset when registering: standard (default), fast, or affine "
+                             "(quickest, least accurate)")
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                        help="no progress bar on stderr")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..demo import run_demo
+    from ..errors import FusplanInputError
+
+    if not 2 <= args.frames <= 400:
+        raise FusplanInputError(f"--frames must be between 2 and 400 (got {args.frames})")
+    update, close = progress_bar("demo", enabled=not args.no_progress)
+    try:
+        written = run_demo(args.out, scan_path=args.scan, protocol=args.protocol, side=args.side,
+                           animation_frames=args.frames, registration=args.registration,
+                           registration_settings=args.registration_preset, progress=update)
+    finally:
+        close()
+    for name in ("demo.md", "focus.png", "stages.png", "procedure.gif"):
+        if name in written:
+            print(written[name])
+    return 0

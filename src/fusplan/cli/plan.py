@@ -1,0 +1,31 @@
+"""``fusplan plan SCAN``: target + simulate + report on a scan."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import REGISTRATION_NAME, add_output_options, add_target_options, check_out_dir, check_targeting, locate
+from .simulate import simulate_and_report
+
+HELP = "target + simulate + report on a scan"
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("plan", help=HELP, description=HELP)
+    parser.add_argument("scan", type=Path, metavar="SCAN")
+    parser.add_argument("--protocol", default="clt", metavar="PROTOCOL",
+                        help="protocol file or bundled name (clt, vim; any case; default: clt)")
+    add_target_options(parser)
+    add_output_options(parser, f"write the JSON report, NIfTI maps, summary and {REGISTRATION_NAME}")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..io import load_scan
+    from ..protocol import load_protocol
+
+    check_out_dir(args.out)
+    protocol = load_protocol(args.protocol)
+    check_targeting(args)
+    scan = load_scan(args.scan)
+    found = locate(scan, args)
+    return simulate_and_report(protocol, scan, found, args)

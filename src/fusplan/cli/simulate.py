@@ -1,0 +1,60 @@
+"""``fusplan simulate PROTOCOL``: run a protocol in the tissue phantom or on a scan.
+
+Also holds the simulate-and-report step ``plan`` shares.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .common import (add_output_options, add_target_options, check_out_dir, check_targeting, locate, print_json,
+                     progress_bar, save_registration)
+
+HELP = "run a protocol in the tissue phantom or on a scan"
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("simulate", help=HELP, description=HELP)
+    parser.add_argument("protocol", metavar="PROTOCOL",
+                        help="protocol file, or a bundled protocol by name (clt, vim; any case)")
+    parser.add_argument("--scan", type=Path, metavar="SCAN", help="plan on this scan (default: tissue phantom)")
+    add_target_options(parser, "side(s) to plan with --scan (ignored in the phantom)")
+    add_output_options(parser, "write the JSON report, NIfTI maps and summary")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..io import load_scan
+    from ..protocol import load_protocol
+
+    check_out_dir(args.out)
+    protocol = load_protocol(args.protocol)
+    scan = found = None
+    if args.scan:
+        check_targeting(args)
+        scan = load_scan(args.scan)
+        found = locate(scan, args)
+    return simulate_and_report(protocol, scan, found, args)
+
+
+def simulate_and_report(protocol, scan, found, args) -> int:
+    """Simulate, write ``--out`` (report, maps and the registration), print the summary or ``--json``."""
+    from ..planner import simulate
+    from ..report import summary_text, write_report
+
+    update, close = progress_bar("simulating", enabled=not args.no_progress)
+    try:
+        result = simulate(protocol, scan=scan, targets=found, progress=update)
+    finally:
+        close()
+    if args.out:
+        write_report(result, args.out, scan=scan)
+        if found is not None:
+            save_registration(found, args.out)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    print(summary_text(result))
+    if args.out:
+        print(f"written to {args.out}", file=sys.stderr)
+    return 0

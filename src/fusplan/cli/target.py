@@ -1,0 +1,44 @@
+"""``fusplan target SCAN``: register the atlas and locate the target(s)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .common import (REGISTRATION_NAME, add_output_options, add_target_options, check_out_dir, check_targeting,
+                     locate, print_json, save_registration)
+
+HELP = "register the atlas and locate the target(s)"
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("target", help=HELP, description=HELP)
+    parser.add_argument("scan", type=Path, metavar="SCAN")
+    add_target_options(parser)
+    add_output_options(parser, f"write targets.json, atlas labels (NIfTI), the QC figure and {REGISTRATION_NAME}")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..io import load_scan
+    from ..targeting import write_target_outputs
+
+    check_out_dir(args.out)
+    check_targeting(args)
+    scan = load_scan(args.scan)
+    found = locate(scan, args)
+    if args.out:
+        write_target_outputs(found, scan, args.out)
+        save_registration(found, args.out)
+    document = found.to_dict()
+    if args.json:
+        print_json(document)
+        return 0
+    for target in document["targets"]:
+        ras = ", ".join(f"{v:.1f}" for v in target["ras_mm"])
+        acpc = ", ".join(f"{v:.1f}" for v in target["acpc_mm"])
+        print(f"{target['name']} {target.get('side') or ''}: RAS ({ras}) mm, AC-PC ({acpc}) mm")
+    for name, position in document["landmarks"].items():
+        print(f"{name}: RAS ({', '.join(f'{v:.1f}' for v in position)}) mm")
+    if args.out:
+        print(f"written to {args.out}", file=sys.stderr)
+    return 0
