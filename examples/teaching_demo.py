@@ -20,9 +20,10 @@ import os
 import time
 from pathlib import Path
 
-from fusplan.demo import demo_markdown, run_demo, write_teaching_figures
+from fusplan.demo import run_demo, write_teaching_figures
 from fusplan.planner import simulate
 from fusplan.protocol import load_protocol, override_protocol
+from fusplan.teaching import demo_markdown
 
 QUICK_PROTOCOL = {
     "name": "quick staged gaussian (example)",
@@ -36,6 +37,11 @@ QUICK_PROTOCOL = {
     ],
     "thresholds_cem43": [17, 240],
 }
+
+
+def say(fraction: float, message: str) -> None:
+    """Progress as one line per step: ``progress(fraction, message)``, the signature every fusplan step uses."""
+    print(f"{100 * fraction:3.0f}% {message}", flush=True)
 
 
 def main() -> None:
@@ -60,13 +66,13 @@ def main() -> None:
     if args.phantom or quick:
         # The same figures for a phantom run: no registration, the focus at the grid centre.
         result = simulate(protocol)
-        written = write_teaching_figures(result, out, animation_frames=12 if quick else 90, progress=print)
+        written = write_teaching_figures(result, out, animation_frames=12 if quick else 90, progress=say)
         snapshots = written.pop("snapshots")
         notes = demo_markdown(result.to_dict(), snapshots, {"total_s": time.perf_counter() - start}, None)
         (out / "demo.md").write_text(notes, encoding="utf-8")
         written["demo.md"] = out / "demo.md"
     else:
-        written = run_demo(out, protocol=protocol, progress=print)
+        written = run_demo(out, protocol=protocol, progress=say)
 
     print(f"done in {time.perf_counter() - start:.0f} s")
     for name, path in sorted(written.items()):

@@ -146,9 +146,13 @@ def test_run_demo_on_the_sample_head(tmp_path):
     """End to end on the bundled head; the affine registration preset and a small gaussian protocol keep it short."""
     from fusplan.demo import run_demo
 
-    messages = []
-    written = run_demo(tmp_path, protocol=QUICK_PROTOCOL, animation_frames=8, progress=messages.append,
+    calls = []
+    written = run_demo(tmp_path, protocol=QUICK_PROTOCOL, animation_frames=8,
+                       progress=lambda fraction, message: calls.append((fraction, message)),
                        registration_settings="affine")
+    fractions = [fraction for fraction, _ in calls]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one (fraction, message) signature, monotonic
+    messages = [message for _, message in calls]
     for name in ("report.json", "summary.md", "focus.png", "stages.png", "procedure.gif", "demo.md",
                  "registration-affine.npz"):
         assert written[name].is_file(), name
@@ -158,11 +162,35 @@ def test_run_demo_on_the_sample_head(tmp_path):
     assert "CLp" in notes and "on the left" in notes and "### Treatment" in notes
     assert any("registering" in m for m in messages)
     # Running again reuses the registration cached in the folder.
-    from fusplan.demo import _locate
+    from fusplan.demo import locate_demo_target
     from fusplan.io import load_scan
 
     messages.clear()
-    found = _locate(load_scan(sample_scan_path("ch2")), "left", written["registration-affine.npz"], "affine",
-                    messages.append)
-    assert messages == [f"reusing the registration in {written['registration-affine.npz']}"]
+    found = locate_demo_target(load_scan(sample_scan_path("ch2")), "left", written["registration-affine.npz"],
+                               "affine", lambda fraction, message: messages.append(message))
+    assert messages[0] == f"reusing the cached registration in {written['registration-affine.npz']}"
     assert found.targets[0].side == "left"
+
+
+def test_dose_after_keeps_the_result_objects_and_matches_the_focus_dose():
+    """The dose "so far" comes from the result's Protocol and titrated powers, not from its JSON report.
+
+    Oracle: the hottest voxel's dose after sonication k equals the dose accumulated on
+    the reported focus curve by the end of sonication k (two independent integrations).
+    """
+    from fusplan.demo import dose_after
+    from fusplan.figures import cumulative_dose, focus_curve, sonication_windows
+    from fusplan.planner import simulate
+    from fusplan.protocol import load_protocol
+
+    result = simulate(load_protocol(QUICK_PROTOCOL))
+    result.to_dict = None  # dose_after must not go through the report
+    report = simulate(load_protocol(QUICK_PROTOCOL)).to_dict()
+    time_s, focus_c = focus_curve(report)
+    focus_dose = cumulative_dose(time_s, focus_c)
+    full = result.sides[None].dose_cem43
+    for k, window in enumerate(sonication_windows(report), start=1):
+        so_far = dose_after(result, None, k)
+        assert np.all(so_far <= full * (1 + 1e-6) + 1e-9)
+        expected = float(np.interp(window["end_s"], time_s, focus_dose))
+        assert so_far.max() == pytest.approx(expected, rel=0.05, abs=1e-3)
