@@ -1,0 +1,124 @@
+"""Front-end behaviour of the command line (issue 13): cheap checks first, one --side default,
+the registration written by --out and reused, progress on stderr with clean --json stdout."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from front_support import QUICK_PROTOCOL, no_registration, no_simulation
+
+from fusplan import planner, targeting
+from fusplan.atlas import sample_scan_path
+from fusplan.cli import build_parser, main
+from fusplan.protocol import load_protocol
+
+SAMPLE = str(sample_scan_path("ch2"))
+
+
+def test_plain_fusplan_prints_the_command_list():
+    result = subprocess.run([sys.executable, "-m", "fusplan"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    for command in ("info", "target", "simulate", "plan", "batch", "demo"):
+        assert f"\n    {command}" in result.stdout
+
+
+def test_one_side_default_and_the_same_choices_everywhere(capsys):
+    parser = build_parser()
+    defaults = {}
+    for argv in (["target", "s.nii"], ["simulate", "clt"], ["plan", "s.nii"], ["batch", "--out", "o"]):
+        defaults[argv[0]] = parser.parse_args(argv).side
+        assert parser.parse_args([*argv, "--side", "both"]).side == "both"
+    assert set(defaults.values()) == {"left"}, defaults
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--help"])
+    help_text = capsys.readouterr().out
+    assert "left, right or both" in help_text and "(default: left" in help_text
+
+
+def test_plan_synopsis_lists_target_and_atlas(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["plan", "--help"])
+    usage = capsys.readouterr().out.split("\n\n")[0]
+    assert "--target" in usage and "--atlas" in usage and "--registration" in usage
+
+
+def test_bundled_protocol_names_are_case_insensitive_and_unknown_names_list_them(tmp_path, capsys):
+    assert load_protocol("CLT").name == load_protocol("clt").name
+    assert load_protocol("Vim").name == load_protocol("vim").name
+    assert main(["simulate", "ctl"]) == 2
+    err = capsys.readouterr().err
+    assert "ctl" in err and "clt, vim" in err and len(err.strip().splitlines()) == 1
+
+
+def test_demo_registration_is_a_file_and_the_preset_has_its_own_name():
+    args = build_parser().parse_args(["demo", "--registration", "saved.npz", "--registration-preset", "affine"])
+    assert str(args.registration) == "saved.npz" and args.registration_preset == "affine"
+
+
+@pytest.mark.parametrize("command", [["simulate", "clt"], ["plan", SAMPLE], ["target", SAMPLE]])
+def test_out_that_is_a_file_fails_before_any_work(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(planner, "simulate", no_simulation)
+    monkeypatch.setattr(targeting, "register", no_registration)
+    readme = tmp_path / "README.md"
+    readme.write_text("keep me")
+    assert main([*command, "--out", str(readme)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert readme.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["target", SAMPLE, "--target", "Vim"], "no label 'Vim'"),
+    (["plan", SAMPLE, "--target", "XYZ"], "no label 'XYZ'"),
+    (["target", SAMPLE, "--atlas", "najdenovska", "--target", "VLpv"], "no label 'VLpv'"),
+    (["target", SAMPLE, "--atlas", "najdenovska"], "no central lateral (CL) label"),
+])
+def test_unknown_target_label_fails_before_registering(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(targeting, "register", no_registration)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def quick_registration():
+    """The affine registration preset (seconds) instead of the standard one, for these tests only."""
+    real = targeting.register
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(targeting, "register", lambda scan, atlas, **kwargs: real(scan, atlas, settings="affine"))
+    yield
+    monkeypatch.undo()
+
+
+def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, monkeypatch, quick_registration):
+    out = tmp_path / "target-out"
+    assert main(["target", SAMPLE, "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    first = json.loads(captured.out)  # stdout is exactly one JSON document
+    assert "targeting" in captured.err  # the progress bar went to stderr
+    saved = out / "registration.npz"
+    assert saved.is_file()
+
+    # Reuse: no registration at all, the same targets.
+    monkeypatch.setattr(targeting, "register", no_registration)
+    assert main(["target", SAMPLE, "--registration", str(saved), "--json", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    again = json.loads(captured.out)
+    np.testing.assert_allclose(again["targets"][0]["ras_mm"], first["targets"][0]["ras_mm"], atol=1e-6)
+
+    protocol = tmp_path / "quick.yaml"
+    protocol.write_text(yaml.safe_dump(QUICK_PROTOCOL))
+    plan_out = tmp_path / "plan-out"
+    assert main(["plan", SAMPLE, "--protocol", str(protocol), "--registration", str(saved),
+                 "--out", str(plan_out), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["protocol"] == QUICK_PROTOCOL["name"]
+    assert "simulating" in captured.err and "targeting" in captured.err
+    assert (plan_out / "registration.npz").is_file() and (plan_out / "report.json").is_file()
