@@ -160,18 +160,25 @@ def _check_command(rows: list[dict], fixed: dict, points: list[dict], protocols:
     the batch. Problems of a manifest row's own cells stay that row's problem.
     """
     problems = []
+    failing_points: dict[str, list[str]] = {}  # message -> the sweep points that raise it
+    checked: set[str] = set()
     for row in rows:
         base = _base_protocol(row["protocol_path"], protocols)
         if isinstance(base, Exception):
             if row["from_command"]:
-                problems.append(f"--protocol {row['protocol']}: {base}")
+                problems.append(str(base))
             continue
+        if row["protocol_path"] in checked or not (fixed or any(points)):
+            continue
+        checked.add(row["protocol_path"])
         for point in points:
             try:
-                override_protocol(base, {**fixed, **point}) if (fixed or point) else None
+                override_protocol(base, {**fixed, **point})
             except FusplanInputError as error:
                 shown = ", ".join(f"{k}={value_text(v)}" for k, v in {**fixed, **point}.items())
-                problems.append(f"{shown}: {error}")
+                failing_points.setdefault(str(error), []).append(shown)
+    for message, shown in failing_points.items():
+        problems.append(f"{message} (with {'; '.join(shown)})")
     raise_problems(problems)
 
 
