@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
+from front_support import QUICK_PROTOCOL
 
 from fusplan.batch import (
     RUNS_DIR,
@@ -23,22 +25,11 @@ from fusplan.batch import (
 )
 from fusplan.errors import FusplanInputError
 
-PROTOCOL = """\
-name: gaussian teaching
-tissue: brain
-transducer: {model: gaussian, fwhm_mm: [2.0, 2.0, 4.0]}
-grid: {spacing_mm: 1.0, extent_mm: 20}
-sonications:
-  - {stage: verification, peak_c: 48, duration_s: 4, cooling_s: 6}
-  - {stage: treatment, peak_c: 56, duration_s: 10, cooling_s: 6}
-thresholds_cem43: [17, 240]
-"""
-
 
 @pytest.fixture()
 def protocol_file(tmp_path) -> Path:
     path = tmp_path / "gaussian.yaml"
-    path.write_text(PROTOCOL)
+    path.write_text(yaml.safe_dump(QUICK_PROTOCOL))
     return path
 
 
@@ -76,7 +67,8 @@ def test_run_ids_are_stable_and_distinct(protocol_file):
     assert ids == [spec.run_id for spec, _ in again]
     assert len(set(ids)) == 2 and all(i.startswith("phantom-") for i in ids)
     # The id follows the protocol's content, not its file name.
-    protocol_file.write_text(PROTOCOL.replace("peak_c: 48", "peak_c: 47"))
+    changed = {**QUICK_PROTOCOL, "name": "another name"}
+    protocol_file.write_text(yaml.safe_dump(changed))
     changed = plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak_c": [54, 56]})
     assert not set(ids) & {spec.run_id for spec, _ in changed}
 

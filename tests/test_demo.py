@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from front_support import QUICK_PROTOCOL
 
 from fusplan.figures import (
     PLANES,
@@ -125,20 +126,6 @@ def test_animation_is_a_small_gif_with_one_frame_per_time(tmp_path):
         assert gif.n_frames == len(times)
     assert path.stat().st_size < 5e6
     assert not list(tmp_path.glob(".*tmp*"))
-
-
-QUICK_PROTOCOL = {
-    "name": "quick staged gaussian",
-    "tissue": "brain",
-    "transducer": {"model": "gaussian", "fwhm_mm": [2.0, 2.0, 4.0]},
-    "grid": {"spacing_mm": 1.0, "extent_mm": 20},
-    "sonications": [
-        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
-        {"stage": "verification", "peak_c": 49, "duration_s": 6, "cooling_s": 10},
-        {"stage": "treatment", "peak_c": 57, "duration_s": 10, "cooling_s": 10},
-    ],
-    "thresholds_cem43": [17, 240],
-}
 
 
 @pytest.mark.slow
