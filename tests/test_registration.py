@@ -14,7 +14,8 @@ from scipy import ndimage
 from fusplan.atlas import load_atlas, sample_scan_path
 from fusplan.errors import FusplanInputError
 from fusplan.io import Scan, load_scan
-from fusplan.registration import Registration, load_registration, register, synthetic_subject
+from fusplan.registration import Registration, load_registration, register
+from fusplan.samples import synthetic_subject
 from fusplan.targeting import clp_template_point
 
 
