@@ -15,6 +15,15 @@ from fusplan.report import dumps_json, summary_markdown, threshold_label, write_
 THRESHOLDS = (17.0, 240.0)
 
 
+class _Protocol:
+    name = "CLT staged default"
+    source = None
+    thresholds_cem43 = THRESHOLDS
+
+    def to_dict(self):
+        return {"name": self.name}
+
+
 @dataclass
 class _Side:
     side: str | None
@@ -24,20 +33,20 @@ class _Side:
 
 
 class _Result:
-    """The duck type write_report reads: to_dict() plus per-side maps."""
+    """Stands in for a SimulationResult: the attributes write_report reads, without simulating."""
 
     def __init__(self, sides):
-        self.sides = {s.side: s for s in sides} if sides[0].side else None
-        if self.sides is None:
-            self.grid, self.peak_temperature_c, self.dose_cem43 = sides[0].grid, sides[0].peak_temperature_c, sides[0].dose_cem43
+        self.sides = {s.side: s for s in sides}
+        self.protocol = _Protocol()
+        self.scan = self.targets = None
         self._sides = sides
 
     def to_dict(self):
         lesions = []
         for s in self._sides:
             for threshold in THRESHOLDS:
-                entry = measure_lesion(s.dose_cem43, s.grid, threshold, labels=_labels(s.grid), label_names={3: "CL"})
-                lesions.append(({"side": s.side} if s.side else {}) | {"threshold_cem43": threshold} | entry)
+                lesions.append(measure_lesion(s.dose_cem43, s.grid, threshold, labels=_labels(s.grid),
+                                              label_names={3: "CL"}, side=s.side).to_dict())
         return {
             "fusplan_version": "0.1.0",
             "protocol": "CLT staged default",
@@ -100,9 +109,10 @@ def test_write_report_files_and_affines(tmp_path, bilateral):
 def test_report_json_round_trip(tmp_path, bilateral):
     write_report(bilateral, tmp_path, figures=False)
     loaded = json.loads((tmp_path / "report.json").read_text())
-    expected = json.loads(dumps_json(bilateral.to_dict()))
+    expected = json.loads(dumps_json({**bilateral.to_dict(), "provenance": report_module.provenance(bilateral)}))
     assert loaded == expected
-    assert list(loaded) == ["fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions"]
+    assert list(loaded) == ["fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions",
+                            "provenance"]
     assert loaded["sonications"][0]["peak_temperature_c"] == 55.0123
     assert loaded["focus"]["temperature_c"][2] == 52.1235
     assert loaded["landmarks"]["MCP"] == [0.0, -11.25, -3.5]
@@ -129,11 +139,11 @@ def test_failed_write_leaves_no_files(tmp_path, bilateral, monkeypatch):
     (out / "report.json").write_text("previous run\n")
     calls = []
 
-    def failing_save(data, affine, path):
+    def failing_save(data, affine, path, **options):
         calls.append(path)
         if len(calls) == 3:
             raise OSError("disk full")
-        return original(data, affine, path)
+        return original(data, affine, path, **options)
 
     original = report_module.save_nifti
     monkeypatch.setattr(report_module, "save_nifti", failing_save)

@@ -25,8 +25,8 @@ from fusplan.targeting import (
     clp_template_point,
     locate_targets,
     template_frame,
-    write_target_outputs,
 )
+from fusplan.report import write_target_outputs
 
 
 def rigid(rotation_deg, translation_mm) -> np.ndarray:

@@ -141,7 +141,7 @@ def _locate(scan, args):
 
 def _cmd_target(args) -> int:
     from .io import load_scan
-    from .targeting import write_target_outputs
+    from .report import write_target_outputs
 
     scan = load_scan(args.scan)
     found = _locate(scan, args)

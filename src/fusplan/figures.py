@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import timeline
 from .grid import Grid
 from .io import resample
 
@@ -67,18 +68,11 @@ def _pyplot_free_figure(figsize):
 
 
 def sonication_windows(report: Mapping, side: str | None = None) -> list[dict]:
-    """Start, end of sonication and end of cooling of every sonication, in s.
+    """Start, end of sonication and end of cooling of ``side``'s sonications, in s.
 
-    Sonications follow each other: sonication ``i`` starts when the cooling of
-    sonication ``i - 1`` ends, the first at 0 s.
+    See :func:`fusplan.timeline.sonication_windows`.
     """
-    windows, start = [], 0.0
-    for entry in _side_sonications(report, side):
-        on_end = start + float(entry["duration_s"])
-        end = on_end + float(entry.get("cooling_s", 0.0))
-        windows.append({**entry, "start_s": start, "on_end_s": on_end, "end_s": end})
-        start = end
-    return windows
+    return timeline.sonication_windows(_side_sonications(report, side))
 
 
 def _side_sonications(report: Mapping, side: str | None) -> list[dict]:
@@ -106,21 +100,11 @@ def cumulative_dose(time_s: np.ndarray, temperature_c: np.ndarray) -> np.ndarray
 def stage_peaks(report: Mapping, side: str | None = None) -> list[dict]:
     """Time and temperature of the hottest moment of each stage at the focus.
 
-    Returns one entry per stage present, in protocol order:
-    ``{"stage", "time_s", "temperature_c", "sonication"}``.
+    Returns one entry per stage present, in time order:
+    ``{"stage", "time_s", "temperature_c", "sonication"}`` (see
+    :func:`fusplan.timeline.stage_peaks`).
     """
-    time_s, temperature_c = focus_curve(report, side)
-    peaks: dict[str, dict] = {}
-    for window in sonication_windows(report, side):
-        inside = (time_s >= window["start_s"]) & (time_s <= window["end_s"])
-        if not inside.any():
-            continue
-        k = np.flatnonzero(inside)[np.argmax(temperature_c[inside])]
-        best = peaks.get(window["stage"])
-        if best is None or temperature_c[k] > best["temperature_c"]:
-            peaks[window["stage"]] = {"stage": window["stage"], "time_s": float(time_s[k]),
-                                      "temperature_c": float(temperature_c[k]), "sonication": window["index"]}
-    return sorted(peaks.values(), key=lambda p: p["time_s"])
+    return timeline.stage_peaks(*focus_curve(report, side), sonication_windows(report, side))
 
 
 def stage_at(report: Mapping, time_s: float, side: str | None = None) -> str:
