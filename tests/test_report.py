@@ -196,3 +196,36 @@ def test_dumps_json_conversions():
 
 def test_threshold_label():
     assert threshold_label(240.0) == "240" and threshold_label(17.5) == "17p5"
+
+
+def test_maps_keep_the_scans_xform_codes_and_carry_units(tmp_path, bilateral):
+    from fusplan.io import load_scan
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0]) + np.c_[np.zeros((4, 3)), [-60, -60, -60, 0]]
+    image = nib.Nifti1Image(np.random.default_rng(0).random((60, 60, 60), dtype=np.float32), affine)
+    image.set_sform(image.affine, code=4)
+    image.set_qform(image.affine, code=1)
+    nib.save(image, tmp_path / "scan.nii.gz")
+    bilateral.scan = load_scan(tmp_path / "scan.nii.gz")
+    write_report(bilateral, tmp_path / "out", figures=False)
+    for name, unit in (("peak_temperature_c_left", "degC"), ("dose_cem43_right", "CEM43"), ("lesion_240cem43_left", "CEM43")):
+        header = nib.load(tmp_path / "out" / f"{name}.nii.gz").header
+        assert (int(header["sform_code"]), int(header["qform_code"])) == (4, 1)
+        assert unit in header["descrip"].tobytes().decode()
+        assert header.get_xyzt_units() == ("mm", "sec")
+
+
+def test_provenance_has_the_same_shape_in_the_phantom_and_on_a_scan(tmp_path, bilateral):
+    phantom = report_module.provenance(_Result([_side(None, (0.0, 0.0, 0.0))]))
+    assert phantom["sides"] == [] and phantom["scan"] is None and phantom["registration"] is None
+    assert phantom["protocol"]["spec"] == {"name": "CLT staged default"}
+    sided = report_module.provenance(bilateral)
+    assert list(sided) == list(phantom) and sided["sides"] == ["left", "right"]
+
+
+def test_lesion_figure_has_orientation_letters_and_a_labelled_colour_bar(bilateral):
+    s = bilateral.sides["left"]
+    figure = report_module.lesion_figure(s.grid, s.peak_temperature_c, s.dose_cem43, THRESHOLDS)
+    texts = {t.get_text() for ax in figure.axes for t in ax.texts}
+    assert {"L", "R", "P", "A", "I", "S"} <= texts
+    assert "peak temperature (°C)" in {ax.get_ylabel() for ax in figure.axes}

@@ -238,8 +238,7 @@ def _orientation_warnings(affine: np.ndarray, shape) -> list[str]:
     sizes = voxel_sizes_mm(affine)
     if sizes.max() / sizes.min() > 1.5:
         warnings.append("anisotropic voxels (" + " x ".join(f"{s:.3g}" for s in sizes) + " mm)")
-    directions = affine[:3, :3] / sizes
-    obliquity_deg = np.degrees(np.arccos(np.clip(np.abs(directions).max(axis=0), -1, 1))).max()
+    obliquity_deg = float(np.degrees(nib.affines.obliquity(affine)).max())
     if obliquity_deg > 1.0:
         warnings.append(f"oblique storage axes (up to {obliquity_deg:.1f} deg from the scanner axes)")
     extent_mm = sizes * np.asarray(shape)

@@ -35,9 +35,9 @@ import nibabel as nib
 import numpy as np
 
 from .errors import FusplanInputError
-from .figures import AXIS_LETTERS
+from .figures import lesion_figure
 from .grid import Grid
-from .io import Scan, atomic_output, resample, save_nifti
+from .io import Scan, atomic_output, save_nifti
 from .planner import SimulationResult
 from .registration import scan_fingerprint
 from .targeting import TargetingResult
@@ -96,7 +96,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
     result : SimulationResult
     out_dir : path-like
     scan : fusplan.io.Scan, optional
-        Background of the figures (resampled onto the planning grid); default
+        Background of the figures (resampled onto their planes); default
         ``result.scan``.
     figures : bool
         Also write PNG figures (matplotlib, without pyplot).
@@ -303,55 +303,6 @@ def _vec(values) -> str:
 
 def _title(report: dict, side: str | None) -> str:
     return f"{report.get('protocol', '')}" + (f" ({side})" if side else "")
-
-
-# ------------------------------------------------------------------------------- figures
-
-
-def lesion_figure(grid, peak_temperature_c, dose_cem43, thresholds_cem43, *, scan=None, title: str = ""):
-    """Three orthogonal planes through the grid centre with dose contours.
-
-    The background is the scan resampled onto the planning grid when ``scan`` is
-    given, otherwise the peak temperature. Planes are labelled by grid axes
-    (LR/AP/SI in a scan plan). Returns the matplotlib Figure.
-    """
-    from matplotlib.figure import Figure  # no pyplot: never touches the session's backend
-
-    peak = np.asarray(peak_temperature_c, dtype=float)
-    dose = np.asarray(dose_cem43, dtype=float)
-    if scan is not None:
-        background = resample(scan.data, scan.affine, grid.shape, grid.affine, order=1)
-        cmap, label = "gray", "scan"
-    else:
-        background, cmap, label = peak, "inferno", "peak temperature (C)"
-    centre = [(n - 1) // 2 for n in grid.shape]
-    half = [(n - 1) / 2 * grid.spacing_mm for n in grid.shape]
-    planes = [("axial (LR x AP)", 2, (0, 1)), ("coronal (LR x SI)", 1, (0, 2)), ("sagittal (AP x SI)", 0, (1, 2))]
-    figure = Figure(figsize=(12, 4.2))
-    axes = figure.subplots(1, 3)
-    colours = ["#4dd0e1", "#ffeb3b", "#ff7043", "#ab47bc"]
-    image = None
-    for ax, (name, normal, (u, v)) in zip(axes, planes):
-        index = [slice(None)] * 3
-        index[normal] = centre[normal]
-        extent = (-half[u], half[u], -half[v], half[v])  # voxel centres (contours)
-        h = grid.spacing_mm / 2
-        edges = (-half[u] - h, half[u] + h, -half[v] - h, half[v] + h)  # voxel edges (image)
-        image = ax.imshow(background[tuple(index)].T, origin="lower", cmap=cmap, extent=edges)
-        for colour, threshold in zip(colours, thresholds_cem43):
-            plane = dose[tuple(index)].T
-            if plane.max() >= threshold:
-                ax.contour(plane, levels=[threshold], colors=[colour], extent=extent, linewidths=1.2)
-                ax.plot([], [], color=colour, label=f"{threshold:g} CEM43")
-        ax.set_title(name)
-        ax.set_xlabel("mm")
-    if image is not None:
-        figure.colorbar(image, ax=axes, shrink=0.8, label=label)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        axes[0].legend(loc="upper right", fontsize=8)
-    figure.suptitle(title)
-    return figure
 
 
 # ------------------------------------------------------------------------------- staging
