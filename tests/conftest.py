@@ -3,6 +3,8 @@ import copy
 
 import pytest
 
+from fusplan.atlas import load_atlas, sample_scan_path
+from fusplan.io import load_scan
 from fusplan.protocol import load_protocol
 
 #: A fast teaching protocol: Gaussian heat source, 16 mm box at 0.5 mm, three sonications
@@ -31,3 +33,15 @@ def gaussian_spec() -> dict:
 def gaussian_protocol():
     """The Gaussian test protocol, loaded (frozen)."""
     return load_protocol(copy.deepcopy(_GAUSSIAN_SPEC))
+
+
+@pytest.fixture(scope="session")
+def ch2():
+    """The bundled Colin27 head (RAS, 1 mm)."""
+    return load_scan(sample_scan_path("ch2"))
+
+
+@pytest.fixture(scope="session")
+def morel():
+    """The Morel atlas."""
+    return load_atlas("morel")

@@ -8,6 +8,12 @@ The public API (see the README and ``docs``)::
     result = fusplan.simulate(protocol, scan=None, targets=None)
     dose = fusplan.cem43(temperature_c, dt_s)
 
+The result types are exported too: ``Scan``, ``Grid``, ``TargetingResult`` (with
+``Target`` and ``AcpcFrame``), ``Protocol`` (with ``Sonication``),
+``SimulationResult`` (with ``SideResult``, ``SonicationRecord`` and
+``LesionRecord``); each has ``to_dict()`` where it has a JSON form. ``SIDES`` is
+``("left", "right")``.
+
 Names are imported on first use, so ``import fusplan`` stays light.
 """
 import importlib

@@ -97,7 +97,7 @@ class Atlas:
     space: str
     template_path: Path
     template_mask_path: Path | None
-    landmarks: dict
+    landmarks: dict[str, np.ndarray]
     licence: str
     folder: Path
 

@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from .io import Scan, resample
+from .targeting import TargetingResult
 
 # (name, in-plane AC-PC axes (horizontal, vertical), fixed axis, edge letters (left, right, bottom, top))
 _PLANES = (
@@ -27,7 +28,7 @@ _PLANES = (
 _AXIS_NAMES = ("x", "y", "z")
 
 
-def _plane(result, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, extent_mm: float, spacing_mm: float):
+def _plane(result: TargetingResult, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, extent_mm: float, spacing_mm: float):
     frame = result.frame
     n = int(round(extent_mm / spacing_mm)) + 1
     offsets = (np.arange(n) - (n - 1) / 2) * spacing_mm
@@ -47,7 +48,7 @@ def _plane(result, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, e
     return image, labels, h, v
 
 
-def targeting_figure(result, scan: Scan, path: str | os.PathLike | None = None, extent_mm: float = 40.0,
+def targeting_figure(result: TargetingResult, scan: Scan, path: str | os.PathLike | None = None, extent_mm: float = 40.0,
                      spacing_mm: float = 0.4):
     """Draw the targeting QC figure.
 

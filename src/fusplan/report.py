@@ -36,7 +36,6 @@ import numpy as np
 
 from .errors import FusplanInputError
 from .figures import lesion_figure
-from .grid import Grid
 from .io import Scan, atomic_output, save_nifti
 from .planner import SimulationResult
 from .registration import scan_fingerprint
@@ -222,7 +221,7 @@ def threshold_label(threshold_cem43: float) -> str:
 # ------------------------------------------------------------------------------ markdown
 
 
-def summary_text(result) -> str:
+def summary_text(result: SimulationResult) -> str:
     """Human-readable summary of a simulation result (the markdown of ``summary.md``)."""
     return summary_markdown(result.to_dict())
 

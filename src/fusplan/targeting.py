@@ -208,9 +208,9 @@ class TargetingResult:
         How the targets were placed: ``{"target": name, "acpc_mm": (x, y, z) or None}``.
     """
 
-    targets: list
+    targets: list[Target]
     frame: AcpcFrame
-    landmarks: dict
+    landmarks: dict[str, np.ndarray]
     registration: Registration
     atlas: str
     landmark_source: str = "atlas"
