@@ -15,10 +15,11 @@ LAYERS = {
     "errors": 0,
     "grid": 1, "io": 1, "dose": 1, "tissue": 1, "thermometry": 1, "timeline": 1,
     "atlas": 2, "acoustics": 2, "bioheat": 2, "figures": 2,
-    "registration": 3, "lesion": 3, "protocol": 3,
-    "targeting": 4, "samples": 4,
-    "planner": 5, "qc": 5,
-    "report": 6,
+    "template": 3, "lesion": 3, "protocol": 3,
+    "registration": 4,
+    "targeting": 5, "samples": 5,
+    "planner": 6, "qc": 6,
+    "report": 7,
 }
 
 

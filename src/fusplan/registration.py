@@ -48,7 +48,8 @@ from scipy import ndimage
 
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
-from .io import Scan, atomic_output, corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .io import Scan, atomic_output, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .template import PreparedTemplate, normalise_intensity, prepared_template, to_lattice
 
 #: Progress callback: ``progress(fraction, message)``; raising inside it cancels.
 ProgressCallback = Callable[[float, str], None]
@@ -287,89 +288,6 @@ def scan_fingerprint(scan: Scan) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- template side
-@dataclass(frozen=True)
-class _Template:
-    image: np.ndarray  # float32, normalised to [0, 1]
-    affine: np.ndarray
-    brain: np.ndarray  # bool, on the template grid
-    classes: np.ndarray  # int8: 0 outside, 1 CSF (deep), 2 GM, 3 WM
-    
-
-def normalise_intensity(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    """Intensities divided by their 99.5th percentile (inside ``mask``, else above 0), clipped to [0, 1]."""
-    values = image[mask] if mask is not None and mask.any() else image[image > 0]
-    if values.size == 0:
-        values = image.ravel()
-    high = float(np.percentile(values, 99.5))
-    if high <= 0:
-        high = float(image.max()) or 1.0
-    return np.clip(image / high, 0.0, 1.0).astype(np.float32)
-
-
-def _three_means(values: np.ndarray) -> np.ndarray:
-    """Thresholds of a 1D 3-means clustering (deterministic initialisation)."""
-    centres = np.percentile(values, [10, 50, 90]).astype(float)
-    for _ in range(50):
-        edges = (centres[:-1] + centres[1:]) / 2
-        cls = np.digitize(values, edges)
-        new = np.array([values[cls == k].mean() if np.any(cls == k) else centres[k] for k in range(3)])
-        if np.allclose(new, centres):
-            break
-        centres = new
-    return (centres[:-1] + centres[1:]) / 2
-
-
-_TEMPLATE_CACHE: dict = {}
-
-
-def _load_template(atlas: Atlas, spacing_mm: float | None) -> _Template:
-    """The atlas template, normalised, with brain mask and tissue classes.
-
-    ``spacing_mm`` None keeps the template's own grid; otherwise it is smoothed
-    and resampled onto the world lattice of that spacing.
-    """
-    key = (atlas.name, spacing_mm)
-    if key in _TEMPLATE_CACHE:
-        return _TEMPLATE_CACHE[key]
-    image, affine = atlas.load_template()
-    brain = atlas.template_brain_mask()
-    if spacing_mm is not None:
-        image, new_affine = _to_lattice(image, affine, spacing_mm)
-        brain = resample(brain.astype(np.float32), affine, image.shape, new_affine, order=1) > 0.5
-        affine = new_affine
-    spacing_mm = float(voxel_sizes_mm(affine).min())
-    image = normalise_intensity(image, brain)
-    inner = ndimage.binary_erosion(brain, iterations=max(1, int(round(4 / spacing_mm))))
-    edges = _three_means(image[brain])
-    classes = np.zeros(image.shape, np.int8)
-    classes[brain] = 2
-    classes[brain & (image > edges[1])] = 3
-    classes[inner & (image < edges[0])] = 1  # deep CSF: ventricles
-    template = _Template(image, affine, brain, classes)
-    _TEMPLATE_CACHE[key] = template
-    return template
-
-
-def _to_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth and resample onto a world-axis-aligned grid on the ``spacing_mm`` world lattice.
-
-    The grid's voxel centres are multiples of ``spacing_mm`` in world coordinates,
-    so every storage order of the same data gives the same output array.
-    """
-    affine = np.asarray(affine, dtype=float)
-    world = corners_world_mm(affine, data.shape)
-    low = np.floor(world.min(axis=0) / spacing_mm) * spacing_mm
-    high = np.ceil(world.max(axis=0) / spacing_mm) * spacing_mm
-    new_shape = tuple(int(n) for n in np.round((high - low) / spacing_mm) + 1)
-    new_affine = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
-    new_affine[:3, 3] = low
-    sizes = voxel_sizes_mm(affine)
-    sigma_mm = np.sqrt(np.clip(spacing_mm**2 - sizes**2, 0, None)) / 2.355
-    smoothed = ndimage.gaussian_filter(data.astype(np.float32), sigma_mm / sizes) if np.any(sigma_mm > 0) else data
-    return resample(smoothed, affine, new_shape, new_affine, order=1), new_affine
-
-
 # --------------------------------------------------------------------------- affine stage
 @contextlib.contextmanager
 def _quiet_dipy():
@@ -406,8 +324,8 @@ def _affine_stage(atlas: Atlas, subject: np.ndarray, subject_affine: np.ndarray,
     n_steps = sum(len(stages) for _, stages, _ in settings.affine_levels)
     step = 0
     for spacing_mm, stages, iterations in settings.affine_levels:
-        template = _load_template(atlas, spacing_mm)
-        moving, moving_affine = _to_lattice(subject, subject_affine, spacing_mm)
+        template = prepared_template(atlas, spacing_mm)
+        moving, moving_affine = to_lattice(subject, subject_affine, spacing_mm)
         static_mask = ndimage.binary_dilation(template.brain, iterations=1).astype(np.int32)
         if current is None:
             current = transform_centers_of_mass(template.image, template.affine,
@@ -446,7 +364,7 @@ def _pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def _contrast_map(template: _Template, subject_on_template: np.ndarray, n_bins: int = 48):
+def _contrast_map(template: PreparedTemplate, subject_on_template: np.ndarray, n_bins: int = 48):
     """Decide T1 vs other and give a piecewise-linear map of subject intensities to T1-like ones.
 
     T1 when the subject's median intensities in the template's (affinely mapped)
@@ -576,8 +494,8 @@ def register(
         raise FusplanInputError(f"{name}: image has no positive intensities: registration impossible")
     affine_mm = _affine_stage(atlas, subject, scan.affine, settings, progress, name)
     spacing_mm = CHECK_SPACING_MM
-    template = _load_template(atlas, spacing_mm)
-    moving, moving_affine = _to_lattice(subject, scan.affine, spacing_mm)
+    template = prepared_template(atlas, spacing_mm)
+    moving, moving_affine = to_lattice(subject, scan.affine, spacing_mm)
     _report(progress, 0.3, "contrast check")
     on_template = resample(moving, moving_affine, template.image.shape, affine_mm @ template.affine, order=1)
     contrast, xp, fp = _contrast_map(template, on_template)
@@ -600,7 +518,7 @@ def register(
     else:
         _report(progress, 0.33, "preparing nonlinear stage")
         shape, grid_affine = _cube_grid(atlas, settings)
-        native = _load_template(atlas, None)
+        native = prepared_template(atlas, None)
         static = resample(native.image, native.affine, shape, grid_affine, order=1)
         weight = resample(native.brain.astype(np.float32), native.affine, shape, grid_affine, order=1)
         weight = ndimage.gaussian_filter(weight, 2.0 / settings.syn_spacing_mm)

@@ -21,7 +21,7 @@ from scipy.spatial.transform import Rotation
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .io import Scan, corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
-from .registration import normalise_intensity
+from .template import normalise_intensity
 
 #: Storage axes of an LPS grid, as world directions (columns).
 _LPS = np.diag([-1.0, -1.0, 1.0])

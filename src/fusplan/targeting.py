@@ -41,6 +41,7 @@ from .errors import FusplanInputError
 from .grid import Grid
 from .io import Scan, voxel_to_world, world_to_voxel
 from .registration import Registration, load_registration, register
+from .template import prepared_template
 
 #: AFIDs fiducials that lie on the midsagittal plane.
 MIDLINE_AFIDS = (
@@ -326,9 +327,7 @@ def _inside_fov(scan: Scan, point: np.ndarray) -> bool:
 
 
 def _in_template_brain(registration: Registration, atlas: Atlas, point: np.ndarray) -> bool:
-    from .registration import _load_template
-
-    template = _load_template(atlas, 2.0)
+    template = prepared_template(atlas, 2.0)
     t = registration.subject_to_template(point)
     index = np.rint(np.linalg.solve(template.affine[:3, :3], t - template.affine[:3, 3])).astype(int)
     if np.any(index < 0) or np.any(index >= np.asarray(template.brain.shape)):
