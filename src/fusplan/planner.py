@@ -137,6 +137,7 @@ class SimulationResult:
 
     @property
     def first(self) -> SideResult:
+        """The first simulated side (the phantom's only one)."""
         return next(iter(self.sides.values()))
 
     @property
