@@ -85,7 +85,7 @@ def main() -> dict:
     for threshold in protocol.thresholds_cem43:
         a = measure_lesion(history.dose_cem43, grid, threshold)
         b = measure_lesion(reference.dose_cem43, grid, threshold)
-        lesions[threshold] = {k: (a[k], b[k]) for k in ("lr_mm", "ap_mm", "si_mm", "volume_mm3")}
+        lesions[threshold] = {k: (getattr(a, k), getattr(b, k)) for k in ("lr_mm", "ap_mm", "si_mm", "volume_mm3")}
     out = {
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg(),

@@ -3,7 +3,7 @@
 Synthetic subjects: the Morel template (MNI152NLin6Asym, 2 mm) under a known random
 affine (rotation <= 10 deg per axis, translation <= 20 mm, scale 0.92-1.08, shear),
 a smooth nonlinear warp (<= 3 mm), a +/-15 % bias field and 2 % Rician-like noise,
-stored LPS at 1 mm, in T1 and T2-like contrast (:func:`fusplan.registration.synthetic_subject`).
+stored LPS at 1 mm, in T1 and T2-like contrast (:func:`fusplan.samples.synthetic_subject`).
 Errors are the distances between the registered and the true subject positions of
 the CLp targets and of every Morel nucleus centroid ("thalamus"), and of AC and PC.
 The baseline is the same error after the affine stage alone (measured in the same run).
@@ -32,8 +32,8 @@ from scipy import ndimage
 
 from fusplan.atlas import load_atlas, read_fcsv, sample_scan_path
 from fusplan.io import Scan, load_scan
-from fusplan.registration import register, synthetic_subject
-from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented
+from fusplan.registration import register
+from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented, synthetic_subject
 from fusplan.io import resample
 from fusplan.targeting import clp_template_point, locate_targets
 

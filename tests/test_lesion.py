@@ -36,11 +36,11 @@ def test_rotated_ellipsoid_extents_and_volume(seed):
     centre = np.array([3.0, -17.0, 8.0]) + np.random.default_rng(seed).uniform(-0.25, 0.25, 3)
     dose, extents, volume = _ellipsoid_dose(grid, centre, (1.7, 2.3, 3.1), _rotation(100 + seed))
     lesion = measure_lesion(dose, grid, 240)
-    measured = np.array([lesion["lr_mm"], lesion["ap_mm"], lesion["si_mm"]])
+    measured = np.array([lesion.lr_mm, lesion.ap_mm, lesion.si_mm])
     np.testing.assert_allclose(measured, extents, atol=0.08)
-    assert lesion["volume_mm3"] == pytest.approx(volume, rel=0.01)
-    assert lesion["equivalent_diameter_mm"] == pytest.approx((6 * lesion["volume_mm3"] / np.pi) ** (1 / 3))
-    assert lesion["nuclei"] == {}
+    assert lesion.volume_mm3 == pytest.approx(volume, rel=0.01)
+    assert lesion.equivalent_diameter_mm == pytest.approx((6 * lesion.volume_mm3 / np.pi) ** (1 / 3))
+    assert lesion.nuclei == {}
 
 
 @pytest.mark.parametrize("radii", [(1.0, 1.5, 2.0), (1.5, 1.5, 1.5), (2.5, 1.2, 3.5)])
@@ -48,8 +48,8 @@ def test_axis_aligned_small_ellipsoids(radii):
     grid = Grid.centred((0, 0, 0), extent_mm=16.0, spacing_mm=0.5)
     dose, extents, volume = _ellipsoid_dose(grid, (0.2, -0.1, 0.13), radii, np.eye(3))
     lesion = measure_lesion(dose, grid, 240)
-    np.testing.assert_allclose([lesion["lr_mm"], lesion["ap_mm"], lesion["si_mm"]], extents, atol=0.08)
-    assert lesion["volume_mm3"] == pytest.approx(volume, rel=0.01)
+    np.testing.assert_allclose([lesion.lr_mm, lesion.ap_mm, lesion.si_mm], extents, atol=0.08)
+    assert lesion.volume_mm3 == pytest.approx(volume, rel=0.01)
 
 
 def test_extents_follow_grid_axes_not_world_axes():
@@ -58,15 +58,15 @@ def test_extents_follow_grid_axes_not_world_axes():
     grid = Grid.centred((0, 0, 0), extent_mm=20.0, spacing_mm=0.5, axes=axes)
     dose, extents, _ = _ellipsoid_dose(grid, (0, 0, 0), (4.0, 1.5, 1.5), np.eye(3))
     lesion = measure_lesion(dose, grid, 240)
-    assert lesion["ap_mm"] == pytest.approx(8.0, abs=0.1)
-    assert lesion["lr_mm"] == pytest.approx(3.0, abs=0.1)
+    assert lesion.ap_mm == pytest.approx(8.0, abs=0.1)
+    assert lesion.lr_mm == pytest.approx(3.0, abs=0.1)
 
 
 def test_empty_region_gives_zeros():
     grid = Grid.centred((0, 0, 0), extent_mm=10.0, spacing_mm=0.5)
     lesion = measure_lesion(np.full(grid.shape, 5.0), grid, 240, labels=np.ones(grid.shape, int))
-    assert lesion == {"lr_mm": 0.0, "ap_mm": 0.0, "si_mm": 0.0, "volume_mm3": 0.0,
-                      "equivalent_diameter_mm": 0.0, "nuclei": {}}
+    assert lesion.to_dict() == {"threshold_cem43": 240.0, "lr_mm": 0.0, "ap_mm": 0.0, "si_mm": 0.0,
+                                "volume_mm3": 0.0, "equivalent_diameter_mm": 0.0, "nuclei": {}}
 
 
 def test_single_voxel_step_dose_uses_linear_crossing_against_zero():
@@ -75,8 +75,8 @@ def test_single_voxel_step_dose_uses_linear_crossing_against_zero():
     dose = np.zeros(grid.shape)
     dose[5, 5, 5] = 480.0
     lesion = measure_lesion(dose, grid, 240)
-    assert lesion["lr_mm"] == pytest.approx(1.0)
-    assert 0 < lesion["volume_mm3"] <= 1.0
+    assert lesion.lr_mm == pytest.approx(1.0)
+    assert 0 < lesion.volume_mm3 <= 1.0
 
 
 def test_two_separate_regions_extent_spans_both():
@@ -84,9 +84,9 @@ def test_two_separate_regions_extent_spans_both():
     a, _, va = _ellipsoid_dose(grid, (-5, 0, 0), (1.5, 1.5, 1.5), np.eye(3))
     b, _, vb = _ellipsoid_dose(grid, (5, 0, 0), (1.5, 1.5, 1.5), np.eye(3))
     lesion = measure_lesion(np.maximum(a, b), grid, 240)
-    assert lesion["lr_mm"] == pytest.approx(13.0, abs=0.1)
-    assert lesion["si_mm"] == pytest.approx(3.0, abs=0.1)
-    assert lesion["volume_mm3"] == pytest.approx(va + vb, rel=0.01)
+    assert lesion.lr_mm == pytest.approx(13.0, abs=0.1)
+    assert lesion.si_mm == pytest.approx(3.0, abs=0.1)
+    assert lesion.volume_mm3 == pytest.approx(va + vb, rel=0.01)
 
 
 def test_nuclei_fractions_on_synthetic_labels():
@@ -100,18 +100,18 @@ def test_nuclei_fractions_on_synthetic_labels():
     names = {5: "CL", 105: "CL", 7: "VPL"}
     voxel = 0.5**3
     lesion = measure_lesion(dose, grid, 240, labels=labels, label_names=names)
-    assert list(lesion["nuclei"]) == ["CL", "VPL"]
-    assert lesion["nuclei"]["CL"]["fraction_of_lesion"] == pytest.approx(6 / 8)
-    assert lesion["nuclei"]["CL"]["fraction_of_nucleus"] == pytest.approx(6 / 1002)
-    assert lesion["nuclei"]["VPL"]["fraction_of_lesion"] == pytest.approx(2 / 8)
-    assert lesion["nuclei"]["VPL"]["fraction_of_nucleus"] == pytest.approx(2 / 800)
+    assert list(lesion.nuclei) == ["CL", "VPL"]
+    assert lesion.nuclei["CL"]["fraction_of_lesion"] == pytest.approx(6 / 8)
+    assert lesion.nuclei["CL"]["fraction_of_nucleus"] == pytest.approx(6 / 1002)
+    assert lesion.nuclei["VPL"]["fraction_of_lesion"] == pytest.approx(2 / 8)
+    assert lesion.nuclei["VPL"]["fraction_of_nucleus"] == pytest.approx(2 / 800)
     # Whole-nucleus volumes (e.g. from the atlas) replace the in-box volume.
     lesion = measure_lesion(dose, grid, 240, labels=labels, label_names=names,
                             nucleus_volumes_mm3={"CL": 835.0, 7: 200.0})
-    assert lesion["nuclei"]["CL"]["fraction_of_nucleus"] == pytest.approx(6 * voxel / 835.0)
-    assert lesion["nuclei"]["VPL"]["fraction_of_nucleus"] == pytest.approx(2 * voxel / 200.0)
+    assert lesion.nuclei["CL"]["fraction_of_nucleus"] == pytest.approx(6 * voxel / 835.0)
+    assert lesion.nuclei["VPL"]["fraction_of_nucleus"] == pytest.approx(2 * voxel / 200.0)
     # Without names, keys are label numbers as text.
-    assert set(measure_lesion(dose, grid, 240, labels=labels)["nuclei"]) == {"5", "105", "7"}
+    assert set(measure_lesion(dose, grid, 240, labels=labels).nuclei) == {"5", "105", "7"}
 
 
 def test_shape_mismatch_is_an_error():
@@ -124,5 +124,5 @@ def test_region_filling_the_grid_is_measured_to_the_edge_voxel_centres():
     grid = Grid.centred((0, 0, 0), extent_mm=10.0, spacing_mm=0.5)
     lesion = measure_lesion(np.full(grid.shape, 1000.0), grid, 240)
     side = (grid.shape[0] - 1) * grid.spacing_mm
-    assert (lesion["lr_mm"], lesion["ap_mm"], lesion["si_mm"]) == (side, side, side)
-    assert lesion["volume_mm3"] == pytest.approx(grid.shape[0] ** 3 * grid.spacing_mm**3)
+    assert (lesion.lr_mm, lesion.ap_mm, lesion.si_mm) == (side, side, side)
+    assert lesion.volume_mm3 == pytest.approx(grid.shape[0] ** 3 * grid.spacing_mm**3)

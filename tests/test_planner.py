@@ -5,40 +5,26 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-import fusplan.acoustics
 from fusplan import planner
+from fusplan.errors import FusplanInputError
 from fusplan.planner import simulate
 from fusplan.protocol import load_protocol
 
-BASE = {
-    "name": "test gaussian",
-    "tissue": "brain",
-    "transducer": {"model": "gaussian", "fwhm_mm": [1.4, 1.4, 3.5]},
-    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
-    "sonications": [
-        {"stage": "alignment", "absorbed_power_w": 0.1, "duration_s": 6, "cooling_s": 10},
-        {"stage": "treatment", "peak_c": 55, "duration_s": 8, "cooling_s": 16},
-        {"stage": "treatment", "peak_c": 55, "duration_s": 8, "cooling_s": 16, "offset_mm": [1.0, 0, 0]},
-    ],
-    "thresholds_cem43": [17, 240],
-}
-
-
 @pytest.fixture(scope="module")
-def phantom():
+def phantom(gaussian_protocol):
     planner.clear_cache()
     calls = []
-    original = fusplan.acoustics.heat_source
+    original = planner.heat_source
 
     def counting(*args, **kwargs):
         calls.append(np.asarray(args[2]).copy())
         return original(*args, **kwargs)
 
-    fusplan.acoustics.heat_source = counting
+    planner.heat_source = counting
     try:
-        result = simulate(load_protocol(BASE))
+        result = simulate(gaussian_protocol)
     finally:
-        fusplan.acoustics.heat_source = original
+        planner.heat_source = original
     return result, calls
 
 
@@ -103,7 +89,7 @@ def test_temperature_at_matches_focus_curve(phantom):
     assert fields.shape == (3, *result.grid.shape)
     for k, f in zip(picks, fields):
         assert f.max() == pytest.approx(focus["temperature_c"][k], abs=0.01)
-    peaks = result.stage_peaks()
+    peaks = result.sonication_peaks()
     assert [p["index"] for p in peaks] == [1, 2, 3]
     assert peaks[1]["time_s"] == pytest.approx(24.0, abs=0.5)
 
@@ -131,6 +117,7 @@ class _Targets:
         self.targets = [_Target("CLp", "left", np.array([-8.0, -18.0, 6.0]), np.array([-8.0, -7.0, 3.0])),
                         _Target("CLp", "right", np.array([8.0, -18.0, 6.0]), np.array([8.0, -7.0, 3.0]))]
         self.label_names = {5: "CL", 105: "CL"}
+        self.nucleus_volumes_mm3 = None  # nucleus volumes inside the planning box
 
     def labels_on_grid(self, grid):
         world = grid.world_coordinates()
@@ -145,8 +132,35 @@ class _Targets:
                 "landmarks": {"AC": [0, 2, -5], "PC": [0, -25, -2], "MCP": [0, -11.5, -3.5]}}
 
 
-def test_both_sides_with_thermometry():
-    spec = {**BASE, "sonications": BASE["sonications"][:2], "thermometry": {"voxel_mm": [1.1, 1.1, 3.0], "frame_s": 3.5}}
+def test_scan_without_targets_is_refused_before_simulating(gaussian_protocol):
+    with pytest.raises(FusplanInputError, match="needs targets"):
+        simulate(gaussian_protocol, scan=object())
+
+
+def test_top_level_simulate_is_the_planner_in_the_phantom(phantom, gaussian_protocol):
+    import fusplan
+
+    assert fusplan.simulate(gaussian_protocol).to_dict() == phantom[0].to_dict()
+    assert isinstance(phantom[0], fusplan.SimulationResult)
+    assert all(isinstance(r, fusplan.SonicationRecord) for r in phantom[0].first.sonications)
+    assert all(isinstance(r, fusplan.LesionRecord) for r in phantom[0].first.lesions)
+
+
+def test_stage_peaks_are_the_hottest_sonication_of_each_stage(phantom):
+    from fusplan.figures import stage_peaks
+
+    result, _ = phantom
+    by_sonication = result.sonication_peaks()
+    by_stage = stage_peaks(result.to_dict())
+    assert [p["stage"] for p in by_stage] == ["alignment", "treatment"]
+    for peak in by_stage:
+        same_stage = [p for p in by_sonication if p["stage"] == peak["stage"]]
+        hottest = max(same_stage, key=lambda p: p["temperature_c"])
+        assert (peak["sonication"], peak["time_s"]) == (hottest["index"], hottest["time_s"])
+
+
+def test_both_sides_with_thermometry(gaussian_spec):
+    spec = {**gaussian_spec, "sonications": gaussian_spec["sonications"][:2], "thermometry": {"voxel_mm": [1.1, 1.1, 3.0], "frame_s": 3.5}}
     result = simulate(load_protocol(spec), scan=object(), targets=_Targets())
     doc = json.loads(json.dumps(result.to_dict()))
     assert [e["side"] for e in doc["sonications"]] == ["left", "left", "right", "right"]

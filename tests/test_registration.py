@@ -11,48 +11,43 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from fusplan.atlas import load_atlas, sample_scan_path
 from fusplan.errors import FusplanInputError
-from fusplan.io import Scan, load_scan
-from fusplan.registration import Registration, load_registration, register, synthetic_subject
+from fusplan.io import Scan
+from fusplan.registration import Registration, load_registration, register
+from fusplan.samples import synthetic_subject
 from fusplan.targeting import clp_template_point
 
 
 @pytest.fixture(scope="module")
-def atlas():
-    return load_atlas("morel")
-
-
-@pytest.fixture(scope="module")
-def thalamus_points(atlas):
+def thalamus_points(morel):
     """CLp (both sides) and the centroid of every Morel nucleus, template world mm."""
-    indices = np.unique(atlas.labels)
+    indices = np.unique(morel.labels)
     indices = indices[indices > 0]
-    centroids = np.array(ndimage.center_of_mass(atlas.labels > 0, atlas.labels, indices))
-    centroids = centroids @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
-    clp = [clp_template_point(atlas, side) for side in ("left", "right")]
+    centroids = np.array(ndimage.center_of_mass(morel.labels > 0, morel.labels, indices))
+    centroids = centroids @ morel.affine[:3, :3].T + morel.affine[:3, 3]
+    clp = [clp_template_point(morel, side) for side in ("left", "right")]
     return np.vstack([clp, centroids])
 
 
-def _subject(atlas, contrast):
+def _subject(morel, contrast):
     # 1.5 mm voxels keep generation quick; the registration works on world coordinates
-    return synthetic_subject(atlas, seed=1, contrast=contrast, spacing_mm=(1.5, 1.5, 1.5))
+    return synthetic_subject(morel, seed=1, contrast=contrast, spacing_mm=(1.5, 1.5, 1.5))
 
 
 @pytest.fixture(scope="module")
-def t1_case(atlas):
-    subject = _subject(atlas, "T1")
-    return subject, register(subject.scan, atlas)
+def t1_case(morel):
+    subject = _subject(morel, "T1")
+    return subject, register(subject.scan, morel)
 
 
 @pytest.fixture(scope="module")
-def t2_case(atlas):
-    subject = _subject(atlas, "T2")
-    return subject, register(subject.scan, atlas)
+def t2_case(morel):
+    subject = _subject(morel, "T2")
+    return subject, register(subject.scan, morel)
 
 
-def test_synthetic_truth_is_an_exact_inverse(atlas, thalamus_points):
-    subject = synthetic_subject(atlas, seed=3, spacing_mm=(6.0, 6.0, 6.0), noise=0.0, bias=0.0)
+def test_synthetic_truth_is_an_exact_inverse(morel, thalamus_points):
+    subject = synthetic_subject(morel, seed=3, spacing_mm=(6.0, 6.0, 6.0), noise=0.0, bias=0.0)
     subject_points = subject.template_to_subject(thalamus_points)
     moved = (subject_points - subject.affine_mm[:3, 3]) @ np.linalg.inv(subject.affine_mm[:3, :3]).T
     np.testing.assert_allclose(moved + subject._d(moved), thalamus_points, atol=1e-4)
@@ -96,16 +91,15 @@ def test_save_load_and_pickle_round_trip(t1_case, thalamus_points, tmp_path):
         load_registration(tmp_path / "bad.npz")
 
 
-def test_volume_ratio_matches_the_known_warp(t1_case, atlas):
+def test_volume_ratio_matches_the_known_warp(t1_case, morel):
     subject, reg = t1_case
-    points = np.argwhere(atlas.labels > 0) @ atlas.affine[:3, :3].T + atlas.affine[:3, 3]
+    points = np.argwhere(morel.labels > 0) @ morel.affine[:3, :3].T + morel.affine[:3, 3]
     expected = abs(np.linalg.det(subject.affine_mm[:3, :3]))
     # the thalamus as a whole: the warp's mean Jacobian is close to 1 over a ~20 mm region
     assert reg.jacobian_determinant(points).mean() == pytest.approx(expected, rel=0.08)
 
 
-def test_progress_reports_and_cancellation(atlas):
-    scan = load_scan(sample_scan_path("ch2"))
+def test_progress_reports_and_cancellation(morel, ch2):
     seen = []
 
     class Stop(Exception):
@@ -117,7 +111,7 @@ def test_progress_reports_and_cancellation(atlas):
             raise Stop
 
     with pytest.raises(Stop):
-        register(scan, atlas, progress=progress)
+        register(ch2, morel, progress=progress)
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[0] == 0.0
     assert all(isinstance(m, str) and m for _, m in seen)
@@ -132,18 +126,18 @@ def _crop(scan: Scan, centre_mm, half_mm) -> Scan:
 
 
 @pytest.mark.parametrize("kind", ["noise", "tiny crop", "phantom"])
-def test_not_a_head_is_refused(kind, atlas):
+def test_not_a_head_is_refused(kind, morel, ch2):
     rng = np.random.default_rng(0)
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     affine[:3, 3] = -90
     if kind == "noise":
         scan = Scan(rng.random((90, 108, 90), dtype=np.float32), affine)
     elif kind == "tiny crop":
-        scan = _crop(load_scan(sample_scan_path("ch2")), (0.0, -15.0, 5.0), 12)
+        scan = _crop(ch2, (0.0, -15.0, 5.0), 12)
     else:  # a water sphere of radius 70 mm
         index = np.indices((90, 108, 90)).astype(np.float32)
         radius_mm = 2 * np.sqrt(((index - np.array([45, 54, 45])[:, None, None, None]) ** 2).sum(axis=0))
         noise = rng.normal(0, 2, index.shape[1:]).astype(np.float32)
         scan = Scan((radius_mm < 70).astype(np.float32) * 100 + noise, affine)
     with pytest.raises(FusplanInputError, match="registration|field of view|outside"):
-        register(scan, atlas)
+        register(scan, morel)

@@ -15,6 +15,15 @@ from fusplan.report import dumps_json, summary_markdown, threshold_label, write_
 THRESHOLDS = (17.0, 240.0)
 
 
+class _Protocol:
+    name = "CLT staged default"
+    source = None
+    thresholds_cem43 = THRESHOLDS
+
+    def to_dict(self):
+        return {"name": self.name}
+
+
 @dataclass
 class _Side:
     side: str | None
@@ -24,20 +33,20 @@ class _Side:
 
 
 class _Result:
-    """The duck type write_report reads: to_dict() plus per-side maps."""
+    """Stands in for a SimulationResult: the attributes write_report reads, without simulating."""
 
     def __init__(self, sides):
-        self.sides = {s.side: s for s in sides} if sides[0].side else None
-        if self.sides is None:
-            self.grid, self.peak_temperature_c, self.dose_cem43 = sides[0].grid, sides[0].peak_temperature_c, sides[0].dose_cem43
+        self.sides = {s.side: s for s in sides}
+        self.protocol = _Protocol()
+        self.scan = self.targets = None
         self._sides = sides
 
     def to_dict(self):
         lesions = []
         for s in self._sides:
             for threshold in THRESHOLDS:
-                entry = measure_lesion(s.dose_cem43, s.grid, threshold, labels=_labels(s.grid), label_names={3: "CL"})
-                lesions.append(({"side": s.side} if s.side else {}) | {"threshold_cem43": threshold} | entry)
+                lesions.append(measure_lesion(s.dose_cem43, s.grid, threshold, labels=_labels(s.grid),
+                                              label_names={3: "CL"}, side=s.side).to_dict())
         return {
             "fusplan_version": "0.1.0",
             "protocol": "CLT staged default",
@@ -100,9 +109,10 @@ def test_write_report_files_and_affines(tmp_path, bilateral):
 def test_report_json_round_trip(tmp_path, bilateral):
     write_report(bilateral, tmp_path, figures=False)
     loaded = json.loads((tmp_path / "report.json").read_text())
-    expected = json.loads(dumps_json(bilateral.to_dict()))
+    expected = json.loads(dumps_json({**bilateral.to_dict(), "provenance": report_module.provenance(bilateral)}))
     assert loaded == expected
-    assert list(loaded) == ["fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions"]
+    assert list(loaded) == ["fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions",
+                            "provenance"]
     assert loaded["sonications"][0]["peak_temperature_c"] == 55.0123
     assert loaded["focus"]["temperature_c"][2] == 52.1235
     assert loaded["landmarks"]["MCP"] == [0.0, -11.25, -3.5]
@@ -129,11 +139,11 @@ def test_failed_write_leaves_no_files(tmp_path, bilateral, monkeypatch):
     (out / "report.json").write_text("previous run\n")
     calls = []
 
-    def failing_save(data, affine, path):
+    def failing_save(data, affine, path, **options):
         calls.append(path)
         if len(calls) == 3:
             raise OSError("disk full")
-        return original(data, affine, path)
+        return original(data, affine, path, **options)
 
     original = report_module.save_nifti
     monkeypatch.setattr(report_module, "save_nifti", failing_save)
@@ -186,3 +196,36 @@ def test_dumps_json_conversions():
 
 def test_threshold_label():
     assert threshold_label(240.0) == "240" and threshold_label(17.5) == "17p5"
+
+
+def test_maps_keep_the_scans_xform_codes_and_carry_units(tmp_path, bilateral):
+    from fusplan.io import load_scan
+
+    affine = np.diag([2.0, 2.0, 2.0, 1.0]) + np.c_[np.zeros((4, 3)), [-60, -60, -60, 0]]
+    image = nib.Nifti1Image(np.random.default_rng(0).random((60, 60, 60), dtype=np.float32), affine)
+    image.set_sform(image.affine, code=4)
+    image.set_qform(image.affine, code=1)
+    nib.save(image, tmp_path / "scan.nii.gz")
+    bilateral.scan = load_scan(tmp_path / "scan.nii.gz")
+    write_report(bilateral, tmp_path / "out", figures=False)
+    for name, unit in (("peak_temperature_c_left", "degC"), ("dose_cem43_right", "CEM43"), ("lesion_240cem43_left", "CEM43")):
+        header = nib.load(tmp_path / "out" / f"{name}.nii.gz").header
+        assert (int(header["sform_code"]), int(header["qform_code"])) == (4, 1)
+        assert unit in header["descrip"].tobytes().decode()
+        assert header.get_xyzt_units() == ("mm", "sec")
+
+
+def test_provenance_has_the_same_shape_in_the_phantom_and_on_a_scan(tmp_path, bilateral):
+    phantom = report_module.provenance(_Result([_side(None, (0.0, 0.0, 0.0))]))
+    assert phantom["sides"] == [] and phantom["scan"] is None and phantom["registration"] is None
+    assert phantom["protocol"]["spec"] == {"name": "CLT staged default"}
+    sided = report_module.provenance(bilateral)
+    assert list(sided) == list(phantom) and sided["sides"] == ["left", "right"]
+
+
+def test_lesion_figure_has_orientation_letters_and_a_labelled_colour_bar(bilateral):
+    s = bilateral.sides["left"]
+    figure = report_module.lesion_figure(s.grid, s.peak_temperature_c, s.dose_cem43, THRESHOLDS)
+    texts = {t.get_text() for ax in figure.axes for t in ax.texts}
+    assert {"L", "R", "P", "A", "I", "S"} <= texts
+    assert "peak temperature (°C)" in {ax.get_ylabel() for ax in figure.axes}

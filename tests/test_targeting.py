@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from fusplan.atlas import load_atlas, read_fcsv, sample_scan_path
+from fusplan.atlas import load_atlas, read_fcsv
 from fusplan.errors import FusplanInputError
 from fusplan.grid import Grid
-from fusplan.io import Scan, load_scan, resample
+from fusplan.io import Scan, resample
 from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented
 from fusplan.targeting import (
     AcpcFrame,
@@ -25,8 +25,8 @@ from fusplan.targeting import (
     clp_template_point,
     locate_targets,
     template_frame,
-    write_target_outputs,
 )
+from fusplan.report import write_target_outputs
 
 
 def rigid(rotation_deg, translation_mm) -> np.ndarray:
@@ -38,11 +38,6 @@ def rigid(rotation_deg, translation_mm) -> np.ndarray:
 
 def world_points(result: TargetingResult) -> np.ndarray:
     return np.array([t.ras_mm for t in result.targets] + [result.landmarks["AC"], result.landmarks["PC"]])
-
-
-@pytest.fixture(scope="module")
-def ch2():
-    return load_scan(sample_scan_path("ch2"))
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,12 @@ The public API (see the README and ``docs``)::
     result = fusplan.simulate(protocol, scan=None, targets=None)
     dose = fusplan.cem43(temperature_c, dt_s)
 
+The result types are exported too: ``Scan``, ``Grid``, ``TargetingResult`` (with
+``Target`` and ``AcpcFrame``), ``Protocol`` (with ``Sonication``),
+``SimulationResult`` (with ``SideResult``, ``SonicationRecord`` and
+``LesionRecord``); each has ``to_dict()`` where it has a JSON form. ``SIDES`` is
+``("left", "right")``.
+
 Names are imported on first use, so ``import fusplan`` stays light.
 """
 import importlib
@@ -21,12 +27,44 @@ _PUBLIC = {
     "Grid": "grid",
     "load_atlas": "atlas",
     "locate_targets": "targeting",
+    "Target": "targeting",
+    "TargetingResult": "targeting",
+    "AcpcFrame": "targeting",
+    "SIDES": "targeting",
     "load_protocol": "protocol",
-    "simulate": "planner",
+    "Protocol": "protocol",
+    "Sonication": "protocol",
+    "SimulationResult": "planner",
+    "SideResult": "planner",
+    "SonicationRecord": "planner",
+    "LesionRecord": "lesion",
+    "measure_lesion": "lesion",
     "cem43": "dose",
 }
 
-__all__ = sorted(_PUBLIC) + ["__version__"]
+__all__ = sorted([*_PUBLIC, "simulate"]) + ["__version__"]
+
+
+def simulate(protocol, scan=None, targets=None, **options):
+    """Simulate ``protocol`` in the phantom, or on ``scan`` at its targets.
+
+    The convenience behind the documented ``fusplan.simulate(protocol, scan=None,
+    targets=None)``: a scan given without targets gets them located first with
+    :func:`fusplan.targeting.locate_targets` (defaults: Morel atlas, CLp, both
+    sides); then :func:`fusplan.planner.simulate` runs with ``options``
+    (``sides``, ``progress``).
+
+    Returns
+    -------
+    fusplan.SimulationResult
+    """
+    from .planner import simulate as simulate_at_targets
+
+    if scan is not None and targets is None:
+        from .targeting import locate_targets
+
+        targets = locate_targets(scan)
+    return simulate_at_targets(protocol, scan=scan, targets=targets, **options)
 
 
 def __getattr__(name):

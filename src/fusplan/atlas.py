@@ -16,8 +16,10 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from .errors import FusplanInputError
+from .io import resample
 
 #: Atlas names accepted by :func:`load_atlas`, with their folders.
 ATLAS_FOLDERS = {"morel": "morel", "najdenovska": "najdenovska2018"}
@@ -95,7 +97,7 @@ class Atlas:
     space: str
     template_path: Path
     template_mask_path: Path | None
-    landmarks: dict
+    landmarks: dict[str, np.ndarray]
     licence: str
     folder: Path
 
@@ -140,6 +142,37 @@ class Atlas:
             return None
         data, affine = _load_image(self.template_mask_path, np.float32)
         return data > 0.5, affine
+
+    def template_brain_mask(self) -> np.ndarray:
+        """Brain mask (bool) on the template's own grid.
+
+        The bundled mask resampled onto the template grid when the atlas has one;
+        otherwise derived from the grey and white matter maps beside the template
+        (or, without them, from the template intensities), closed, filled and
+        reduced to its largest connected part.
+        """
+        image, affine = self.load_template()
+        loaded = self.load_template_mask()
+        if loaded is not None:
+            brain, mask_affine = loaded
+            if brain.shape != image.shape or not np.allclose(mask_affine, affine):
+                brain = resample(brain.astype(np.float32), mask_affine, image.shape, affine, order=1) > 0.5
+            return brain
+        folder = self.template_path.parent
+        gm = sorted(folder.glob("*_gm_*.nii*"))
+        wm = sorted(folder.glob("*_wm_*.nii*"))
+        if gm and wm:
+            tissue = sum(_load_image(paths[0], np.float32)[0] for paths in (gm, wm))
+            brain = tissue > 0.5 * float(np.percentile(tissue[tissue > 0], 50))
+        else:
+            brain = image > np.percentile(image[image > 0], 40)
+        brain = ndimage.binary_closing(brain, iterations=3)
+        brain = ndimage.binary_fill_holes(brain)
+        labels, n = ndimage.label(brain)
+        if n > 1:
+            sizes = ndimage.sum(brain, labels, range(1, n + 1))
+            brain = labels == (1 + int(np.argmax(sizes)))
+        return brain
 
 
 def _load_image(path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:

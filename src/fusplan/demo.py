@@ -261,7 +261,7 @@ def dose_after(result, side: str | None, last_index: int) -> np.ndarray:
         return np.asarray(side_result.dose_cem43)
     key = "absorbed_power_w" if protocol.transducer.model == "gaussian" else "power_w"
     fixed = tuple(
-        replace(sonication, **{"power_w": None, "absorbed_power_w": None, "peak_c": None, key: float(record[key])})
+        replace(sonication, **{"power_w": None, "absorbed_power_w": None, "peak_c": None, key: float(getattr(record, key))})
         for sonication, record in zip(protocol.sonications[:last_index], side_result.sonications))
     spec = {**protocol.spec, "sonications": [
         {k: v for k, v in vars(s).items() if k != "index" and v is not None} for s in fixed]}

@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from . import timeline
 from .grid import Grid
 from .io import resample
 
@@ -30,6 +31,8 @@ from .io import resample
 STAGE_COLOURS = {"alignment": "#4c9be8", "verification": "#f2b134", "treatment": "#e4572e"}
 #: Colours of the dose contours, in threshold order (17, 240 CEM43 by default).
 DOSE_COLOURS = ("#00e5ff", "#76ff03", "#ff4081", "#ffffff")
+#: Smallest temperature rise (°C) drawn over a scan in :func:`lesion_figure`.
+OVERLAY_RISE_C = 3.0
 #: Direction letters of the negative and positive end of each grid axis.
 AXIS_LETTERS = (("L", "R"), ("P", "A"), ("I", "S"))
 
@@ -67,18 +70,11 @@ def _pyplot_free_figure(figsize):
 
 
 def sonication_windows(report: Mapping, side: str | None = None) -> list[dict]:
-    """Start, end of sonication and end of cooling of every sonication, in s.
+    """Start, end of sonication and end of cooling of ``side``'s sonications, in s.
 
-    Sonications follow each other: sonication ``i`` starts when the cooling of
-    sonication ``i - 1`` ends, the first at 0 s.
+    See :func:`fusplan.timeline.sonication_windows`.
     """
-    windows, start = [], 0.0
-    for entry in _side_sonications(report, side):
-        on_end = start + float(entry["duration_s"])
-        end = on_end + float(entry.get("cooling_s", 0.0))
-        windows.append({**entry, "start_s": start, "on_end_s": on_end, "end_s": end})
-        start = end
-    return windows
+    return timeline.sonication_windows(_side_sonications(report, side))
 
 
 def _side_sonications(report: Mapping, side: str | None) -> list[dict]:
@@ -106,21 +102,11 @@ def cumulative_dose(time_s: np.ndarray, temperature_c: np.ndarray) -> np.ndarray
 def stage_peaks(report: Mapping, side: str | None = None) -> list[dict]:
     """Time and temperature of the hottest moment of each stage at the focus.
 
-    Returns one entry per stage present, in protocol order:
-    ``{"stage", "time_s", "temperature_c", "sonication"}``.
+    Returns one entry per stage present, in time order:
+    ``{"stage", "time_s", "temperature_c", "sonication"}`` (see
+    :func:`fusplan.timeline.stage_peaks`).
     """
-    time_s, temperature_c = focus_curve(report, side)
-    peaks: dict[str, dict] = {}
-    for window in sonication_windows(report, side):
-        inside = (time_s >= window["start_s"]) & (time_s <= window["end_s"])
-        if not inside.any():
-            continue
-        k = np.flatnonzero(inside)[np.argmax(temperature_c[inside])]
-        best = peaks.get(window["stage"])
-        if best is None or temperature_c[k] > best["temperature_c"]:
-            peaks[window["stage"]] = {"stage": window["stage"], "time_s": float(time_s[k]),
-                                      "temperature_c": float(temperature_c[k]), "sonication": window["index"]}
-    return sorted(peaks.values(), key=lambda p: p["time_s"])
+    return timeline.stage_peaks(*focus_curve(report, side), sonication_windows(report, side))
 
 
 def stage_at(report: Mapping, time_s: float, side: str | None = None) -> str:
@@ -139,7 +125,11 @@ def stage_at(report: Mapping, time_s: float, side: str | None = None) -> str:
 
 def focus_figure(report: Mapping, *, side: str | None = None, title: str | None = None,
                  path: str | os.PathLike | None = None):
-    """Temperature of the focus against time, stages shaded, peaks annotated, dose on a log axis.
+    """Temperature of the focus against time (top) and its accumulated dose (bottom, log axis).
+
+    Stages are shaded and sonication peaks annotated on the temperature panel; the
+    dose thresholds are drawn only on the dose panel, in CEM43 min, so no dose
+    line sits on the temperature scale.
 
     Parameters
     ----------
@@ -158,13 +148,15 @@ def focus_figure(report: Mapping, *, side: str | None = None, title: str | None 
     time_s, temperature_c = focus_curve(report, side)
     dose = cumulative_dose(time_s, temperature_c)
     thresholds = sorted({float(lesion["threshold_cem43"]) for lesion in report.get("lesions", [])}) or [17.0, 240.0]
-    figure = _pyplot_free_figure((11, 4.8))
-    ax = figure.subplots()
+    figure = _pyplot_free_figure((11, 6.4))
+    ax, dose_ax = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.6))
     shaded = set()
     for window in sonication_windows(report, side):
         stage = window["stage"]
         ax.axvspan(window["start_s"], window["on_end_s"], color=STAGE_COLOURS.get(stage, "grey"), alpha=0.25,
                    lw=0, label=f"{stage} sonication" if stage not in shaded else None)
+        dose_ax.axvspan(window["start_s"], window["on_end_s"], color=STAGE_COLOURS.get(stage, "grey"), alpha=0.25,
+                        lw=0)
         shaded.add(stage)
         inside = (time_s >= window["start_s"]) & (time_s <= window["end_s"])
         if inside.any():
@@ -183,26 +175,28 @@ def focus_figure(report: Mapping, *, side: str | None = None, title: str | None 
     ax.text(time_s[-1], 43.0, "43 °C ", va="top", ha="right", fontsize=8, color="grey")
     ax.set_xlim(time_s[0] - 0.025 * (time_s[-1] - time_s[0]), time_s[-1])  # room for the first label
     ax.set_ylim(baseline - 1, max(temperature_c.max() + 6, baseline + 10))
-    ax.set_xlabel("time since the first sonication (s)" + ("   (MRT: what MR thermometry shows)"
-                  if any(w.get("thermometry_peak_c") is not None for w in sonication_windows(report, side)) else ""))
+    dose_ax.set_xlabel("time since the first sonication (s)" + ("   (MRT: what MR thermometry shows)"
+                       if any(w.get("thermometry_peak_c") is not None for w in sonication_windows(report, side))
+                       else ""))
     ax.set_ylabel("temperature at the focus (°C)")
     ax.grid(alpha=0.3)
-    dose_ax = ax.twinx()
     floor = 1e-3
-    dose_ax.plot(time_s, np.maximum(dose, floor), color="#6a1b9a", lw=1.6, ls="--", label="accumulated dose at the focus")
+    dose_ax.plot(time_s, np.maximum(dose, floor), color="#6a1b9a", lw=1.6, label="accumulated dose at the focus")
     dose_ax.set_yscale("log")
     top = max(float(dose.max()), thresholds[-1])
-    dose_ax.set_ylim(floor, 10 ** np.ceil(np.log10(top) + 1.5))  # headroom keeps the line below the peak labels
-    dose_ax.set_ylabel("accumulated thermal dose (CEM43 min, log)", color="#6a1b9a")
-    dose_ax.tick_params(axis="y", colors="#6a1b9a")
-    for threshold, colour in zip(thresholds, ("#6a1b9a", "#6a1b9a")):
-        dose_ax.axhline(threshold, color=colour, lw=0.7, ls=":")
-        dose_ax.text(time_s[-1], threshold, f"{threshold:g} CEM43 ", va="bottom", ha="right", fontsize=8, color=colour)
+    dose_ax.set_ylim(floor, 10 ** np.ceil(np.log10(top) + 0.5))
+    dose_ax.set_ylabel("thermal dose\n(CEM43 min, log)")
+    dose_ax.grid(alpha=0.3)
+    for threshold in thresholds:
+        dose_ax.axhline(threshold, color="#6a1b9a", lw=0.8, ls=":")
+        dose_ax.text(time_s[0], threshold, f" {threshold:g} CEM43 min", va="bottom", ha="left", fontsize=8,
+                     color="#6a1b9a")
     handles, labels = ax.get_legend_handles_labels()
     more_handles, more_labels = dose_ax.get_legend_handles_labels()
     figure.legend(handles + more_handles, labels + more_labels, loc="outside lower center", fontsize=8,
                   ncol=len(handles) + len(more_handles), frameon=False)
     ax.set_title(title or f"{report.get('protocol', 'protocol')}: focus temperature and thermal dose")
+    ax.tick_params(labelbottom=False)
     if path is not None:
         figure.savefig(path, dpi=120)
     return figure
@@ -289,6 +283,53 @@ def _background_limits(planes: Mapping[str, np.ndarray]) -> tuple[float, float]:
     return float(low), float(high if high > low else low + 1)
 
 
+def lesion_figure(grid: Grid, peak_temperature_c: np.ndarray, dose_cem43: np.ndarray,
+                  thresholds_cem43: Sequence[float], *, scan=None, title: str = ""):
+    """Three orthogonal planes through the target: peak temperature and dose contours.
+
+    With a ``scan`` (any orientation, resampled in world coordinates onto each
+    plane) it is the grey background and the peak temperature is overlaid where
+    it rises at least :data:`OVERLAY_RISE_C`; without one the peak temperature
+    fills the planes.
+    Axes carry direction letters and mm from the target; the colour bar is the
+    peak temperature in °C; each dose threshold is one contour colour
+    (:data:`DOSE_COLOURS`). Returns the matplotlib Figure (no pyplot).
+    """
+    peak_planes = field_planes(peak_temperature_c, grid)
+    dose_planes = field_planes(dose_cem43, grid)
+    half_width_mm = (max(grid.shape) - 1) / 2 * grid.spacing_mm
+    background = None if scan is None else scan_planes(scan.data, scan.affine, grid, half_width_mm)
+    baseline_c = float(np.min(peak_temperature_c))
+    top_c = max(float(np.max(peak_temperature_c)), baseline_c + 1.0)
+    figure = _pyplot_free_figure((13, 4.8))
+    axes = figure.subplots(1, 3)
+    image = None
+    for ax, plane in zip(axes, PLANES):
+        peak = peak_planes[plane.name]
+        extent = _extent(peak, grid.spacing_mm)
+        if background is None:
+            image = ax.imshow(peak.T, origin="lower", cmap="inferno", vmin=baseline_c, vmax=top_c, extent=extent)
+        else:
+            low, high = _background_limits(background)
+            ax.imshow(background[plane.name].T, origin="lower", cmap="gray", vmin=low, vmax=high, extent=extent)
+            floor_c = baseline_c + OVERLAY_RISE_C
+            image = ax.imshow(np.ma.masked_less(peak, floor_c).T, origin="lower", cmap="YlOrRd", alpha=0.8,
+                              vmin=floor_c, vmax=max(top_c, floor_c + 1.0), extent=extent)
+        centres = [extent[0] + grid.spacing_mm / 2, extent[1] - grid.spacing_mm / 2,
+                   extent[2] + grid.spacing_mm / 2, extent[3] - grid.spacing_mm / 2]
+        for colour, threshold in zip(DOSE_COLOURS, thresholds_cem43):
+            dose = dose_planes[plane.name].T
+            if dose.max() >= threshold:
+                ax.contour(dose, levels=[threshold], colors=[colour], extent=centres, linewidths=1.4)
+            ax.plot([], [], color=colour, label=f"{threshold:g} CEM43 min")
+        ax.set_title(plane.name)
+        label_plane_axes(ax, plane)
+    figure.colorbar(image, ax=axes, shrink=0.85, label="peak temperature (°C)")
+    axes[0].legend(loc="upper right", fontsize=8, title="thermal dose", title_fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
 def isotherm_levels(peak_c: float, baseline_c: float = 37.0) -> list[float]:
     """Isotherms worth drawing below ``peak_c``: 39, 41, 43, 46, 50, 54, 58, 62 C."""
     return [t for t in (39.0, 41.0, 43.0, 46.0, 50.0, 54.0, 58.0, 62.0) if baseline_c < t < peak_c]
@@ -366,7 +407,7 @@ def stage_slices_figure(
             ax.set_xlim(-half_width_mm, half_width_mm)
             ax.set_ylim(-half_width_mm, half_width_mm)
             ax.set_aspect("equal")
-            label_plane_axes(ax, plane, xlabel=r == rows - 1, ylabel=c == 0)
+            label_plane_axes(ax, plane, xlabel=r == rows - 1, ylabel=True)  # columns differ: P-A, I-S, I-S
             if r == 0:
                 ax.set_title(plane.name, fontsize=11)
         axes[r, 0].text(0.03, 0.9, snapshot["label"], transform=axes[r, 0].transAxes, ha="left", va="top",
@@ -402,7 +443,7 @@ def write_animation(
     half_width_mm: float = 12.0,
     vmax_c: float | None = None,
     frame_ms: int = 120,
-    dpi: int = 64,
+    dpi: int = 96,
 ) -> Path:
     """Write a GIF of the temperature field through the procedure.
 
@@ -430,7 +471,7 @@ def write_animation(
     frame_ms : int
         Display time of each frame.
     dpi : int
-        Resolution (keeps the file small).
+        Resolution: at the default 96 dpi the smallest text (9 pt) is 12 px high.
 
     Returns
     -------
@@ -447,7 +488,7 @@ def write_animation(
     vmax = vmax_c or float(np.ceil(max(hottest, 44.0)))
     # inferno without its near-black end, so a barely warm voxel is visible over the MRI
     cmap = ListedColormap(matplotlib.colormaps["inferno"](np.linspace(0.3, 1.0, 256)), name="warm")
-    figure = _pyplot_free_figure((10, 4.9))
+    figure = _pyplot_free_figure((9, 4.8))
     spec = figure.add_gridspec(2, 3, height_ratios=(3.0, 1.0))
     plane_axes = [figure.add_subplot(spec[0, c]) for c in range(3)]
     curve_ax = figure.add_subplot(spec[1, :])
@@ -465,19 +506,23 @@ def write_animation(
                                 alpha=_opacity(first).T, interpolation="nearest"))
         ax.set_xlim(-half_width_mm, half_width_mm)
         ax.set_ylim(-half_width_mm, half_width_mm)
-        ax.set_title(plane.name, fontsize=10)
-        label_plane_axes(ax, plane, ylabel=plane.name == "axial")
+        ax.set_title(plane.name, fontsize=11)
+        label_plane_axes(ax, plane)
+        ax.xaxis.label.set_size(9)
+        ax.yaxis.label.set_size(9)
+        ax.tick_params(labelsize=9)
     bar = figure.colorbar(images[-1], ax=plane_axes, shrink=0.85, pad=0.01)
-    bar.set_label("temperature (°C)")
+    bar.set_label("temperature (°C)", fontsize=10)
+    bar.ax.tick_params(labelsize=9)
     for window in sonication_windows(report, side):
         curve_ax.axvspan(window["start_s"], window["on_end_s"], color=STAGE_COLOURS.get(window["stage"], "grey"),
                          alpha=0.3, lw=0)
     curve_ax.plot(focus_t, focus_c, color="black", lw=1)
     cursor = curve_ax.axvline(times_s[0], color="#d32f2f", lw=1.5)
     curve_ax.set_xlim(focus_t[0], focus_t[-1])
-    curve_ax.set_xlabel("time (s)", fontsize=8)
-    curve_ax.set_ylabel("focus (°C)", fontsize=8)
-    curve_ax.tick_params(labelsize=7)
+    curve_ax.set_xlabel("time (s)", fontsize=9)
+    curve_ax.set_ylabel("focus (°C)", fontsize=9)
+    curve_ax.tick_params(labelsize=9)
     clock = figure.text(0.5, 0.995, "", ha="center", va="top", fontsize=12)
     figure.get_layout_engine().set(rect=(0, 0, 1, 0.95))
     figure.set_dpi(dpi)

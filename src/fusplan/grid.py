@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from nibabel.affines import apply_affine
 
 
 @dataclass(frozen=True)
@@ -76,14 +77,11 @@ class Grid:
 
     def index_to_world(self, index) -> np.ndarray:
         """Map voxel indices ``(..., 3)`` to world RAS mm ``(..., 3)``."""
-        index = np.asarray(index, dtype=float)
-        return index @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return apply_affine(self.affine, np.asarray(index, dtype=float))
 
     def world_to_index(self, world_mm) -> np.ndarray:
         """Map world RAS mm ``(..., 3)`` to (fractional) voxel indices ``(..., 3)``."""
-        world_mm = np.asarray(world_mm, dtype=float)
-        inverse = np.linalg.inv(self.affine)
-        return world_mm @ inverse[:3, :3].T + inverse[:3, 3]
+        return apply_affine(np.linalg.inv(self.affine), np.asarray(world_mm, dtype=float))
 
     def world_coordinates(self) -> np.ndarray:
         """World RAS mm of every voxel centre, shape ``shape + (3,)``."""

@@ -169,9 +169,21 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write ``data`` with ``affine`` (sform and qform, code aligned) atomically."""
-    image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=float))
+def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike, *,
+               xform_codes: tuple[int, int] | None = None, descrip: str | None = None) -> Path:
+    """Write ``data`` with ``affine`` atomically (units mm and s in ``xyzt_units``).
+
+    ``xform_codes`` ``(sform_code, qform_code)``: those of the scan the map belongs
+    to (default: nibabel's, sform "aligned"); ``descrip``: the data's meaning and unit
+    (at most 80 characters).
+    """
+    affine = np.asarray(affine, dtype=float)
+    image = nib.Nifti1Image(np.asarray(data), affine)
+    if xform_codes is not None:
+        image.set_sform(affine, code=int(xform_codes[0]))
+        image.set_qform(affine, code=int(xform_codes[1]))
+    if descrip is not None:
+        image.header["descrip"] = descrip[:80].encode("ascii", "replace")
     image.header.set_xyzt_units("mm", "sec")
     with atomic_output(path) as tmp:
         nib.save(image, tmp)
@@ -226,8 +238,7 @@ def _orientation_warnings(affine: np.ndarray, shape) -> list[str]:
     sizes = voxel_sizes_mm(affine)
     if sizes.max() / sizes.min() > 1.5:
         warnings.append("anisotropic voxels (" + " x ".join(f"{s:.3g}" for s in sizes) + " mm)")
-    directions = affine[:3, :3] / sizes
-    obliquity_deg = np.degrees(np.arccos(np.clip(np.abs(directions).max(axis=0), -1, 1))).max()
+    obliquity_deg = float(np.degrees(nib.affines.obliquity(affine)).max())
     if obliquity_deg > 1.0:
         warnings.append(f"oblique storage axes (up to {obliquity_deg:.1f} deg from the scanner axes)")
     extent_mm = sizes * np.asarray(shape)

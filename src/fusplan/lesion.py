@@ -28,10 +28,13 @@ up to 9% for a 3 mm sphere).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
 from scipy import ndimage
+
+from .grid import Grid
 
 _SPLINE_MARGIN = 3  # voxels of context around the region for the spline
 _LOG_FLOOR_DECADES = 4.0
@@ -39,14 +42,49 @@ _SUBDIVISION = 3  # sub-voxels per voxel edge (odd: one sits on the voxel centre
 _CHUNK_VOXELS = 20_000
 
 
+@dataclass(frozen=True)
+class LesionRecord:
+    """Size of one dose region and its overlap with nuclei (see :func:`measure_lesion`).
+
+    Attributes
+    ----------
+    threshold_cem43 : float
+    lr_mm, ap_mm, si_mm : float
+        Largest extents along grid axes 0, 1, 2 (0 for an empty region).
+    volume_mm3, equivalent_diameter_mm : float
+    nuclei : dict
+        ``{name: {"fraction_of_lesion", "fraction_of_nucleus"}}``, by decreasing
+        ``fraction_of_lesion``.
+    side : {"left", "right"} or None
+        None in the phantom.
+    """
+
+    threshold_cem43: float
+    lr_mm: float = 0.0
+    ap_mm: float = 0.0
+    si_mm: float = 0.0
+    volume_mm3: float = 0.0
+    equivalent_diameter_mm: float = 0.0
+    nuclei: dict = field(default_factory=dict)
+    side: str | None = None
+
+    def to_dict(self) -> dict:
+        """Contract ``lesions`` entry (``side`` omitted in the phantom)."""
+        head = {} if self.side is None else {"side": self.side}
+        return {**head, "threshold_cem43": float(self.threshold_cem43), "lr_mm": self.lr_mm, "ap_mm": self.ap_mm,
+                "si_mm": self.si_mm, "volume_mm3": self.volume_mm3,
+                "equivalent_diameter_mm": self.equivalent_diameter_mm, "nuclei": self.nuclei}
+
+
 def measure_lesion(
     dose_cem43: np.ndarray,
-    grid,
+    grid: Grid,
     threshold_cem43: float,
     labels: np.ndarray | None = None,
     label_names: Mapping[int, str] | None = None,
     nucleus_volumes_mm3: Mapping[int | str, float] | None = None,
-) -> dict:
+    side: str | None = None,
+) -> LesionRecord:
     """Size of the region ``dose_cem43 >= threshold_cem43`` and its overlap with nuclei.
 
     Parameters
@@ -65,10 +103,12 @@ def measure_lesion(
     nucleus_volumes_mm3 : mapping, optional
         Total volume of each nucleus, keyed by name or by label number. Without it,
         a nucleus' volume is the part of it inside the grid (the planning box).
+    side : {"left", "right"}, optional
+        Recorded in the result (None in the phantom).
 
     Returns
     -------
-    dict
+    LesionRecord
         ``lr_mm``, ``ap_mm``, ``si_mm``, ``volume_mm3``, ``equivalent_diameter_mm``
         and ``nuclei``: ``{name: {"fraction_of_lesion", "fraction_of_nucleus"}}``
         for every nucleus the region touches, ordered by decreasing
@@ -83,24 +123,18 @@ def measure_lesion(
         raise ValueError(f"threshold_cem43 must be > 0 (got {threshold_cem43})")
     spacing = float(grid.spacing_mm)
     inside = dose >= threshold_cem43
-    result = {"lr_mm": 0.0, "ap_mm": 0.0, "si_mm": 0.0, "volume_mm3": 0.0, "equivalent_diameter_mm": 0.0, "nuclei": {}}
     if not inside.any():
-        return result
+        return LesionRecord(float(threshold_cem43), side=side)
     extents = []
     for axis in range(3):
         low, high = _boundaries_along(dose, inside, float(threshold_cem43), axis)
         extents.append((high - low) * spacing)
     volume = _spline_volume_mm3(dose, inside, float(threshold_cem43), spacing)
-    result.update(
-        lr_mm=float(extents[0]),
-        ap_mm=float(extents[1]),
-        si_mm=float(extents[2]),
-        volume_mm3=volume,
-        equivalent_diameter_mm=float((6 * volume / np.pi) ** (1 / 3)),
-    )
+    nuclei = {}
     if labels is not None:
-        result["nuclei"] = _nuclei(inside, np.asarray(labels), spacing**3, label_names, nucleus_volumes_mm3)
-    return result
+        nuclei = _nuclei(inside, np.asarray(labels), spacing**3, label_names, nucleus_volumes_mm3)
+    return LesionRecord(float(threshold_cem43), float(extents[0]), float(extents[1]), float(extents[2]), volume,
+                        float((6 * volume / np.pi) ** (1 / 3)), nuclei, side)
 
 
 def _boundaries_along(dose: np.ndarray, inside: np.ndarray, threshold: float, axis: int):

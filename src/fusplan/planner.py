@@ -14,14 +14,23 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from . import timeline
+from .acoustics import heat_source
 from .bioheat import Pulse, SpectralBioheat, ThermalHistory, simulate_pulses
+from .errors import FusplanInputError
 from .grid import Grid
+from .lesion import LesionRecord, measure_lesion
+from .protocol import Protocol, Sonication
 
-__all__ = ["simulate", "SimulationResult", "SideResult", "clear_cache"]
+if TYPE_CHECKING:
+    from .io import Scan
+    from .targeting import Target, TargetingResult
+
+__all__ = ["simulate", "SimulationResult", "SideResult", "SonicationRecord", "clear_cache"]
 
 _SOURCE_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _CACHE_SIZE = 16
@@ -34,8 +43,6 @@ def clear_cache() -> None:
 
 def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis) -> np.ndarray:
     """Per-watt heat source, cached by transducer, tissue, grid and focus position."""
-    from .acoustics import heat_source
-
     key = (
         repr(transducer), repr(tissue), grid.shape, grid.affine.round(9).tobytes(),
         tuple(np.round(focus_mm, 6)), tuple(np.round(geometric_focus_mm, 6)), tuple(np.round(beam_axis, 9)),
@@ -54,19 +61,50 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
     return q
 
 
+@dataclass(frozen=True)
+class SonicationRecord:
+    """What one sonication did: titrated power, energy and peak temperatures.
+
+    ``side`` is None in the phantom; ``thermometry_peak_c`` is None without a
+    thermometry block in the protocol.
+    """
+
+    index: int
+    stage: str
+    power_w: float
+    absorbed_power_w: float
+    duration_s: float
+    cooling_s: float
+    energy_j: float
+    peak_temperature_c: float
+    thermometry_peak_c: float | None = None
+    side: str | None = None
+
+    def to_dict(self) -> dict:
+        """Contract ``sonications`` entry (``side`` and ``thermometry_peak_c`` only when set)."""
+        doc = {"index": self.index, "stage": self.stage}
+        if self.side is not None:
+            doc["side"] = self.side
+        doc.update(power_w=self.power_w, absorbed_power_w=self.absorbed_power_w, duration_s=self.duration_s,
+                   cooling_s=self.cooling_s, energy_j=self.energy_j, peak_temperature_c=self.peak_temperature_c)
+        if self.thermometry_peak_c is not None:
+            doc["thermometry_peak_c"] = self.thermometry_peak_c
+        return doc
+
+
 @dataclass
 class SideResult:
-    """Simulation of one target (one side; ``side`` None in the phantom)."""
+    """Simulation of one target (one side; ``side`` and ``target`` None in the phantom)."""
 
     side: str | None
-    target: Any
+    target: Target | None
     grid: Grid
     peak_temperature_c: np.ndarray
     dose_cem43: np.ndarray
-    sonications: list[dict]
+    sonications: list[SonicationRecord]
     focus_time_s: np.ndarray
     focus_temperature_c: np.ndarray
-    lesions: list[dict]
+    lesions: list[LesionRecord]
     thresholds_cem43: tuple[float, ...]
     history: ThermalHistory = field(repr=False)
     solver: SpectralBioheat = field(repr=False)
@@ -92,13 +130,14 @@ class SideResult:
 class SimulationResult:
     """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`."""
 
-    protocol: Any
+    protocol: Protocol
     sides: dict[str | None, SideResult]
-    scan: Any = None
-    targets: Any = None
+    scan: Scan | None = None
+    targets: TargetingResult | None = None
 
     @property
     def first(self) -> SideResult:
+        """The first simulated side (the phantom's only one)."""
         return next(iter(self.sides.values()))
 
     @property
@@ -127,35 +166,26 @@ class SimulationResult:
         """Temperature (C) on ``side``'s grid at ``times_s``: ``(n_t, *grid.shape)``."""
         return self._side(side).temperature_at(times_s)
 
-    def stage_peaks(self, side: str | None = None) -> list[dict]:
-        """Time and focus temperature of each sonication's hottest moment."""
+    def sonication_peaks(self, side: str | None = None) -> list[dict]:
+        """Time and focus temperature of each sonication's hottest moment (:func:`fusplan.timeline.sonication_peaks`)."""
         s = self._side(side)
-        out = []
-        for record, pulse in zip(s.sonications, s.history.pulses):
-            end = pulse.start_s + pulse.duration_s + pulse.cooling_s
-            inside = (s.focus_time_s >= pulse.start_s) & (s.focus_time_s <= end)
-            k = np.flatnonzero(inside)[np.argmax(s.focus_temperature_c[inside])]
-            out.append({"index": record["index"], "stage": record["stage"], "time_s": float(s.focus_time_s[k]),
-                        "temperature_c": float(s.focus_temperature_c[k])})
-        return out
+        windows = timeline.sonication_windows([record.to_dict() for record in s.sonications])
+        return timeline.sonication_peaks(s.focus_time_s, s.focus_temperature_c, windows)
 
     def to_dict(self) -> dict:
         """The contract's JSON report (plain Python types)."""
         from . import __version__
 
         sided = any(side is not None for side in self.sides)
-        if self.targets is not None and hasattr(self.targets, "to_dict"):
+        if self.targets is not None:
             head = self.targets.to_dict()
-            wanted = set(self.sides)
-            targets = [t for t in head.get("targets", []) if t.get("side") in wanted] or head.get("targets", [])
-            landmarks = head.get("landmarks", {})
+            targets = [t for t in head["targets"] if t["side"] in self.sides] or head["targets"]
+            landmarks = head["landmarks"]
         else:
             targets = [{"name": "phantom focus", "ras_mm": [0.0, 0.0, 0.0], "acpc_mm": [0.0, 0.0, 0.0]}]
             landmarks = {}
-        sonications, lesions = [], []
-        for s in self.sides.values():
-            sonications += s.sonications
-            lesions += s.lesions
+        sonications = [record.to_dict() for s in self.sides.values() for record in s.sonications]
+        lesions = [record.to_dict() for s in self.sides.values() for record in s.lesions]
         first = self.first
         doc = {
             "fusplan_version": __version__,
@@ -176,17 +206,19 @@ class SimulationResult:
         return doc
 
 
-def _offset_world(sonication, frame_axes: np.ndarray) -> np.ndarray:
+def _offset_world(sonication: Sonication, frame_axes: np.ndarray) -> np.ndarray:
     if sonication.offset_mm is None:
         return np.zeros(3)
     offset = np.asarray(sonication.offset_mm, dtype=float)
     return offset if sonication.offset_frame == "ras" else frame_axes @ offset
 
 
-def _simulate_side(protocol, side, target, centre_mm, frame_axes, labels_fn, label_names, nucleus_volumes,
+def _simulate_side(protocol: Protocol, target: Target | None, targets: TargetingResult | None,
                    progress: Callable[[float, str], None], span: tuple[float, float]) -> SideResult:
-    from .lesion import measure_lesion
-
+    """One side (``target`` None: the phantom, focus at the origin, grid axes = RAS)."""
+    side = None if target is None else target.side
+    centre_mm = np.zeros(3) if target is None else np.asarray(target.ras_mm, dtype=float)
+    frame_axes = np.eye(3) if targets is None else np.asarray(targets.frame.axes, dtype=float)
     tissue = protocol.tissue
     grid = Grid.centred(centre_mm, protocol.extent_mm, protocol.spacing_mm, axes=frame_axes)
     beam_axis = grid.axes[:, 2]
@@ -198,7 +230,7 @@ def _simulate_side(protocol, side, target, centre_mm, frame_axes, labels_fn, lab
     pulses = []
     start = 0.0
     for sonication in protocol.sonications:
-        focus = np.asarray(centre_mm, float) + _offset_world(sonication, frame_axes)
+        focus = centre_mm + _offset_world(sonication, frame_axes)
         key = tuple(np.round(focus, 6))
         if key not in sources:
             sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis)
@@ -219,49 +251,48 @@ def _simulate_side(protocol, side, target, centre_mm, frame_axes, labels_fn, lab
         thermometry_voxel_mm=None if thermometry is None else tuple(thermometry.voxel_mm),
         thermometry_frame_s=None if thermometry is None else float(thermometry.frame_s),
     )
-    records = []
-    for sonication, pulse, res in zip(protocol.sonications, history.pulses, history.results):
-        record = {"index": sonication.index, "stage": sonication.stage}
-        if side is not None:
-            record["side"] = side
-        record.update(
-            power_w=float(res.power_w),
+    records = [
+        SonicationRecord(
+            index=sonication.index, stage=sonication.stage, power_w=float(res.power_w),
             absorbed_power_w=float(res.power_w * absorbed_per_w[pulse.source]),
-            duration_s=float(sonication.duration_s),
-            cooling_s=float(sonication.cooling_s),
-            energy_j=float(res.power_w * sonication.duration_s),
-            peak_temperature_c=float(res.peak_temperature_c),
+            duration_s=float(sonication.duration_s), cooling_s=float(sonication.cooling_s),
+            energy_j=float(res.power_w * sonication.duration_s), peak_temperature_c=float(res.peak_temperature_c),
+            thermometry_peak_c=None if thermometry is None else float(res.thermometry_peak_c), side=side,
         )
-        if thermometry is not None:
-            record["thermometry_peak_c"] = float(res.thermometry_peak_c)
-        records.append(record)
+        for sonication, pulse, res in zip(protocol.sonications, history.pulses, history.results)
+    ]
     progress(lo + 0.9 * (hi - lo), f"lesions ({side or 'phantom'})")
-    labels = labels_fn(grid) if labels_fn is not None else None
-    lesions = []
-    for threshold in protocol.thresholds_cem43:
-        entry = {"side": side} if side is not None else {}
-        kwargs = {} if nucleus_volumes is None else {"nucleus_volumes_mm3": nucleus_volumes}
-        entry["threshold_cem43"] = float(threshold)
-        entry.update(measure_lesion(history.dose_cem43, grid, threshold, labels, label_names, **kwargs))
-        lesions.append(entry)
+    labels = label_names = nucleus_volumes = None
+    if targets is not None:
+        labels = targets.labels_on_grid(grid)
+        label_names = targets.label_names
+        nucleus_volumes = targets.nucleus_volumes_mm3
+    lesions = [
+        measure_lesion(history.dose_cem43, grid, threshold, labels, label_names, nucleus_volumes, side=side)
+        for threshold in protocol.thresholds_cem43
+    ]
     return SideResult(side, target, grid, history.peak_temperature_c, history.dose_cem43, records,
                       history.focus_time_s, history.focus_temperature_c, lesions,
                       tuple(protocol.thresholds_cem43), history, solver, history.spectra, labels)
 
 
-def simulate(protocol, scan=None, targets=None, *, sides: Sequence[str] | None = None,
+def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingResult | None = None, *,
+             sides: Sequence[str] | None = None,
              progress: Callable[[float, str], None] | None = None) -> SimulationResult:
-    """Simulate ``protocol`` in the phantom or on a scan.
+    """Simulate ``protocol`` in the phantom or at located targets.
 
     Parameters
     ----------
     protocol : Protocol
         From :func:`fusplan.load_protocol`.
     scan : Scan, optional
-        Without it the protocol runs in a homogeneous phantom centred on the origin.
+        The scan ``targets`` were located on (kept in the result for figures).
+        Given without ``targets`` it is an error: locate them first with
+        :func:`fusplan.targeting.locate_targets` (the top-level
+        :func:`fusplan.simulate` does that for you).
     targets : TargetingResult, optional
-        Targets on ``scan``; located with :func:`fusplan.targeting.locate_targets` when
-        ``scan`` is given without them.
+        Targets to plan at; without them the protocol runs in a homogeneous
+        phantom centred on the origin.
     sides : sequence of str, optional
         Restrict to these sides (default: every target).
     progress : callable(fraction, message), optional
@@ -269,27 +300,25 @@ def simulate(protocol, scan=None, targets=None, *, sides: Sequence[str] | None =
     Returns
     -------
     SimulationResult
-    """
-    say = progress or (lambda fraction, message="": None)
-    if scan is not None and targets is None:
-        from .targeting import locate_targets
 
-        targets = locate_targets(scan)
+    Raises
+    ------
+    FusplanInputError
+        ``scan`` without ``targets``, or no target on the requested sides.
+    """
+    say = progress or (lambda fraction, message: None)
+    if scan is not None and targets is None:
+        raise FusplanInputError("simulate: a scan needs targets; locate them first (fusplan.locate_targets)")
     if targets is None:
-        side = _simulate_side(protocol, None, None, np.zeros(3), np.eye(3), None, None, None, say, (0.0, 1.0))
+        side = _simulate_side(protocol, None, None, say, (0.0, 1.0))
         say(1.0, "done")
         return SimulationResult(protocol, {None: side}, scan=scan, targets=None)
     chosen = [t for t in targets.targets if sides is None or t.side in sides]
     if not chosen:
-        raise ValueError(f"no target for sides {sides}")
-    frame_axes = np.asarray(targets.frame.axes, dtype=float)
-    labels_fn = getattr(targets, "labels_on_grid", None)
-    label_names = getattr(targets, "label_names", None)
-    nucleus_volumes = getattr(targets, "nucleus_volumes_mm3", None)
+        raise FusplanInputError(f"no target for sides {list(sides)}; have {[t.side for t in targets.targets]}")
     results = {}
     for i, target in enumerate(chosen):
         span = (i / len(chosen), (i + 1) / len(chosen))
-        results[target.side] = _simulate_side(protocol, target.side, target, np.asarray(target.ras_mm, float),
-                                              frame_axes, labels_fn, label_names, nucleus_volumes, say, span)
+        results[target.side] = _simulate_side(protocol, target, targets, say, span)
     say(1.0, "done")
     return SimulationResult(protocol, results, scan=scan, targets=targets)

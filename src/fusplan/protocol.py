@@ -47,7 +47,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from .acoustics import Transducer, transducer_from_spec
 from .errors import FusplanInputError
+from .tissue import Tissue, tissue_from_spec
 
 STAGES = ("alignment", "verification", "treatment")
 OFFSET_FRAMES = ("acpc", "ras")
@@ -129,8 +131,8 @@ class Protocol:
     """
 
     name: str
-    tissue: Any
-    transducer: Any
+    tissue: Tissue
+    transducer: Transducer
     spacing_mm: float
     extent_mm: float
     sonications: tuple[Sonication, ...]
@@ -143,6 +145,10 @@ class Protocol:
     def spec(self) -> dict:
         """The raw protocol mapping (a fresh copy: editing it changes nothing)."""
         return json.loads(self.spec_json)
+
+    def to_dict(self) -> dict:
+        """The protocol as run: the raw mapping it was built from (as :attr:`spec`)."""
+        return self.spec
 
     @property
     def total_time_s(self) -> float:
@@ -344,11 +350,8 @@ def _describe(value) -> str:
     return type(value).__name__
 
 
-def _delegate(function_name: str, module: str, spec, key: str, label: str):
-    """Call ``fusplan.<module>.<function_name>(spec)``, prefixing its errors with ``label``."""
-    import importlib
-
-    function = getattr(importlib.import_module(f"fusplan.{module}"), function_name)
+def _delegate(function, spec, key: str, label: str):
+    """Call ``function(spec)``, prefixing its errors with ``label`` and ``key``."""
     try:
         return function(spec)
     except FusplanInputError as error:
@@ -386,16 +389,16 @@ def _build(raw: Any, source: str | None, label: str) -> Protocol:
     tissue_spec = raw.get("tissue", "brain")
     if tissue_spec is None or not isinstance(tissue_spec, (str, Mapping)):
         check._raise("tissue", f"must be a preset name or a mapping (got {_describe(tissue_spec)})")
-    tissue = _delegate("tissue_from_spec", "tissue", tissue_spec, "tissue", label)
+    tissue = _delegate(tissue_from_spec, tissue_spec, "tissue", label)
 
     transducer_spec = raw["transducer"]
     if not isinstance(transducer_spec, Mapping):
         check._raise("transducer", f"must be a mapping (got {_describe(transducer_spec)})")
-    transducer = _delegate("transducer_from_spec", "acoustics", transducer_spec, "transducer", label)
+    transducer = _delegate(transducer_from_spec, transducer_spec, "transducer", label)
 
     spacing_mm, extent_mm = _grid(check, raw.get("grid", DEFAULT_GRID))
-    baseline_c = float(getattr(tissue, "baseline_temperature_c", 37.0))
-    gaussian = getattr(transducer, "model", None) == "gaussian"
+    baseline_c = float(tissue.baseline_temperature_c)
+    gaussian = transducer.model == "gaussian"
     sonications = _sonications(check, raw["sonications"], baseline_c, gaussian, extent_mm)
     thresholds = _thresholds(check, raw.get("thresholds_cem43", list(DEFAULT_THRESHOLDS_CEM43)))
     thermometry = _thermometry(check, raw.get("thermometry"))

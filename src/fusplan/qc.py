@@ -5,7 +5,10 @@ frame through the target, and the midsagittal plane through AC and PC. Thalamic
 nuclei of the registered atlas are outlined (the central lateral nucleus, or the
 target's nucleus, highlighted), the target is a red cross, AC and PC are marked
 (filled when they lie within 1.5 mm of the plane, hollow when projected onto it).
-Axes are AC-PC millimetres; orientation letters sit at the panel edges.
+Axes are AC-PC millimetres; orientation letters sit at the panel edges. Letters,
+labels and the highlighted outline carry a black halo, so they stay readable on
+bright tissue and the highlighted outline covers the other outlines it meets
+(only the legend's colours appear).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import os
 import numpy as np
 
 from .io import Scan, resample
+from .targeting import TargetingResult
 
 # (name, in-plane AC-PC axes (horizontal, vertical), fixed axis, edge letters (left, right, bottom, top))
 _PLANES = (
@@ -24,7 +28,7 @@ _PLANES = (
 _AXIS_NAMES = ("x", "y", "z")
 
 
-def _plane(result, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, extent_mm: float, spacing_mm: float):
+def _plane(result: TargetingResult, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, extent_mm: float, spacing_mm: float):
     frame = result.frame
     n = int(round(extent_mm / spacing_mm)) + 1
     offsets = (np.arange(n) - (n - 1) / 2) * spacing_mm
@@ -44,7 +48,7 @@ def _plane(result, scan: Scan, centre_acpc: np.ndarray, axes_pair, fixed: int, e
     return image, labels, h, v
 
 
-def targeting_figure(result, scan: Scan, path: str | os.PathLike | None = None, extent_mm: float = 40.0,
+def targeting_figure(result: TargetingResult, scan: Scan, path: str | os.PathLike | None = None, extent_mm: float = 40.0,
                      spacing_mm: float = 0.4):
     """Draw the targeting QC figure.
 
@@ -65,8 +69,11 @@ def targeting_figure(result, scan: Scan, path: str | os.PathLike | None = None, 
     import matplotlib
 
     matplotlib.use("Agg", force=False)
+    from matplotlib import patheffects
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+
+    halo = [patheffects.withStroke(linewidth=3, foreground="black")]
 
     frame = result.frame
     names = result.label_names
@@ -84,20 +91,23 @@ def targeting_figure(result, scan: Scan, path: str | os.PathLike | None = None, 
             low, high = np.percentile(image, [1, 99.5])
             ax.imshow(image.T, origin="lower", cmap="gray", vmin=low, vmax=high if high > low else low + 1,
                       extent=(h[0], h[-1], v[0], v[-1]), interpolation="bilinear")
-            for value in np.unique(labels):
-                if value == 0:
-                    continue
-                strong = names.get(int(value)) in highlight
-                ax.contour(h, v, (labels == value).T.astype(float), levels=[0.5],
-                           colors="yellow" if strong else "deepskyblue", linewidths=1.6 if strong else 0.6)
-            ax.plot(target.acpc_mm[pair[0]], target.acpc_mm[pair[1]], "+", color="red", ms=16, mew=2.2)
+            values = [int(value) for value in np.unique(labels) if value != 0]
+            for value in sorted(values, key=lambda value: names.get(value) in highlight):  # highlighted last
+                if names.get(value) in highlight:
+                    contours = ax.contour(h, v, (labels == value).T.astype(float), levels=[0.5], colors="yellow",
+                                          linewidths=1.8, zorder=3)
+                    contours.set_path_effects(halo + [patheffects.Normal()])
+                else:
+                    ax.contour(h, v, (labels == value).T.astype(float), levels=[0.5], colors="deepskyblue",
+                               linewidths=0.7, zorder=2)
+            ax.plot(target.acpc_mm[pair[0]], target.acpc_mm[pair[1]], "+", color="red", ms=16, mew=2.2, zorder=4)
             for key, point in landmarks_acpc.items():
                 if h[0] <= point[pair[0]] <= h[-1] and v[0] <= point[pair[1]] <= v[-1]:
                     in_plane = abs(point[fixed] - centre[fixed]) <= 1.5
                     ax.plot(point[pair[0]], point[pair[1]], "o", ms=7, mew=1.5, color="lime",
-                            mfc="lime" if in_plane else "none")
+                            mfc="lime" if in_plane else "none", zorder=4)
                     ax.annotate(key, (point[pair[0]], point[pair[1]]), xytext=(4, 4), textcoords="offset points",
-                                color="lime", fontsize=9, fontweight="bold")
+                                color="lime", fontsize=10, fontweight="bold", path_effects=halo, zorder=5)
             if name == "midsagittal":
                 ac, pc = landmarks_acpc["AC"], landmarks_acpc["PC"]
                 ax.plot([pc[1], ac[1]], [pc[2], ac[2]], "-", color="lime", lw=0.8)
@@ -107,7 +117,8 @@ def targeting_figure(result, scan: Scan, path: str | os.PathLike | None = None, 
             ax.set_xlabel(f"{_AXIS_NAMES[pair[0]]} (AC-PC mm)", fontsize=8)
             ax.set_ylabel(f"{_AXIS_NAMES[pair[1]]} (AC-PC mm)", fontsize=8)
             ax.tick_params(labelsize=7)
-            style = dict(color="white", fontsize=12, fontweight="bold", transform=ax.transAxes)
+            style = dict(color="white", fontsize=13, fontweight="bold", transform=ax.transAxes, path_effects=halo,
+                         zorder=5)
             ax.text(0.02, 0.5, letters[0], ha="left", va="center", **style)
             ax.text(0.98, 0.5, letters[1], ha="right", va="center", **style)
             ax.text(0.5, 0.02, letters[2], ha="center", va="bottom", **style)

@@ -39,7 +39,7 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -48,7 +48,8 @@ from scipy import ndimage
 
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
-from .io import Scan, atomic_output, corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .io import Scan, atomic_output, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .template import PreparedTemplate, normalise_intensity, prepared_template, to_lattice
 
 #: Progress callback: ``progress(fraction, message)``; raising inside it cancels.
 ProgressCallback = Callable[[float, str], None]
@@ -287,115 +288,6 @@ def scan_fingerprint(scan: Scan) -> str:
     return digest.hexdigest()
 
 
-# --------------------------------------------------------------------------- template side
-@dataclass(frozen=True)
-class _Template:
-    image: np.ndarray  # float32, normalised to [0, 1]
-    affine: np.ndarray
-    brain: np.ndarray  # bool, on the template grid
-    classes: np.ndarray  # int8: 0 outside, 1 CSF (deep), 2 GM, 3 WM
-    
-
-def _normalise(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-    values = image[mask] if mask is not None and mask.any() else image[image > 0]
-    if values.size == 0:
-        values = image.ravel()
-    high = float(np.percentile(values, 99.5))
-    if high <= 0:
-        high = float(image.max()) or 1.0
-    return np.clip(image / high, 0.0, 1.0).astype(np.float32)
-
-
-def _three_means(values: np.ndarray) -> np.ndarray:
-    """Thresholds of a 1D 3-means clustering (deterministic initialisation)."""
-    centres = np.percentile(values, [10, 50, 90]).astype(float)
-    for _ in range(50):
-        edges = (centres[:-1] + centres[1:]) / 2
-        cls = np.digitize(values, edges)
-        new = np.array([values[cls == k].mean() if np.any(cls == k) else centres[k] for k in range(3)])
-        if np.allclose(new, centres):
-            break
-        centres = new
-    return (centres[:-1] + centres[1:]) / 2
-
-
-def _derived_brain_mask(atlas: Atlas, template: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """Brain mask of a template without one: grey + white matter maps beside it, filled."""
-    folder = atlas.template_path.parent
-    gm = sorted(folder.glob("*_gm_*.nii*"))
-    wm = sorted(folder.glob("*_wm_*.nii*"))
-    if gm and wm:
-        import nibabel as nib
-
-        tissue = sum(np.asarray(nib.load(path[0]).dataobj, dtype=np.float32) for path in (gm, wm))
-        brain = tissue > 0.5 * float(np.percentile(tissue[tissue > 0], 50))
-    else:
-        brain = template > np.percentile(template[template > 0], 40)
-    brain = ndimage.binary_closing(brain, iterations=3)
-    brain = ndimage.binary_fill_holes(brain)
-    labels, n = ndimage.label(brain)
-    if n > 1:
-        sizes = ndimage.sum(brain, labels, range(1, n + 1))
-        brain = labels == (1 + int(np.argmax(sizes)))
-    return brain
-
-
-_TEMPLATE_CACHE: dict = {}
-
-
-def _load_template(atlas: Atlas, spacing_mm: float | None) -> _Template:
-    """The atlas template, normalised, with brain mask and tissue classes.
-
-    ``spacing_mm`` None keeps the template's own grid; otherwise it is smoothed
-    and resampled onto the world lattice of that spacing.
-    """
-    key = (atlas.name, spacing_mm)
-    if key in _TEMPLATE_CACHE:
-        return _TEMPLATE_CACHE[key]
-    image, affine = atlas.load_template()
-    loaded = atlas.load_template_mask()
-    if loaded is None:
-        brain = _derived_brain_mask(atlas, image, affine)
-    else:
-        brain, mask_affine = loaded
-        if brain.shape != image.shape or not np.allclose(mask_affine, affine):
-            brain = resample(brain.astype(np.float32), mask_affine, image.shape, affine, order=1) > 0.5
-    if spacing_mm is not None:
-        image, new_affine = _to_lattice(image, affine, spacing_mm)
-        brain = resample(brain.astype(np.float32), affine, image.shape, new_affine, order=1) > 0.5
-        affine = new_affine
-    spacing_mm = float(voxel_sizes_mm(affine).min())
-    image = _normalise(image, brain)
-    inner = ndimage.binary_erosion(brain, iterations=max(1, int(round(4 / spacing_mm))))
-    edges = _three_means(image[brain])
-    classes = np.zeros(image.shape, np.int8)
-    classes[brain] = 2
-    classes[brain & (image > edges[1])] = 3
-    classes[inner & (image < edges[0])] = 1  # deep CSF: ventricles
-    template = _Template(image, affine, brain, classes)
-    _TEMPLATE_CACHE[key] = template
-    return template
-
-
-def _to_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth and resample onto a world-axis-aligned grid on the ``spacing_mm`` world lattice.
-
-    The grid's voxel centres are multiples of ``spacing_mm`` in world coordinates,
-    so every storage order of the same data gives the same output array.
-    """
-    affine = np.asarray(affine, dtype=float)
-    world = corners_world_mm(affine, data.shape)
-    low = np.floor(world.min(axis=0) / spacing_mm) * spacing_mm
-    high = np.ceil(world.max(axis=0) / spacing_mm) * spacing_mm
-    new_shape = tuple(int(n) for n in np.round((high - low) / spacing_mm) + 1)
-    new_affine = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
-    new_affine[:3, 3] = low
-    sizes = voxel_sizes_mm(affine)
-    sigma_mm = np.sqrt(np.clip(spacing_mm**2 - sizes**2, 0, None)) / 2.355
-    smoothed = ndimage.gaussian_filter(data.astype(np.float32), sigma_mm / sizes) if np.any(sigma_mm > 0) else data
-    return resample(smoothed, affine, new_shape, new_affine, order=1), new_affine
-
-
 # --------------------------------------------------------------------------- affine stage
 @contextlib.contextmanager
 def _quiet_dipy():
@@ -432,8 +324,8 @@ def _affine_stage(atlas: Atlas, subject: np.ndarray, subject_affine: np.ndarray,
     n_steps = sum(len(stages) for _, stages, _ in settings.affine_levels)
     step = 0
     for spacing_mm, stages, iterations in settings.affine_levels:
-        template = _load_template(atlas, spacing_mm)
-        moving, moving_affine = _to_lattice(subject, subject_affine, spacing_mm)
+        template = prepared_template(atlas, spacing_mm)
+        moving, moving_affine = to_lattice(subject, subject_affine, spacing_mm)
         static_mask = ndimage.binary_dilation(template.brain, iterations=1).astype(np.int32)
         if current is None:
             current = transform_centers_of_mass(template.image, template.affine,
@@ -472,7 +364,7 @@ def _pearson(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def _contrast_map(template: _Template, subject_on_template: np.ndarray, n_bins: int = 48):
+def _contrast_map(template: PreparedTemplate, subject_on_template: np.ndarray, n_bins: int = 48):
     """Decide T1 vs other and give a piecewise-linear map of subject intensities to T1-like ones.
 
     T1 when the subject's median intensities in the template's (affinely mapped)
@@ -597,13 +489,13 @@ def register(
         settings = SETTINGS[settings]
     name = scan.path.name if scan.path is not None else "scan"
     _report(progress, 0.0, "preparing images")
-    subject = _normalise(scan.data)
+    subject = normalise_intensity(scan.data)
     if float(subject.max()) <= 0:
         raise FusplanInputError(f"{name}: image has no positive intensities: registration impossible")
     affine_mm = _affine_stage(atlas, subject, scan.affine, settings, progress, name)
     spacing_mm = CHECK_SPACING_MM
-    template = _load_template(atlas, spacing_mm)
-    moving, moving_affine = _to_lattice(subject, scan.affine, spacing_mm)
+    template = prepared_template(atlas, spacing_mm)
+    moving, moving_affine = to_lattice(subject, scan.affine, spacing_mm)
     _report(progress, 0.3, "contrast check")
     on_template = resample(moving, moving_affine, template.image.shape, affine_mm @ template.affine, order=1)
     contrast, xp, fp = _contrast_map(template, on_template)
@@ -626,7 +518,7 @@ def register(
     else:
         _report(progress, 0.33, "preparing nonlinear stage")
         shape, grid_affine = _cube_grid(atlas, settings)
-        native = _load_template(atlas, None)
+        native = prepared_template(atlas, None)
         static = resample(native.image, native.affine, shape, grid_affine, order=1)
         weight = resample(native.brain.astype(np.float32), native.affine, shape, grid_affine, order=1)
         weight = ndimage.gaussian_filter(weight, 2.0 / settings.syn_spacing_mm)
@@ -662,151 +554,3 @@ def register(
         scan_fingerprint=scan_fingerprint(scan),
         settings=json.loads(json.dumps(settings.__dict__)),
     )
-
-
-# --------------------------------------------------------------------------- synthetic subjects (validation)
-@dataclass(frozen=True, eq=False)
-class SyntheticSubject:
-    """A head made from the atlas template with a known warp (see :func:`synthetic_subject`).
-
-    Attributes
-    ----------
-    scan : Scan
-        The synthetic scan.
-    affine_mm : (4, 4) ndarray
-        Known affine part, template world -> subject world.
-    field_affine : (4, 4) ndarray
-        Voxel -> template world mm of the displacement grid.
-    displacement_mm : ndarray, shape (..., 3)
-        Known displacement ``d``: a subject point ``u`` shows the template at
-        ``m + d(m)`` with ``m = inv(affine_mm) @ u``.
-    """
-
-    scan: Scan
-    affine_mm: np.ndarray
-    field_affine: np.ndarray
-    displacement_mm: np.ndarray
-
-    def _d(self, points: np.ndarray) -> np.ndarray:
-        index = world_to_voxel(self.field_affine, points).reshape(-1, 3).T
-        out = [ndimage.map_coordinates(self.displacement_mm[..., k], index, order=1, mode="nearest") for k in range(3)]
-        return np.stack(out, axis=-1).reshape(points.shape)
-
-    def template_to_subject(self, points_mm) -> np.ndarray:
-        """True subject world mm of template points ``(..., 3)`` (fixed-point inversion, < 1e-4 mm)."""
-        target = np.asarray(points_mm, dtype=float)
-        moved = target.copy()
-        for _ in range(100):
-            updated = target - self._d(moved)
-            if np.abs(updated - moved).max() < 1e-6:
-                break
-            moved = updated
-        return voxel_to_world(self.affine_mm, moved)
-
-
-def t2_like(template: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """Remap a T1 template to a T2-like contrast (CSF bright, WM darker than GM).
-
-    Inside the (smoothed) brain mask normalised intensities 0.15 (CSF), 0.55 (GM)
-    and 0.85 (WM) go to 1.0, 0.6 and 0.35; outside, scalp and skull keep half
-    their T1 intensity.
-    """
-    image = _normalise(template, brain)
-    inside = np.interp(image, [0.0, 0.15, 0.55, 0.85, 1.0], [0.0, 1.0, 0.6, 0.35, 0.3])
-    weight = ndimage.gaussian_filter(brain.astype(np.float32), 1.0)
-    return (weight * inside + (1 - weight) * 0.5 * image).astype(np.float32)
-
-
-def synthetic_subject(
-    atlas: str | Atlas = "morel",
-    seed: int = 0,
-    *,
-    contrast: str = "T1",
-    warp_mm: float = 3.0,
-    rotation_deg: float = 10.0,
-    translation_mm: float = 20.0,
-    scale_range: tuple[float, float] = (0.92, 1.08),
-    spacing_mm=(1.0, 1.0, 1.0),
-    bias: float = 0.15,
-    noise: float = 0.02,
-) -> SyntheticSubject:
-    """A synthetic head: the atlas template under a known random affine and smooth warp.
-
-    Parameters
-    ----------
-    atlas : str or Atlas
-    seed : int
-        Seed of every random choice.
-    contrast : {"T1", "T2"}
-        ``T2`` remaps the template with :func:`t2_like`.
-    warp_mm : float
-        Largest displacement of the smooth nonlinear warp (correlation length ~20 mm).
-    rotation_deg, translation_mm : float
-        Largest rotation about each axis and translation along each axis.
-    scale_range : (float, float)
-        Range of the per-axis scale factors.
-    spacing_mm : sequence of 3 floats
-        Voxel size of the synthetic scan (stored LPS).
-    bias, noise : float
-        Amplitude of the multiplicative bias field and Rician-like noise level
-        (fraction of the 99th percentile).
-    """
-    from scipy.spatial.transform import Rotation
-
-    atlas = load_atlas(atlas) if isinstance(atlas, str) else atlas
-    rng = np.random.default_rng(seed)
-    raw, template_affine = atlas.load_template()
-    loaded = atlas.load_template_mask()
-    brain = _derived_brain_mask(atlas, raw, template_affine) if loaded is None else loaded[0]
-    image = _normalise(raw, brain)
-    if contrast.upper() == "T2":
-        image = t2_like(raw, brain)
-    elif contrast.upper() != "T1":
-        raise FusplanInputError(f"synthetic contrast must be 'T1' or 'T2', not {contrast!r}")
-
-    rotation = Rotation.from_euler("xyz", rng.uniform(-rotation_deg, rotation_deg, 3), degrees=True).as_matrix()
-    scales = rng.uniform(*scale_range, 3)
-    shear = np.eye(3) + np.triu(rng.uniform(-0.03, 0.03, (3, 3)), 1)
-    affine_mm = np.eye(4)
-    affine_mm[:3, :3] = rotation @ shear @ np.diag(scales)
-    affine_mm[:3, 3] = rng.uniform(-translation_mm, translation_mm, 3)
-
-    # smooth warp on a 4 mm grid over the template
-    field_step = 4.0
-    world = corners_world_mm(template_affine, raw.shape)
-    low, high = world.min(axis=0) - 10, world.max(axis=0) + 10
-    field_shape = tuple(int(n) for n in np.ceil((high - low) / field_step) + 1)
-    field_affine = np.diag([field_step] * 3 + [1.0])
-    field_affine[:3, 3] = low
-    noise_field = rng.normal(size=field_shape + (3,))
-    smooth = np.stack([ndimage.gaussian_filter(noise_field[..., k], 20.0 / field_step / 2) for k in range(3)], axis=-1)
-    displacement = (smooth * (warp_mm / np.abs(smooth).max())).astype(np.float64)
-
-    # subject grid: LPS storage covering the moved head
-    spacing = np.asarray(spacing_mm, dtype=float)
-    subject_world = voxel_to_world(affine_mm, world)
-    directions = np.diag([-1.0, -1.0, 1.0])
-    local = subject_world @ directions
-    lo, hi = local.min(axis=0) - 5, local.max(axis=0) + 5
-    shape = tuple(int(n) for n in np.ceil((hi - lo) / spacing) + 1)
-    scan_affine = np.eye(4)
-    scan_affine[:3, :3] = directions * spacing
-    scan_affine[:3, 3] = directions @ lo
-
-    subject = SyntheticSubject(None, affine_mm, field_affine, displacement)
-    index = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), axis=-1)
-    moved = voxel_to_world(np.linalg.inv(affine_mm) @ scan_affine, index)
-    del index
-    template_points = moved + subject._d(moved)
-    del moved
-    source = world_to_voxel(template_affine, template_points).reshape(-1, 3).T
-    del template_points
-    data = ndimage.map_coordinates(image, source, order=1, mode="constant", cval=0.0).reshape(shape)
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    c = rng.uniform(-1, 1, 4)
-    field_bias = np.exp(bias * (c[0] * grid[0] + c[1] * grid[1] + c[2] * grid[2] ** 2 + c[3] * grid[0] * grid[2]))
-    sigma = noise * float(np.percentile(data, 99))
-    real = data * field_bias + rng.normal(0.0, sigma, shape)
-    noisy = np.hypot(real, rng.normal(0.0, sigma, shape)).astype(np.float32)
-    scan = Scan(data=noisy, affine=scan_affine, warnings=(f"synthetic {contrast} subject, seed {seed}",))
-    return replace(subject, scan=scan)

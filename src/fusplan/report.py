@@ -6,14 +6,18 @@ written, so a failure never leaves a partial file or a half-written report behin
 
 Files written by :func:`write_report`:
 
-- ``report.json``: ``result.to_dict()`` (the contract's JSON report), via :func:`dumps_json`.
+- ``report.json``: ``result.to_dict()`` (the contract's JSON report), via :func:`dumps_json`,
+  plus a ``provenance`` block (:func:`provenance`): how the result was made.
 - ``summary.md``: protocol, targets, sonication and lesion tables in plain markdown.
 - ``peak_temperature_c[_<side>].nii.gz``, ``dose_cem43[_<side>].nii.gz`` (float32) and
   ``lesion_<threshold>cem43[_<side>].nii.gz`` (uint8, 1 where dose >= threshold), with
   the planning grid's voxel -> world RAS affine: they overlay on the subject's scan in
-  any viewer. ``_<side>`` is omitted in the phantom.
+  any viewer. ``_<side>`` is omitted in the phantom. They keep the input scan's
+  sform/qform codes and carry their unit in ``descrip``.
 - ``figure[_<side>].png`` (with ``figures=True``, the default): three orthogonal planes through the
   target, the scan (or the peak temperature) with the dose contours.
+
+:func:`write_target_outputs` writes the files of ``fusplan target --out``.
 """
 from __future__ import annotations
 
@@ -25,12 +29,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
+import nibabel as nib
 import numpy as np
 
 from .errors import FusplanInputError
-from .io import resample, save_nifti
+from .figures import lesion_figure
+from .io import Scan, atomic_output, save_nifti
+from .planner import SimulationResult
+from .registration import scan_fingerprint
+from .targeting import TargetingResult
 
 #: Significant digits kept for floats in JSON output.
 JSON_DIGITS = 6
@@ -77,17 +86,17 @@ def _plain(obj: Any, digits: int) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def write_report(result, out_dir: str | os.PathLike, *, scan=None, figures: bool = True) -> dict[str, Path]:
+def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: Scan | None = None,
+                 figures: bool = True) -> dict[str, Path]:
     """Write a simulation result to ``out_dir`` (created if needed; files replaced).
 
     Parameters
     ----------
     result : SimulationResult
-        Needs ``to_dict()`` and, per side, its grid, peak temperature and dose maps
-        (see :func:`side_maps`).
     out_dir : path-like
     scan : fusplan.io.Scan, optional
-        Background of the figures (resampled onto the planning grid).
+        Background of the figures (resampled onto their planes); default
+        ``result.scan``.
     figures : bool
         Also write PNG figures (matplotlib, without pyplot).
 
@@ -96,41 +105,112 @@ def write_report(result, out_dir: str | os.PathLike, *, scan=None, figures: bool
     dict
         File name -> final path of every file written.
     """
+    scan = result.scan if scan is None else scan
     report = result.to_dict()
-    thresholds = getattr(getattr(result, "protocol", None), "thresholds_cem43", None) or dict.fromkeys(
-        float(lesion["threshold_cem43"]) for lesion in report.get("lesions", [])
-    )
-    thresholds = [float(t) for t in thresholds]
+    report["provenance"] = provenance(result)
+    thresholds = [float(t) for t in result.protocol.thresholds_cem43]
+    codes = _xform_codes(result.scan)
     written: list[Path] = []
     with _staged(out_dir, written) as staging:
         (staging / "report.json").write_text(dumps_json(report), encoding="utf-8")
         (staging / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
-        for side, grid, peak_temperature_c, dose_cem43 in side_maps(result):
+        for side, s in result.sides.items():
             suffix = f"_{side}" if side else ""
-            affine = np.asarray(grid.affine, dtype=float)
-            save_nifti(np.asarray(peak_temperature_c, dtype=np.float32), affine, staging / f"peak_temperature_c{suffix}.nii.gz")
-            save_nifti(np.asarray(dose_cem43, dtype=np.float32), affine, staging / f"dose_cem43{suffix}.nii.gz")
+            affine = np.asarray(s.grid.affine, dtype=float)
+
+            def save(data, name, descrip):
+                save_nifti(data, affine, staging / f"{name}{suffix}.nii.gz", xform_codes=codes, descrip=descrip)
+
+            save(np.asarray(s.peak_temperature_c, dtype=np.float32), "peak_temperature_c",
+                 "peak temperature, degC (fusplan)")
+            save(np.asarray(s.dose_cem43, dtype=np.float32), "dose_cem43", "thermal dose, CEM43 min (fusplan)")
             for threshold in thresholds:
-                mask = (np.asarray(dose_cem43) >= threshold).astype(np.uint8)
-                save_nifti(mask, affine, staging / f"lesion_{threshold_label(threshold)}cem43{suffix}.nii.gz")
+                mask = (np.asarray(s.dose_cem43) >= threshold).astype(np.uint8)
+                save(mask, f"lesion_{threshold_label(threshold)}cem43", f"1 where dose >= {threshold:g} CEM43 min")
             if figures:
-                figure = lesion_figure(grid, peak_temperature_c, dose_cem43, thresholds, scan=scan, title=_title(report, side))
+                figure = lesion_figure(s.grid, s.peak_temperature_c, s.dose_cem43, thresholds, scan=scan,
+                                       title=_title(report, side))
                 figure.savefig(staging / f"figure{suffix}.png", dpi=100)
     return {path.name: path for path in written}
 
 
-def side_maps(result) -> Iterable[tuple[str | None, Any, np.ndarray, np.ndarray]]:
-    """``(side, grid, peak_temperature_c, dose_cem43)`` for every simulated side.
+def provenance(result: SimulationResult) -> dict:
+    """How ``result`` was made: scan, atlas, target rule, registration, protocol, version.
 
-    Reads ``result.sides`` (a mapping side -> per-side result, or a sequence of
-    per-side results with a ``side`` attribute) when present, otherwise the result's
-    own ``grid``, ``peak_temperature_c`` and ``dose_cem43`` (phantom, side ``None``).
+    The same keys in the phantom (scan, atlas, target rule and registration are
+    then ``None`` and ``sides`` is empty) as on a scan. The registration's run
+    time is left out so the report of a re-run is byte-identical.
     """
-    sides = getattr(result, "sides", None)
-    if sides is None:
-        return [(None, result.grid, result.peak_temperature_c, result.dose_cem43)]
-    items = sides.items() if hasattr(sides, "items") else ((getattr(s, "side", None), s) for s in sides)
-    return [(side, s.grid, s.peak_temperature_c, s.dose_cem43) for side, s in items]
+    from . import __version__
+
+    scan, targets = result.scan, result.targets
+    doc = {
+        "fusplan_version": __version__,
+        "scan": None,
+        "atlas": None,
+        "target_rule": None,
+        "landmark_source": None,
+        "registration": None,
+        "sides": [side for side in result.sides if side is not None],
+        "protocol": {"name": result.protocol.name, "source": result.protocol.source,
+                     "spec": result.protocol.to_dict()},
+    }
+    if scan is not None:
+        doc["scan"] = {"path": None if scan.path is None else str(scan.path), "fingerprint": scan_fingerprint(scan),
+                       "shape": list(scan.shape), "affine_source": scan.affine_source}
+    if targets is not None:
+        facts = targets.registration.facts()
+        facts.pop("time_s")
+        doc.update(atlas=targets.atlas, target_rule=dict(targets.rule), landmark_source=targets.landmark_source,
+                   registration=facts)
+    return doc
+
+
+def _xform_codes(scan: Scan | None) -> tuple[int, int] | None:
+    """``(sform_code, qform_code)`` of the file ``scan`` was read from (None without one)."""
+    if scan is None or scan.path is None:
+        return None
+    header = nib.load(scan.path).header
+    return int(header["sform_code"]), int(header["qform_code"])
+
+
+def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write the targeting outputs of ``fusplan target --out DIR``.
+
+    Files (each written atomically):
+
+    - ``targets.json``: contract ``targets`` / ``landmarks`` plus ``acpc_frame``,
+      ``atlas``, ``landmark_source`` and ``registration`` (method, time_s,
+      similarity, contrast, scale factors).
+    - ``atlas_labels.nii.gz``: atlas labels on the scan's grid (nearest neighbour).
+    - ``targets_qc.png``: the QC figure (:func:`fusplan.qc.targeting_figure`).
+
+    Returns
+    -------
+    dict
+        ``{"json": path, "labels": path, "figure": path}``.
+    """
+    from . import __version__
+    from .qc import targeting_figure
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    document = {"fusplan_version": __version__, "atlas": result.atlas}
+    document.update(result.to_dict())
+    document["acpc_frame"] = result.frame.to_dict()
+    document["landmark_source"] = result.landmark_source
+    document["registration"] = result.registration.facts()
+    if scan.path is not None:
+        document["scan"] = str(scan.path)
+    paths = {"json": out / "targets.json", "labels": out / "atlas_labels.nii.gz", "figure": out / "targets_qc.png"}
+    labels = result.labels_on(scan.shape, scan.affine)
+    save_nifti(labels, scan.affine, paths["labels"], xform_codes=_xform_codes(scan), descrip=f"{result.atlas} atlas labels")
+    figure = targeting_figure(result, scan)
+    with atomic_output(paths["figure"]) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    with atomic_output(paths["json"]) as tmp:
+        tmp.write_text(dumps_json(document))
+    return paths
 
 
 def threshold_label(threshold_cem43: float) -> str:
@@ -141,7 +221,7 @@ def threshold_label(threshold_cem43: float) -> str:
 # ------------------------------------------------------------------------------ markdown
 
 
-def summary_text(result) -> str:
+def summary_text(result: SimulationResult) -> str:
     """Human-readable summary of a simulation result (the markdown of ``summary.md``)."""
     return summary_markdown(result.to_dict())
 
@@ -222,55 +302,6 @@ def _vec(values) -> str:
 
 def _title(report: dict, side: str | None) -> str:
     return f"{report.get('protocol', '')}" + (f" ({side})" if side else "")
-
-
-# ------------------------------------------------------------------------------- figures
-
-
-def lesion_figure(grid, peak_temperature_c, dose_cem43, thresholds_cem43, *, scan=None, title: str = ""):
-    """Three orthogonal planes through the grid centre with dose contours.
-
-    The background is the scan resampled onto the planning grid when ``scan`` is
-    given, otherwise the peak temperature. Planes are labelled by grid axes
-    (LR/AP/SI in a scan plan). Returns the matplotlib Figure.
-    """
-    from matplotlib.figure import Figure  # no pyplot: never touches the session's backend
-
-    peak = np.asarray(peak_temperature_c, dtype=float)
-    dose = np.asarray(dose_cem43, dtype=float)
-    if scan is not None:
-        background = resample(scan.data, scan.affine, grid.shape, grid.affine, order=1)
-        cmap, label = "gray", "scan"
-    else:
-        background, cmap, label = peak, "inferno", "peak temperature (C)"
-    centre = [(n - 1) // 2 for n in grid.shape]
-    half = [(n - 1) / 2 * grid.spacing_mm for n in grid.shape]
-    planes = [("axial (LR x AP)", 2, (0, 1)), ("coronal (LR x SI)", 1, (0, 2)), ("sagittal (AP x SI)", 0, (1, 2))]
-    figure = Figure(figsize=(12, 4.2))
-    axes = figure.subplots(1, 3)
-    colours = ["#4dd0e1", "#ffeb3b", "#ff7043", "#ab47bc"]
-    image = None
-    for ax, (name, normal, (u, v)) in zip(axes, planes):
-        index = [slice(None)] * 3
-        index[normal] = centre[normal]
-        extent = (-half[u], half[u], -half[v], half[v])  # voxel centres (contours)
-        h = grid.spacing_mm / 2
-        edges = (-half[u] - h, half[u] + h, -half[v] - h, half[v] + h)  # voxel edges (image)
-        image = ax.imshow(background[tuple(index)].T, origin="lower", cmap=cmap, extent=edges)
-        for colour, threshold in zip(colours, thresholds_cem43):
-            plane = dose[tuple(index)].T
-            if plane.max() >= threshold:
-                ax.contour(plane, levels=[threshold], colors=[colour], extent=extent, linewidths=1.2)
-                ax.plot([], [], color=colour, label=f"{threshold:g} CEM43")
-        ax.set_title(name)
-        ax.set_xlabel("mm")
-    if image is not None:
-        figure.colorbar(image, ax=axes, shrink=0.8, label=label)
-    handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        axes[0].legend(loc="upper right", fontsize=8)
-    figure.suptitle(title)
-    return figure
 
 
 # ------------------------------------------------------------------------------- staging

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -40,9 +39,9 @@ import numpy as np
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .grid import Grid
-from .io import Scan, atomic_output, save_nifti, voxel_to_world, world_to_voxel
+from .io import Scan, voxel_to_world, world_to_voxel
 from .registration import Registration, load_registration, register
-from .report import dumps_json
+from .template import prepared_template
 
 #: AFIDs fiducials that lie on the midsagittal plane.
 MIDLINE_AFIDS = (
@@ -206,14 +205,17 @@ class TargetingResult:
         Atlas name (``"morel"`` or ``"najdenovska"``).
     landmark_source : str
         ``"atlas"`` (mapped AFIDs) or ``"user"`` (AC and/or PC given).
+    rule : dict
+        How the targets were placed: ``{"target": name, "acpc_mm": (x, y, z) or None}``.
     """
 
-    targets: list
+    targets: list[Target]
     frame: AcpcFrame
-    landmarks: dict
+    landmarks: dict[str, np.ndarray]
     registration: Registration
     atlas: str
     landmark_source: str = "atlas"
+    rule: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _atlas(self) -> Atlas:
@@ -325,9 +327,7 @@ def _inside_fov(scan: Scan, point: np.ndarray) -> bool:
 
 
 def _in_template_brain(registration: Registration, atlas: Atlas, point: np.ndarray) -> bool:
-    from .registration import _load_template
-
-    template = _load_template(atlas, 2.0)
+    template = prepared_template(atlas, 2.0)
     t = registration.subject_to_template(point)
     index = np.rint(np.linalg.solve(template.affine[:3, :3], t - template.affine[:3, 3])).astype(int)
     if np.any(index < 0) or np.any(index >= np.asarray(template.brain.shape)):
@@ -338,7 +338,7 @@ def _in_template_brain(registration: Registration, atlas: Atlas, point: np.ndarr
 def locate_targets(
     scan: Scan,
     atlas: str = "morel",
-    sides=("left", "right"),
+    sides=SIDES,
     target: str = "CLp",
     acpc_mm=None,
     ac_mm=None,
@@ -453,46 +453,5 @@ def locate_targets(
     landmarks = {"AC": frame.ac_mm, "PC": frame.pc_mm, "MCP": frame.mcp_mm}
     if progress is not None:
         progress(1.0, "targets placed")
-    return TargetingResult(targets, frame, landmarks, registration, atlas_obj.name, source)
-
-
-def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write the targeting outputs of ``fusplan target --out DIR``.
-
-    Files (each written atomically):
-
-    - ``targets.json``: contract ``targets`` / ``landmarks`` plus ``acpc_frame``,
-      ``atlas``, ``landmark_source`` and ``registration`` (method, time_s,
-      similarity, contrast, scale factors).
-    - ``atlas_labels.nii.gz``: atlas labels on the scan's grid (nearest neighbour).
-    - ``targets_qc.png``: the QC figure (:func:`fusplan.qc.targeting_figure`).
-
-    Returns
-    -------
-    dict
-        ``{"json": path, "labels": path, "figure": path}``.
-    """
-    from . import __version__
-    from .qc import targeting_figure
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    document = {"fusplan_version": __version__, "atlas": result.atlas}
-    document.update(result.to_dict())
-    document["acpc_frame"] = result.frame.to_dict()
-    document["landmark_source"] = result.landmark_source
-    document["registration"] = result.registration.facts()
-    if scan.path is not None:
-        document["scan"] = str(scan.path)
-    paths = {"json": out / "targets.json", "labels": out / "atlas_labels.nii.gz", "figure": out / "targets_qc.png"}
-    labels = result.labels_on(scan.shape, scan.affine)
-    save_nifti(labels, scan.affine, paths["labels"])
-    figure = targeting_figure(result, scan)
-    with atomic_output(paths["figure"]) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    import matplotlib.pyplot as plt
-
-    plt.close(figure)
-    with atomic_output(paths["json"]) as tmp:
-        tmp.write_text(dumps_json(document))
-    return paths
+    rule = {"target": target, "acpc_mm": None if acpc_mm is None else [float(v) for v in acpc_mm]}
+    return TargetingResult(targets, frame, landmarks, registration, atlas_obj.name, source, rule)

@@ -20,7 +20,7 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from ..io import load_scan
-    from ..targeting import write_target_outputs
+    from ..report import write_target_outputs
 
     check_out_dir(args.out)
     check_targeting(args)
