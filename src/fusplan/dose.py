@@ -8,6 +8,10 @@ linearly in time within each step: with ``f(T) = R^(43 - T) = exp(b (T - 43))`` 
 the crossing. A constant temperature gives exactly ``R^(43 - T) dt``, and refining the
 output interval of a piecewise linear history does not change the result.
 
+Temperatures are capped at :data:`DOSE_CEILING_C` (~909 C, where ``R^(43 - T)``
+reaches ``e^600``) so that absurd inputs give a huge finite dose instead of an
+overflow; every thermal-ablation temperature is far below it.
+
 :func:`adaptive_cem43` integrates a temperature history given as a function of time
 (the bioheat solvers' tables) with adaptive steps.
 """
@@ -17,15 +21,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["cem43", "cem43_step", "cem43_step_from_rates", "cem43_rate", "cem43_nodes", "adaptive_cem43"]
+__all__ = ["DOSE_CEILING_C", "cem43", "cem43_step", "cem43_step_from_rates", "cem43_rate", "cem43_nodes", "adaptive_cem43"]
 
 _B_HOT = np.log(2.0)  # R = 0.5 at/above 43 C
 _B_COLD = np.log(4.0)  # R = 0.25 below 43 C
+#: Temperature cap of the dose: the rate is ``e^600`` there, far from float overflow.
+DOSE_CEILING_C = 43.0 + 600.0 / float(_B_HOT)
 
 
 def cem43_rate(temperature_c) -> np.ndarray:
     """Instantaneous dose rate ``R^(43 - T)`` in CEM43 minutes per minute."""
-    t = np.asarray(temperature_c, dtype=float) - 43.0
+    t = np.minimum(np.asarray(temperature_c, dtype=float), DOSE_CEILING_C) - 43.0
     return np.exp(np.where(t >= 0, _B_HOT, _B_COLD) * t)
 
 
@@ -47,7 +53,8 @@ def cem43_step(temperature0_c, temperature1_c, dt_s) -> np.ndarray:
         Step length in seconds (>= 0).
     """
     t0, t1 = np.broadcast_arrays(
-        np.asarray(temperature0_c, dtype=float) - 43.0, np.asarray(temperature1_c, dtype=float) - 43.0
+        np.minimum(np.asarray(temperature0_c, dtype=float), DOSE_CEILING_C) - 43.0,
+        np.minimum(np.asarray(temperature1_c, dtype=float), DOSE_CEILING_C) - 43.0,
     )
     shape = t0.shape
     t0, t1 = t0.ravel(), t1.ravel()
@@ -72,8 +79,8 @@ def cem43_step_from_rates(temperature0_c, temperature1_c, rate0, rate1, dt_s) ->
     of 43 C is ``dt (f1 - f0) / (b (T1 - T0))`` without new exponentials; the few
     steps that cross 43 C go through :func:`cem43_step`.
     """
-    t0 = np.asarray(temperature0_c, dtype=float)
-    t1 = np.asarray(temperature1_c, dtype=float)
+    t0 = np.minimum(np.asarray(temperature0_c, dtype=float), DOSE_CEILING_C)
+    t1 = np.minimum(np.asarray(temperature1_c, dtype=float), DOSE_CEILING_C)
     dt = np.asarray(dt_s, dtype=float)
     hot0, hot1 = t0 >= 43.0, t1 >= 43.0
     delta = np.where(hot0, _B_HOT, _B_COLD) * (t1 - t0)

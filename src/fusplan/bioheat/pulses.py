@@ -272,7 +272,7 @@ def _check_memory(run: _Run, box_shape) -> None:
     if need > budget:
         raise FusplanInputError(
             f"sonications: {n_sources} distinct foci over {run.t_end:g} s on a {box_shape} voxel hot box need "
-            f"~{need / 1024**3:.1f} GiB in the thermal solver (budget {budget / 1024**3:.1f} GiB): use fewer "
+            f"~{need / 1024**2:.0f} MiB in the thermal solver (budget {budget / 1024**2:.0f} MiB): use fewer "
             "distinct foci (offset_mm), lower power_w, a coarser grid.spacing_mm or a smaller grid.extent_mm")
 
 
