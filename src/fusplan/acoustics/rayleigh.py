@@ -29,7 +29,7 @@ import numpy as np
 
 from fusplan.grid import Grid
 
-__all__ = ["PistonSources", "exact_sum", "block_sum", "near_field_factor"]
+__all__ = ["PistonSources", "exact_sum", "block_sum", "sinc_of_square"]
 
 
 @dataclass(frozen=True)
@@ -121,20 +121,58 @@ def _jinc_and_derivative(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return value, slope
 
 
-def near_field_factor(x: np.ndarray) -> np.ndarray:
-    """``sin(x) / x`` (1 at 0): the exact on-axis near-field factor of a piston."""
-    x = np.asarray(x)
-    x2 = x * x
-    if x2.size and float(x2.max()) <= 1.0:
-        # Taylor series to x^8: |error| < 1e-8 for x <= 1, no division
-        return 1 + x2 * (-1 / 6 + x2 * (1 / 120 + x2 * (-1 / 5040 + x2 / 362880)))
-    return np.sinc(x / np.pi)
-
-
 def _sinc_log_slope(x: np.ndarray) -> np.ndarray:
     """``d ln(sin(x)/x) / dx``."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(x > 1e-4, 1 / np.tan(x) - 1 / np.where(x > 1e-4, x, 1.0), -x / 3)
+
+
+def _near_field(r: np.ndarray, inv: np.ndarray, a2: float, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """``sinc(x) / m`` and ``m - r`` at distances ``r`` (``inv = 1 / r``), float32.
+
+    ``m = (r + sqrt(r^2 + a^2)) / 2`` and ``x = q / m`` (``q = k a^2 / 4``). Where every
+    ``r >= 10 a`` and ``x <= 0.5`` (the array's use: its elements are >= 60 mm from the
+    field) by series in ``u = 1 / r`` (relative error < 1e-5)::
+
+        sinc(x) / m = u (1 - (a^2/4 + q^2/6) u^2 + (a^4/8 + a^2 q^2/8 + q^4/120) u^4)
+        m - r = a^2 u / 4 - a^4 u^3 / 16
+
+    otherwise exactly.
+    """
+    u_max = float(inv.max()) if inv.size else 0.0
+    if u_max * math.sqrt(a2) <= 0.1 and u_max * q <= 0.5:
+        w = inv * inv
+        factor = w * np.float32(a2 * a2 / 8 + a2 * q * q / 8 + q**4 / 120)
+        factor -= np.float32(a2 / 4 + q * q / 6)
+        factor *= w
+        factor += np.float32(1.0)
+        factor *= inv
+        w *= np.float32(-a2 * a2 / 16)
+        w += np.float32(a2 / 4)
+        w *= inv
+        return factor, w
+    extra = np.sqrt(r * r + np.float32(a2))
+    extra -= r
+    extra *= np.float32(0.5)
+    inv_mean = np.reciprocal(r + extra)
+    x2 = inv_mean * np.float32(q)
+    np.square(x2, out=x2)
+    factor = sinc_of_square(x2)
+    factor *= inv_mean
+    return factor, extra
+
+
+def sinc_of_square(x2: np.ndarray) -> np.ndarray:
+    """``sin(x) / x`` from ``x^2`` (series to ``x^8`` for ``x <= 1``: error < 3e-9)."""
+    if x2.size and float(x2.max()) <= 1.0:
+        out = x2 * np.float32(1 / 362880)
+        for coefficient in (-1 / 5040, 1 / 120, -1 / 6):
+            out += np.float32(coefficient)
+            out *= x2
+        out += np.float32(1.0)
+        return out
+    x = np.sqrt(x2)
+    return np.sinc(x / np.pi).astype(x2.dtype)
 
 
 def exact_sum(points_m: np.ndarray, src: PistonSources, k: float, alpha: float, origin_m, *, threads: int = 1,
@@ -154,8 +192,8 @@ def exact_sum(points_m: np.ndarray, src: PistonSources, k: float, alpha: float, 
     ka2 = np.float32((k * src.piston_radius_m) ** 2)
     kk = np.float32(k)
     aa = np.float32(alpha)
-    a2 = np.float32(src.piston_radius_m**2)
-    quarter_ka2 = np.float32(k * src.piston_radius_m**2 / 4)
+    a2 = src.piston_radius_m**2
+    quarter_ka2 = k * a2 / 4  # x = quarter_ka2 / m
     w = src.weights.astype(np.complex64)
     w_re = np.ascontiguousarray(w.real)
     w_im = np.ascontiguousarray(w.imag)
@@ -167,11 +205,7 @@ def exact_sum(points_m: np.ndarray, src: PistonSources, k: float, alpha: float, 
         r = p @ s_t
         r += (p.astype(np.float64) ** 2).sum(1).astype(np.float32)[:, None]
         r += ss
-        mean = r + a2  # squared distance to the rim, seen from the piston's axis
         np.sqrt(r, out=r)
-        np.sqrt(mean, out=mean)
-        mean += r
-        mean *= 0.5  # mean of the distances to the centre and to the rim
         inv = np.reciprocal(r)
         y = p @ n_t
         y -= ns
@@ -181,14 +215,14 @@ def exact_sum(points_m: np.ndarray, src: PistonSources, k: float, alpha: float, 
         np.maximum(y, 0, out=y)
         y *= ka2
         amp = _jinc_of_y(y)
-        np.reciprocal(mean, out=inv)
-        amp *= near_field_factor(quarter_ka2 * inv)  # x = k a^2 / (4 mean)
-        amp *= inv
+        factor, extra_path = _near_field(r, inv, a2, quarter_ka2)
+        amp *= factor
         if alpha > 0:
             amp *= np.exp(-aa * r)
-        mean *= kk
-        cos = np.cos(mean)
-        sin = np.sin(mean)
+        r += extra_path  # the mean path m
+        r *= kk
+        cos = np.cos(r)
+        sin = np.sin(r)
         cos *= amp
         sin *= amp
         # sum_e w_e amp (cos - i sin)
@@ -254,7 +288,7 @@ def block_sum(grid: Grid, src: PistonSources, k: float, alpha: float, block: int
         x = k * src.piston_radius_m**2 / (4 * m0)
         radial = (-_sinc_log_slope(x) * x - 1) * dm_dr / m0
         grad_log = (-2 * ka2 * cos * dlog_dy)[..., None] * grad_cos + radial[..., None] * u
-        amp0 = d * near_field_factor(x) / m0
+        amp0 = d * sinc_of_square(x * x) / m0
         base = w[None] * (amp0 * np.exp(-alpha * r0 - 1j * k * m0)).astype(np.complex64)  # (B, E)
         phase_slope = (-k * dm_dr).astype(np.float32)[:, None, :]
         factors = []

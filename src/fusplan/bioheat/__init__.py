@@ -11,6 +11,8 @@ Modules (data flows down the list):
   exact homogeneous propagator :class:`SpectralBioheat`;
 - :mod:`~fusplan.bioheat.tables`: step-response tables on a box of voxels and
   superposition by Hermite interpolation;
+- :mod:`~fusplan.bioheat.run`: the state a run of the driver shares (settings, hot box);
+- :mod:`~fusplan.bioheat.titration`: the power of each ``peak_c`` pulse (always ends);
 - :mod:`~fusplan.bioheat.pulses`: :func:`simulate_pulses`, the pulse driver (hot box,
   titration, focus curve, snapshots, adaptive CEM43; bounded memory);
 - :mod:`~fusplan.bioheat.stepping`: :func:`kspace_stepping` (k-Wave-style
@@ -20,16 +22,12 @@ Thread counts are an explicit ``threads`` keyword (the solvers' constructors,
 :func:`simulate_pulses`, :func:`kspace_stepping`), resolved once by
 :func:`fusplan.threads.resolve_threads`.
 """
-from .pulses import (
-    DEFAULT_MEMORY_BUDGET_BYTES,
-    DriverSettings,
-    PulseResult,
-    ThermalHistory,
-    simulate_pulses,
-)
+from .pulses import ThermalHistory, simulate_pulses
+from .run import DEFAULT_MEMORY_BUDGET_BYTES, DriverSettings
 from .spectral import Pulse, SpectralBioheat, padded_length, wavenumbers_squared
 from .stepping import HeterogeneousBioheat, SteppingResult, kspace_stepping
 from .tables import ResponseTable, hermite_weights, table_rise
+from .titration import PulseResult
 
 __all__ = [
     "Pulse",

@@ -27,54 +27,22 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
-from scipy.optimize import brentq
 
 from fusplan.dose import adaptive_cem43, cem43_nodes, cem43_step
 from fusplan.errors import FusplanInputError
-from fusplan.thermometry import box_kernel_1d, frame_average, voxel_average
+from fusplan.thermometry import box_kernel_1d, voxel_average
 
+from .run import DEFAULT_MEMORY_BUDGET_BYTES, DriverSettings, HotBox, RunContext, pulse_powers
 from .spectral import Pulse, SpectralBioheat
 from .tables import ResponseTable, table_build_bytes, table_bytes, table_rise
+from .titration import PulseResult, titrate
 
-__all__ = [
-    "DEFAULT_MEMORY_BUDGET_BYTES",
-    "CEM43_CHUNK_BYTES",
-    "DriverSettings",
-    "PulseResult",
-    "ThermalHistory",
-    "simulate_pulses",
-]
+__all__ = ["CEM43_CHUNK_BYTES", "ThermalHistory", "simulate_pulses"]
 
-#: Memory a protocol may use in the thermal solver (tables, spectra, full-grid maps).
-DEFAULT_MEMORY_BUDGET_BYTES = 2 * 1024**3
 #: Temporary memory of one chunk of the adaptive CEM43 integration.
 CEM43_CHUNK_BYTES = 128 * 1024**2
-#: A source whose focus rises less than this per watt (K/W) does not heat (e.g. no absorption).
-_NO_HEATING_K_PER_W = 1e-12
 _BOX_FRACTION = 0.05  # hot box: where a source's response reaches 5 % of its maximum
 _CORE_FRACTION = 0.3  # candidate voxels for the peak
-
-
-@dataclass(frozen=True)
-class DriverSettings:
-    """How :func:`simulate_pulses` samples and bounds a run (see its parameters)."""
-
-    thermometry_voxel_mm: tuple[float, float, float] | None = None
-    thermometry_frame_s: float | None = None
-    dose_floor_c: float = 39.0
-    focus_interval_s: float = 0.5
-    dose_rtol: float = 1e-2
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
-    max_power_w: float | None = None
-
-
-@dataclass
-class PulseResult:
-    """What happened during one pulse and its cooling."""
-
-    power_w: float
-    peak_temperature_c: float
-    thermometry_peak_c: float | None
 
 
 @dataclass
@@ -89,50 +57,6 @@ class ThermalHistory:
     dose_cem43: np.ndarray
     spectra: dict = field(default_factory=dict, repr=False)
     stats: dict = field(default_factory=dict)
-
-
-@dataclass
-class _Run:
-    """What every phase of one run reads: the solver, the sources and the settings."""
-
-    solver: SpectralBioheat
-    spectra: dict
-    pulses: Sequence[Pulse]
-    settings: DriverSettings
-    t_end: float
-
-    @property
-    def t_art(self) -> float:
-        return self.solver.tissue.blood_temperature_c
-
-    def base_rise(self, times) -> np.ndarray:
-        """The initial uniform rise over ``T_a``, decaying at the perfusion rate."""
-        base = self.solver.tissue.baseline_temperature_c - self.t_art
-        return base * np.exp(-self.solver.perfusion * np.clip(times, 0, None))
-
-    def offset(self, times) -> np.ndarray:
-        """What table rises are added to: baseline decay plus arterial temperature, ``(n_t, 1)``."""
-        return self.base_rise(np.asarray(times))[:, None] + self.t_art
-
-
-@dataclass
-class _Box:
-    """The hot box ``lo <= index < hi`` and the tables on it."""
-
-    lo: np.ndarray
-    hi: np.ndarray
-    tables: dict
-    core_positions: np.ndarray  # positions (in the box) of the candidate peak voxels
-    core_tables: dict
-    thermometry_tables: dict | None
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(int(v) for v in self.hi - self.lo)
-
-    @property
-    def slices(self) -> tuple[slice, ...]:
-        return tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
 
 
 def simulate_pulses(
@@ -197,7 +121,7 @@ def simulate_pulses(
     t_end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)
     shape = solver.shape
     spectra = {key: solver.spectrum(q) for key, q in sources.items()}
-    run = _Run(solver, spectra, pulses, settings, t_end)
+    run = RunContext(solver, spectra, pulses, settings, t_end)
     lo, hi, cores = _initial_box(run)
     stats = {"padded_shape": solver.padded_shape}
     for attempt in range(4):
@@ -226,14 +150,14 @@ def simulate_pulses(
 # ----------------------------------------------------------------------------- hot box
 
 
-def _box_margin(run: _Run) -> list[int]:
+def _box_margin(run: RunContext) -> list[int]:
     """Voxels added around the hot box: the thermometry kernel's half width + 2 (at least 3)."""
     voxel = run.settings.thermometry_voxel_mm
     halves = [0, 0, 0] if voxel is None else [box_kernel_1d(w, run.solver.spacing_mm).size // 2 for w in voxel]
     return [max(3, h + 2) for h in halves]
 
 
-def _initial_box(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _initial_box(run: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Box where any source's response after the longest pulse is >= 5 % of its max, and the cores."""
     solver = run.solver
     gain = solver.step_gain(max(p.duration_s for p in run.pulses))
@@ -255,7 +179,7 @@ def _initial_box(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return lo, hi, core
 
 
-def _check_memory(run: _Run, box_shape) -> None:
+def _check_memory(run: RunContext, box_shape) -> None:
     """Refuse a run whose tables, spectra and maps would exceed the memory budget."""
     solver = run.solver
     n_sources = len(run.spectra)
@@ -276,10 +200,10 @@ def _check_memory(run: _Run, box_shape) -> None:
             "distinct foci (offset_mm), lower power_w, a coarser grid.spacing_mm or a smaller grid.extent_mm")
 
 
-def _build_box(run: _Run, lo, hi, core: np.ndarray) -> _Box:
+def _build_box(run: RunContext, lo, hi, core: np.ndarray) -> HotBox:
     solver = run.solver
     tables = {key: ResponseTable.build(solver, spec, lo, hi, run.t_end + 1.0) for key, spec in run.spectra.items()}
-    box = _Box(lo, hi, tables, np.array([], int), {}, None)
+    box = HotBox(lo, hi, tables, np.array([], int), {}, None)
     box.core_positions = np.flatnonzero(core[box.slices])
     box.core_tables = {key: t.subset(box.core_positions) for key, t in tables.items()}
     voxel = run.settings.thermometry_voxel_mm
@@ -299,10 +223,10 @@ def _build_box(run: _Run, lo, hi, core: np.ndarray) -> _Box:
 # ----------------------------------------------------------------------------- one run
 
 
-def _run_once(run: _Run, box: _Box) -> ThermalHistory:
+def _run_once(run: RunContext, box: HotBox) -> ThermalHistory:
     clock = {}
     tick = time.perf_counter()
-    powers, results = _titrate(run, box)
+    powers, results = titrate(run, box)
     clock["titration"] = time.perf_counter() - tick
     done = tuple(Pulse(p.start_s, p.duration_s, p.source, pw, p.peak_c, p.cooling_s) for p, pw in zip(run.pulses, powers))
 
@@ -325,97 +249,10 @@ def _run_once(run: _Run, box: _Box) -> ThermalHistory:
     return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats)
 
 
-def _powers(pulses: Sequence[Pulse]) -> list[float]:
-    return [float(p.power_w) for p in pulses]
-
-
-def _titrate(run: _Run, box: _Box) -> tuple[list[float], list[PulseResult]]:
-    """Power and peaks of every pulse in turn (titrated where ``power_w`` is None)."""
-    powers: list[float] = []
-    results: list[PulseResult] = []
-    for i, pulse in enumerate(run.pulses):
-        power, result = _titrate_pulse(run, box, i, powers)
-        powers.append(power)
-        results.append(result)
-    return powers, results
-
-
-def _pulse_window(pulse: Pulse, frame_s: float) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Uniform times ending exactly at the end of the pulse, from one frame before it
-    starts to a frame (+2 s) into the cooling: the peak of a pulse (true or frame
-    averaged) is reached in that window; afterwards the field only cools.
-
-    Returns the times, the mask of times from the pulse start on, the frame length in
-    steps and the step.
-    """
-    end = pulse.start_s + pulse.duration_s
-    n_frame = int(math.ceil(frame_s / 0.1 - 1e-9))
-    step = frame_s / n_frame if n_frame else 0.1
-    after = min(pulse.cooling_s, frame_s + 2.0)
-    k = np.arange(-int(math.ceil((pulse.duration_s + frame_s) / step - 1e-9)), int(math.floor(after / step + 1e-9)) + 1)
-    times = end + step * k  # may start before 0: nothing has happened there yet
-    return times, times >= pulse.start_s - 1e-9, n_frame, step
-
-
-def _titrate_pulse(run: _Run, box: _Box, i: int, powers: list[float]) -> tuple[float, PulseResult]:
-    pulse = run.pulses[i]
-    earlier = run.pulses[:i]
-    frame = run.settings.thermometry_frame_s or 0.0
-    times, in_window, n_frame, step = _pulse_window(pulse, frame)
-    offset = run.offset(times)
-    # peak over the window is max(a + power * b): linear in this pulse's power
-    a_true = (table_rise(box.core_tables, earlier, times, powers) + offset)[in_window]
-    b_true = table_rise(box.core_tables, [pulse], times, [1.0])[in_window]
-    a_th = b_th = None
-    if box.thermometry_tables is not None:
-        complete = in_window[n_frame:]  # windows ending at or after the pulse start
-        a_th = frame_average(table_rise(box.thermometry_tables, earlier, times, powers) + offset, step, frame)[complete]
-        b_th = frame_average(table_rise(box.thermometry_tables, [pulse], times, [1.0]), step, frame)[complete]
-
-    def measures(power: float) -> tuple[float, float | None]:
-        true_peak = float((a_true + power * b_true).max())
-        if a_th is None:
-            return true_peak, None
-        return true_peak, float((a_th + power * b_th).max())
-
-    if pulse.power_w is not None:
-        power = float(pulse.power_w)
-    else:
-        power = _solve_power(run, i, measures, b_true if b_th is None else b_th, 0 if a_th is None else 1)
-    true_peak, th_peak = measures(power)
-    return power, PulseResult(power, true_peak, th_peak)
-
-
-def _solve_power(run: _Run, i: int, measures, unit: np.ndarray, which: int) -> float:
-    """The power whose (true or thermometry) peak equals the pulse's ``peak_c``; always terminates."""
-    peak_c = run.pulses[i].peak_c
-    label = f"sonication {i + 1}: peak_c {peak_c:g} C"
-    f0 = measures(0.0)[which] - peak_c
-    if f0 >= 0:
-        raise FusplanInputError(
-            f"{label} is not reachable: heat left from earlier sonications already gives {f0 + peak_c:.2f} C "
-            "(lengthen the cooling or raise peak_c)")
-    unit_max = float(unit.max()) if unit.size else 0.0
-    if not unit_max > _NO_HEATING_K_PER_W:
-        raise FusplanInputError(
-            f"{label} is not reachable: the heat source does not heat the focus "
-            "(tissue.attenuation_np_m is 0 or the source is empty)")
-    limit = run.settings.max_power_w
-    hi = -f0 / unit_max  # the hottest voxel alone would need this
-    while measures(hi)[which] < peak_c:
-        hi *= 2
-        if (limit is not None and hi > 2 * limit) or not math.isfinite(hi) or hi > 1e15:
-            break
-    if measures(hi)[which] < peak_c or (limit is not None and measures(limit)[which] < peak_c):
-        bound = f"max_power_w {limit:g} W" if limit is not None else "any finite power"
-        raise FusplanInputError(f"{label} is not reachable with {bound}")
-    return brentq(lambda w: measures(w)[which] - peak_c, 0.0, hi, xtol=1e-9 * hi, rtol=1e-12)
-
-
 # ----------------------------------------------------------------------------- maps
 
 
-def _focus_curve(run: _Run, box: _Box, done: Sequence[Pulse]) -> tuple[np.ndarray, np.ndarray]:
+def _focus_curve(run: RunContext, box: HotBox, done: Sequence[Pulse]) -> tuple[np.ndarray, np.ndarray]:
     """Hottest core voxel, every ``focus_interval_s`` while on, coarser in cooling."""
     interval = run.settings.focus_interval_s
     events = _events(run, done)
@@ -431,19 +268,19 @@ def _focus_curve(run: _Run, box: _Box, done: Sequence[Pulse]) -> tuple[np.ndarra
             focus_t += list(a + np.concatenate([fine, coarse])) + [b]
     focus_t = np.unique(np.array(focus_t))
     focus_c = np.empty(focus_t.size)
-    powers = _powers(done)
+    powers = pulse_powers(done)
     for s in range(0, focus_t.size, 256):
         tt = focus_t[s : s + 256]
         focus_c[s : s + 256] = (table_rise(box.core_tables, done, tt, powers) + run.offset(tt)).max(1)
     return focus_t, focus_c
 
 
-def _events(run: _Run, done: Sequence[Pulse]) -> list[float]:
+def _events(run: RunContext, done: Sequence[Pulse]) -> list[float]:
     """Times where a source switches (``dT/dt`` jumps)."""
     return sorted({0.0, run.t_end, *[p.start_s for p in done], *[p.start_s + p.duration_s for p in done]})
 
 
-def _snapshots(run: _Run, done: Sequence[Pulse]) -> tuple[np.ndarray, np.ndarray]:
+def _snapshots(run: RunContext, done: Sequence[Pulse]) -> tuple[np.ndarray, np.ndarray]:
     """Peak and coarse dose on the full grid from exact k-space snapshots.
 
     At the end of every pulse, 20 s into its cooling (where voxels a few mm out peak)
@@ -475,13 +312,13 @@ def _snapshots(run: _Run, done: Sequence[Pulse]) -> tuple[np.ndarray, np.ndarray
     return peak_full, dose_full
 
 
-def _box_peak(run: _Run, box: _Box, done: Sequence[Pulse], peak_full: np.ndarray) -> np.ndarray:
+def _box_peak(run: RunContext, box: HotBox, done: Sequence[Pulse], peak_full: np.ndarray) -> np.ndarray:
     """Peak over the box from the tables: every pulse end and 0.5-64 s into its cooling."""
     ends = [p.start_s + p.duration_s for p in done]
     box_t = np.unique([e + dt for e, p in zip(ends, done) for dt in (0.0, 0.5, 1, 2, 4, 8, 16, 32, 64)
                        if dt <= p.cooling_s])
     box_peak = peak_full[box.slices].ravel().copy()
-    powers = _powers(done)
+    powers = pulse_powers(done)
     for i in range(0, box_t.size, 16):
         tt = box_t[i : i + 16]
         sampled = table_rise(box.tables, done, tt, powers) + run.offset(tt)
@@ -489,7 +326,7 @@ def _box_peak(run: _Run, box: _Box, done: Sequence[Pulse], peak_full: np.ndarray
     return box_peak
 
 
-def _box_dose(run: _Run, box: _Box, done: Sequence[Pulse], box_peak: np.ndarray, peak_full: np.ndarray,
+def _box_dose(run: RunContext, box: HotBox, done: Sequence[Pulse], box_peak: np.ndarray, peak_full: np.ndarray,
               dose_full: np.ndarray) -> tuple[int, int]:
     """Adaptive CEM43 on the box voxels that get hot, in chunks of voxels; updates the maps.
 
@@ -497,7 +334,7 @@ def _box_dose(run: _Run, box: _Box, done: Sequence[Pulse], box_peak: np.ndarray,
     """
     hot = np.flatnonzero(box_peak >= run.settings.dose_floor_c)
     events = _events(run, done)
-    powers = _powers(done)
+    powers = pulse_powers(done)
     # ~16 float64 arrays of (times, voxels) live at once in a round of the integration
     chunk = max(64, CEM43_CHUNK_BYTES // (16 * 8 * cem43_nodes(events).size))
     box_dose = dose_full[box.slices].ravel().copy()
