@@ -14,7 +14,7 @@ and the agreement: per-sonication peak temperature, focus curve, and lesion exte
 (17 and 240 CEM43) measured with :func:`fusplan.lesion.measure_lesion`.
 Timings on a shared machine are noisy: compare the ratio, measured in the same run.
 
-Usage: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_bioheat.py [--repeats 5] [--json out.json]``
+Usage: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_bioheat.py [--repeats 5] [--threads 2] [--json out.json]``
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ def main() -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dt", type=float, default=0.1, help="reference time step (s)")
+    parser.add_argument("--threads", type=int, default=None, help="FFT worker threads (default: fusplan's rule)")
     parser.add_argument("--json", help="write the numbers to this file")
     parser.add_argument("--reference-cache", help="npz file: reuse the reference run if its powers match (its "
                                                    "time is then the cached one), else run and save it")
@@ -56,7 +57,7 @@ def main() -> dict:
     fast_times, history = [], None
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        solver = SpectralBioheat(grid.shape, grid.spacing_mm, protocol.tissue, duration_s=start)
+        solver = SpectralBioheat(grid.shape, grid.spacing_mm, protocol.tissue, duration_s=start, threads=args.threads)
         history = simulate_pulses(solver, {"focus": source}, pulses,
                                   thermometry_voxel_mm=th.voxel_mm, thermometry_frame_s=th.frame_s)
         fast_times.append(time.perf_counter() - t0)
@@ -88,6 +89,7 @@ def main() -> dict:
         lesions[threshold] = {k: (getattr(a, k), getattr(b, k)) for k in ("lr_mm", "ap_mm", "si_mm", "volume_mm3")}
     out = {
         "cpu_count": os.cpu_count(),
+        "threads": solver.threads,
         "load_average": os.getloadavg(),
         "grid": list(grid.shape), "padded": list(solver.padded_shape),
         "heat_source_s": source_s,

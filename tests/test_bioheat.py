@@ -9,12 +9,13 @@ from fusplan.bioheat import (
     Pulse,
     ResponseTable,
     SpectralBioheat,
-    _rise,
-    adaptive_cem43,
     kspace_stepping,
     simulate_pulses,
+    table_rise,
+    wavenumbers_squared,
 )
-from fusplan.dose import cem43
+from fusplan.dose import adaptive_cem43, cem43
+from fusplan.errors import FusplanInputError
 from fusplan.grid import Grid
 from fusplan.tissue import TISSUE_PRESETS
 
@@ -98,7 +99,7 @@ def test_response_table_matches_exact_propagator(small):
     pulses = [Pulse(0, 10, "a", 1.0), Pulse(50, 15, "a", 0.7)]
     times = np.array([0.05, 3.3, 10, 12.7, 55.55, 64.9, 66, 80.3, 199.0])
     exact = solver.rise_at(pulses, spectra, times).reshape(times.size, -1)[:, table.voxels]
-    approx = _rise({"a": table}, pulses, times, [1.0, 0.7])
+    approx = table_rise({"a": table}, pulses, times, [1.0, 0.7])
     assert np.abs(exact - approx).max() < 1e-3  # K (measured ~4e-4 on 20 K rises)
 
 
@@ -210,3 +211,83 @@ def test_unperfused_tissue_and_baseline_off_arterial_match_stepping():
         ref = np.interp(fast.focus_time_s[common], reference.times_s, reference.focus_temperature_c)
         assert np.abs(fast.focus_temperature_c[common] - ref).max() < 0.005
         assert np.abs(fast.peak_temperature_c - reference.peak_temperature_c).max() < 0.05
+
+
+# ----------------------------------------------------------------------------- bounded resources, refusals
+
+
+@pytest.fixture(scope="module")
+def unit_source():
+    grid = Grid.centred((0, 0, 0), 12.0, 0.5)
+    q = gaussian(grid, q0=1.0)
+    return grid, q / ((0.5e-3) ** 3 * q.sum())  # 1 W absorbed
+
+
+def test_titration_without_heating_is_refused_not_endless(unit_source):
+    grid, _ = unit_source
+    solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=20)
+    with pytest.raises(FusplanInputError, match="attenuation_np_m"):
+        simulate_pulses(solver, {"a": np.zeros(grid.shape)}, [Pulse(0.0, 5.0, "a", None, 50.0, cooling_s=5.0)])
+
+
+def test_titration_over_the_power_limit_is_refused(unit_source):
+    grid, q = unit_source
+    solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=20)
+    pulses = [Pulse(0.0, 5.0, "a", None, 55.0, cooling_s=5.0)]
+    with pytest.raises(FusplanInputError, match="max_power_w 0.01 W"):
+        simulate_pulses(solver, {"a": q}, pulses, max_power_w=0.01)
+    assert simulate_pulses(solver, {"a": q}, pulses, max_power_w=10.0).results[0].peak_temperature_c == pytest.approx(55)
+
+
+def test_nothing_above_39_c_gives_zero_dose_without_error(unit_source):
+    """A 1 W-class alignment that stays below the dose floor (the CEM43 path had a division by zero)."""
+    grid, q = unit_source
+    solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=20)
+    for pulse in (Pulse(0.0, 5.0, "a", 0.001, cooling_s=5.0), Pulse(0.0, 5.0, "a", None, 37.5, cooling_s=5.0)):
+        history = simulate_pulses(solver, {"a": q}, [pulse])
+        assert history.stats["hot_voxels"] == 0
+        assert history.peak_temperature_c.max() < 39.0
+        assert history.dose_cem43.max() < 1e-3
+
+
+def test_memory_budget_is_checked_before_building_tables(unit_source):
+    grid, q = unit_source
+    solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=20)
+    sources = {i: np.roll(q, i, axis=0) for i in range(3)}
+    pulses = [Pulse(10.0 * i, 5.0, i, 0.2, cooling_s=5.0) for i in range(3)]
+    with pytest.raises(FusplanInputError, match=r"sonications: 3 distinct foci .*budget"):
+        simulate_pulses(solver, sources, pulses, memory_budget_bytes=10 * 1024**2)
+
+
+def test_dose_in_voxel_chunks_matches_one_chunk(unit_source, monkeypatch):
+    import fusplan.bioheat.pulses as driver
+
+    grid, q = unit_source
+    solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=20)
+    pulses = [Pulse(0.0, 8.0, "a", 0.4, cooling_s=12.0)]
+    whole = simulate_pulses(solver, {"a": q}, pulses)
+    monkeypatch.setattr(driver, "CEM43_CHUNK_BYTES", 1)  # the 64-voxel minimum chunk
+    chunked = simulate_pulses(solver, {"a": q}, pulses)
+    assert whole.stats["hot_voxels"] > 64
+    hot = whole.dose_cem43 > 1.0
+    np.testing.assert_allclose(chunked.dose_cem43[hot], whole.dose_cem43[hot], rtol=0.02)
+    np.testing.assert_array_equal(chunked.focus_temperature_c, whole.focus_temperature_c)
+
+
+def test_thread_count_does_not_change_the_answer(unit_source):
+    grid, q = unit_source
+    pulses = [Pulse(0.0, 5.0, "a", None, 52.0, cooling_s=5.0)]
+    runs = [simulate_pulses(SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=10, threads=n), {"a": q}, pulses,
+                            threads=t) for n, t in ((1, None), (2, 1), (1, 2))]
+    for other in runs[1:]:
+        np.testing.assert_allclose(other.dose_cem43, runs[0].dose_cem43, rtol=1e-9, atol=1e-12)
+        assert other.results[0].power_w == pytest.approx(runs[0].results[0].power_w, rel=1e-9)
+
+
+def test_one_wavenumber_grid_for_every_solver():
+    grid = Grid.centred((0, 0, 0), 8.0, 0.5)
+    solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=10)
+    het = HeterogeneousBioheat(np.zeros(grid.shape, int), {0: BRAIN}, 0.5, duration_s=10)
+    k2 = sum(wavenumbers_squared(solver.padded_shape, 0.5))
+    np.testing.assert_array_equal(solver.lam, BRAIN.diffusivity_m2_s * k2 + BRAIN.perfusion_rate_per_s)
+    np.testing.assert_array_equal(het.k2, k2)

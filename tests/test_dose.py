@@ -54,3 +54,18 @@ def test_bad_dt_rejected():
         cem43(np.zeros((3, 2)), [1.0])
     with pytest.raises(ValueError):
         cem43(np.zeros((3, 2)), -1.0)
+
+
+def test_absurd_temperatures_give_a_finite_dose():
+    """Capped at DOSE_CEILING_C (~909 C): no overflow, no NaN, monotonic up to the cap."""
+    from fusplan.dose import DOSE_CEILING_C, cem43_step_from_rates
+
+    hot = np.array([100.0, 900.0, 3000.0, 1e6])
+    assert np.all(np.isfinite(cem43_rate(hot)))
+    assert np.all(np.diff(cem43_rate(hot)) >= 0)
+    steps = cem43_step(hot, hot[::-1], 1.0)
+    assert np.all(np.isfinite(steps))
+    rates = cem43_rate(hot)
+    assert np.all(np.isfinite(cem43_step_from_rates(hot, hot[::-1], rates, rates[::-1], 1.0)))
+    assert cem43_rate(DOSE_CEILING_C) == pytest.approx(np.exp(600.0))
+    assert cem43(np.full(3, 3000.0), 1.0) == pytest.approx(cem43(np.full(3, DOSE_CEILING_C), 1.0))
