@@ -41,7 +41,8 @@ def clear_cache() -> None:
     _SOURCE_CACHE.clear()
 
 
-def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis) -> np.ndarray:
+def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis,
+                 threads: int | None = None) -> np.ndarray:
     """Per-watt heat source, cached by transducer, tissue, grid and focus position."""
     key = (
         repr(transducer), repr(tissue), grid.shape, grid.affine.round(9).tobytes(),
@@ -52,7 +53,8 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
         return _SOURCE_CACHE[key]
     q = np.asarray(
         heat_source(transducer, grid, np.asarray(focus_mm, float), tissue,
-                    geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float)),
+                    geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float),
+                    threads=threads),
         dtype=float,
     )
     _SOURCE_CACHE[key] = q
@@ -214,7 +216,8 @@ def _offset_world(sonication: Sonication, frame_axes: np.ndarray) -> np.ndarray:
 
 
 def _simulate_side(protocol: Protocol, target: Target | None, targets: TargetingResult | None,
-                   progress: Callable[[float, str], None], span: tuple[float, float]) -> SideResult:
+                   progress: Callable[[float, str], None], span: tuple[float, float],
+                   threads: int | None = None) -> SideResult:
     """One side (``target`` None: the phantom, focus at the origin, grid axes = RAS)."""
     side = None if target is None else target.side
     centre_mm = np.zeros(3) if target is None else np.asarray(target.ras_mm, dtype=float)
@@ -233,7 +236,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         focus = centre_mm + _offset_world(sonication, frame_axes)
         key = tuple(np.round(focus, 6))
         if key not in sources:
-            sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis)
+            sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis, threads)
             absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
         if sonication.power_w is not None:
             power = float(sonication.power_w)
@@ -250,6 +253,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         solver, sources, pulses,
         thermometry_voxel_mm=None if thermometry is None else tuple(thermometry.voxel_mm),
         thermometry_frame_s=None if thermometry is None else float(thermometry.frame_s),
+        threads=threads,
     )
     records = [
         SonicationRecord(
@@ -278,7 +282,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
 
 def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingResult | None = None, *,
              sides: Sequence[str] | None = None,
-             progress: Callable[[float, str], None] | None = None) -> SimulationResult:
+             progress: Callable[[float, str], None] | None = None,
+             threads: int | None = None) -> SimulationResult:
     """Simulate ``protocol`` in the phantom or at located targets.
 
     Parameters
@@ -296,6 +301,8 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     sides : sequence of str, optional
         Restrict to these sides (default: every target).
     progress : callable(fraction, message), optional
+    threads : int, optional
+        Threads for the field and FFT work (default: :func:`fusplan.threads.resolve_threads`).
 
     Returns
     -------
@@ -310,7 +317,7 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     if scan is not None and targets is None:
         raise FusplanInputError("simulate: a scan needs targets; locate them first (fusplan.locate_targets)")
     if targets is None:
-        side = _simulate_side(protocol, None, None, say, (0.0, 1.0))
+        side = _simulate_side(protocol, None, None, say, (0.0, 1.0), threads)
         say(1.0, "done")
         return SimulationResult(protocol, {None: side}, scan=scan, targets=None)
     chosen = [t for t in targets.targets if sides is None or t.side in sides]
@@ -319,6 +326,6 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     results = {}
     for i, target in enumerate(chosen):
         span = (i / len(chosen), (i + 1) / len(chosen))
-        results[target.side] = _simulate_side(protocol, target, targets, say, span)
+        results[target.side] = _simulate_side(protocol, target, targets, say, span, threads)
     say(1.0, "done")
     return SimulationResult(protocol, results, scan=scan, targets=targets)

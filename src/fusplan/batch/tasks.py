@@ -7,13 +7,11 @@ its numerical work (workers x threads should not exceed the cores).
 """
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ..errors import FusplanInputError
 from ..io import atomic_output
@@ -40,7 +38,7 @@ def register_scan(scan_path: str, atlas: str, cache_path: str, threads: int | No
         from ..io import load_scan
         from ..registration import register
 
-        with_threads(register, threads)(load_scan(scan_path), atlas).save(cache_path)  # save() is atomic
+        register(load_scan(scan_path), atlas).save(cache_path)  # save() is atomic
         return {"ok": True, "error": None, "elapsed_s": time.perf_counter() - start}
     except Exception as error:  # noqa: BLE001 - every failure becomes an error row
         return {"ok": False, "error": one_line(error), "elapsed_s": time.perf_counter() - start}
@@ -85,9 +83,8 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
                   threads: int | None) -> dict:
     from ..planner import simulate
 
-    simulate = with_threads(simulate, threads)
     if spec.scan_path is None:
-        return simulate(protocol).to_dict()
+        return simulate(protocol, threads=threads).to_dict()
     if "scan" not in context:
         from ..io import load_scan
         from ..registration import load_registration
@@ -98,20 +95,10 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
         if registration_path and Path(registration_path).is_file():
             registration = load_registration(Path(registration_path))
         context["scan"] = scan
-        context["targets"] = with_threads(locate_targets, threads)(
+        context["targets"] = locate_targets(
             scan, atlas=spec.atlas, sides=(spec.side,), target=spec.target, registration=registration)
-    return simulate(protocol, scan=context["scan"], targets=context["targets"], sides=(spec.side,)).to_dict()
-
-
-def with_threads(function: Callable, threads: int | None) -> Callable:
-    """``function`` with ``threads=threads`` bound when it takes a ``threads`` keyword.
-
-    The library entry points take the thread count as an explicit keyword (no
-    module globals); this passes it to those that do.
-    """
-    if threads is None or "threads" not in inspect.signature(function).parameters:
-        return function
-    return functools.partial(function, threads=threads)
+    return simulate(protocol, scan=context["scan"], targets=context["targets"], sides=(spec.side,),
+                    threads=threads).to_dict()
 
 
 def one_line(error: BaseException) -> str:
