@@ -340,20 +340,25 @@ def calibrate(result, measurements, *, progress=None) -> Calibration:
         parts = [o.residuals(f, x[0], x[2:]) for o, f in zip(observations, broadened(x[1]))]
         return np.concatenate([p[1 if temperatures else 0] for p in parts])
 
-    # Start from the closed-form efficiency (temperature is linear in it) and, with a spot, the offset.
-    start = x0.copy()
-    first = observations[0]
-    peak, where, w = _peak(first.fields)
-    if first.measured.series is None:
-        start[0] = (first.measured.peak_c - first.base_c[w]) / peak
-        if first.measured.spot_ras_mm is not None:
-            start[2:] = np.asarray(first.measured.spot_ras_mm) - first.box_grid.index_to_world(where)
-    else:
-        data_peak = first.data.max() - first.base_c.max()
-        start[0] = data_peak / peak
-        frame = int(np.argmax(first.data.max(1)))
-        start[2:] = first.world[int(np.argmax(first.data[frame]))] - first.box_grid.index_to_world(where)
-    start = np.clip(start, lower + 1e-6, upper - 1e-6)
+    def start_at(spread: float) -> np.ndarray:
+        """Efficiency from the peak ratio (temperature is linear in it) and offset from the hottest spot."""
+        x = x0.copy()
+        x[1] = spread
+        first = observations[0]
+        peak, where, w = _peak(broadened(spread)[0])
+        if first.measured.series is None:
+            x[0] = (first.measured.peak_c - first.base_c[w]) / peak
+            if first.measured.spot_ras_mm is not None:
+                x[2:] = np.asarray(first.measured.spot_ras_mm) - first.box_grid.index_to_world(where)
+        else:
+            x[0] = (first.data.max() - first.base_c.max()) / peak
+            frame = int(np.argmax(first.data.max(1)))
+            x[2:] = first.world[int(np.argmax(first.data[frame]))] - first.box_grid.index_to_world(where)
+        return np.clip(x, lower + 1e-6, upper - 1e-6)
+
+    # The spread is the one nonlinear parameter: start from the best of a coarse scan.
+    candidates = [start_at(s) for s in ((1.0, 1.5, 2.0, 2.5, 3.0, 4.0) if has_width else (1.0,))]
+    start = min(candidates, key=lambda x: float(np.sum(residuals(x[free]) ** 2)))
     say(0.3, "fitting")
     fit = least_squares(residuals, start[free], bounds=(lower[free], upper[free]), x_scale="jac",
                         diff_step=1e-4, method="trf")
