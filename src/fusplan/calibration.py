@@ -265,7 +265,7 @@ def _rise(tables: dict, pulses, times: np.ndarray) -> np.ndarray:
 
 
 def _resolve_side(result, measurements: Measurements) -> str | None:
-    sides = list(result.sides)
+    sides = [result.side] if isinstance(result, SideModel) else list(result.sides)
     if measurements.side is None:
         if len(sides) > 1:
             raise FusplanInputError(f"{measurements.source or 'thermometry'}: side is needed when the plan has "

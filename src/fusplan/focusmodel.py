@@ -78,7 +78,9 @@ class SideModel:
 
 
 def side_model(result, side: str | None = None) -> SideModel:
-    """Extract a :class:`SideModel` from a :class:`fusplan.planner.SimulationResult`."""
+    """Extract a :class:`SideModel` from a :class:`fusplan.planner.SimulationResult` (a SideModel passes)."""
+    if isinstance(result, SideModel):
+        return result
     s = result.first if side is None else result.sides[side]
     tissue = result.protocol.tissue
     capacity = tissue.heat_capacity_j_m3_k
