@@ -373,16 +373,16 @@ def calibrate(result, measurements, *, progress=None) -> Calibration:
     covariance[np.ix_(free, free)] = cov_free
     sd = np.sqrt(np.clip(np.diag(covariance), 0, None))
     eta, spread, offset = float(x[0]), float(x[1]), x[2:].copy()
-    if not EFFICIENCY_RANGE[0] <= eta <= EFFICIENCY_RANGE[1]:
-        raise FusplanInputError(
-            f"{label}: fitted heating efficiency {eta:.3g} is outside the plausible {EFFICIENCY_RANGE[0]:g}-"
-            f"{EFFICIENCY_RANGE[1]:g}: check power_w and the sonication indices")
     if spread > SPREAD_MAX:
         raise FusplanInputError(f"{label}: fitted focal spread {spread:.3g} is above the plausible {SPREAD_MAX:g} "
                                 f"(a spot that wide is not a focus): check spot_fwhm_mm or the series")
     if np.linalg.norm(offset) > OFFSET_MAX_MM:
         raise FusplanInputError(f"{label}: the spot is {np.linalg.norm(offset):.1f} mm from the target, more "
                                 f"than the plausible {OFFSET_MAX_MM:g} mm: check spot_ras_mm (RAS mm) or the series")
+    if not EFFICIENCY_RANGE[0] <= eta <= EFFICIENCY_RANGE[1]:
+        raise FusplanInputError(
+            f"{label}: fitted heating efficiency {eta:.3g} is outside the plausible {EFFICIENCY_RANGE[0]:g}-"
+            f"{EFFICIENCY_RANGE[1]:g}: check power_w and the sonication indices")
     temperature_residuals = residuals(fit.x, temperatures=True)
     records = []
     for o, f in zip(observations, broadened(spread)):
