@@ -26,7 +26,8 @@ in worker processes (``workers``).
 
 After :func:`fusplan.calibration.calibrate` the efficiency, spread and spot offset are
 drawn from the fit's Gaussian posterior instead of their priors (spread floored at
-1, the offset being corrected by steering leaves only its uncertainty).
+1, the offset being corrected by steering leaves only its uncertainty); a parameter
+the measurements did not inform keeps its prior.
 """
 from __future__ import annotations
 
@@ -87,12 +88,14 @@ def draw_parameters(model: SideModel, calibration, n: int, rng: np.random.Genera
              "attenuation": rng.uniform(*_ATTENUATION),
              "peak_shift_c": np.where(titrated, rng.normal(0.0, _THERMOMETRY_SD_C, titrated.size), 0.0)}
         if calibration is None:
-            d["spread"] = rng.uniform(*_SPREAD)
             d["efficiency"] = float(np.clip(rng.normal(1.0, _EFFICIENCY_SD), 0.2, 5.0))
         else:
-            cov = calibration.covariance[:2, :2]
-            eta, spread = rng.multivariate_normal([calibration.heating_efficiency, calibration.focal_spread], cov)
+            eta = rng.normal(calibration.heating_efficiency, np.sqrt(calibration.covariance[0, 0]))
             d["efficiency"] = float(np.clip(eta, 0.2, 5.0))
+        if calibration is None or "focal_spread" not in calibration.fitted:
+            d["spread"] = rng.uniform(*_SPREAD)
+        else:
+            spread = rng.normal(calibration.focal_spread, np.sqrt(calibration.covariance[1, 1]))
             d["spread"] = float(max(spread, 1.0))
         draws.append(d)
     return draws
@@ -101,7 +104,7 @@ def draw_parameters(model: SideModel, calibration, n: int, rng: np.random.Genera
 def draw_offsets(calibration, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` world offsets (mm) of the lesion from the target: targeting plus spot offset."""
     targeting = rng.normal(0.0, _TARGETING_SD_MM, (n, 3))
-    if calibration is None:
+    if calibration is None or "offset_ras_mm" not in calibration.fitted:
         spot = rng.normal(0.0, _SPOT_SD_MM, (n, 3))
     else:
         spot = rng.multivariate_normal(np.zeros(3), calibration.covariance[2:, 2:], n)
