@@ -47,11 +47,14 @@ def clt_spec():
         return yaml.safe_load(handle)
 
 
-def test_clt_verification_stage_stays_reversible(clt_spec):
-    """Through its verification sonication the default CLT protocol stays below 17 CEM43."""
-    stages = [s["stage"] for s in clt_spec["sonications"]]
-    until = stages.index("verification") + 1
-    spec = dict(clt_spec, sonications=clt_spec["sonications"][:until])
+@pytest.mark.parametrize("name", ["clt", "vim"])
+def test_bundled_verification_stages_stay_reversible(name):
+    """Through its last verification sonication a bundled protocol stays below 17 CEM43."""
+    with open(default_protocol_path(name)) as handle:
+        spec = yaml.safe_load(handle)
+    stages = [s["stage"] for s in spec["sonications"]]
+    until = len(stages) - stages[::-1].index("verification")
+    spec = dict(spec, sonications=spec["sonications"][:until])
     result = fusplan.simulate(fusplan.load_protocol(spec))
     focus_dose = float(result.dose_cem43.max())
     assert 0.5 < focus_dose < 17.0

@@ -24,6 +24,10 @@ _PUBLIC = {
     "load_protocol": "protocol",
     "simulate": "planner",
     "cem43": "dose",
+    "load_measurements": "measured",
+    "calibrate": "calibration",
+    "predict_treatment": "calibration",
+    "uncertainty_band": "uncertainty",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -68,8 +68,14 @@ _STEP_S = 0.25
 
 @dataclass
 class Calibration:
-    """Fitted focus model of one side (``covariance`` over :data:`PARAMETERS`; rows of
-    unfitted parameters are zero)."""
+    """Fitted focus model of one side.
+
+    ``covariance`` is over :data:`PARAMETERS` (rows of unfitted parameters are zero);
+    ``uncertainty`` gives one standard deviation per fitted parameter (None for a
+    parameter the measurements did not inform: it keeps its model value, 1 or 0, and
+    the uncertainty band draws it from its prior). ``residual_c`` is the RMS of the
+    temperature residuals (C); ``given_powers_w`` the power of every measured sonication.
+    """
 
     side: str | None
     heating_efficiency: float
@@ -207,6 +213,9 @@ def _observations(model: SideModel, measurements: Measurements, powers: dict) ->
               for s, p in zip(model.protocol.sonications, model.pulses)]
     last = max(m.sonication for m in measurements.measured)
     end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses[:last])
+    for m in measurements.measured:  # a series may run past the sonication's cooling
+        if m.series is not None:
+            end = max(end, pulses[m.sonication - 1].start_s + float(m.series.frame_times_s.max()))
     grid = model.grid
     focus = grid.world_to_index(model.target_ras_mm)
     half = np.array(_BOX_HALF_MM) / grid.spacing_mm
@@ -401,8 +410,8 @@ def calibrate(result, measurements, *, progress=None) -> Calibration:
     fitted_names = tuple(dict.fromkeys("offset_ras_mm" if p.startswith("offset") else p for p in names))
     return Calibration(
         side, eta, spread, offset,
-        {"heating_efficiency": float(sd[0]), "focal_spread": float(sd[1]),
-         "offset_ras_mm": [float(v) for v in sd[2:]]},
+        {"heating_efficiency": float(sd[0]), "focal_spread": float(sd[1]) if fitted[1] else None,
+         "offset_ras_mm": [float(v) for v in sd[2:]] if fitted[2] else None},
         covariance, float(np.sqrt(np.mean(temperature_residuals**2))), fitted_names, powers, records)
 
 
