@@ -44,7 +44,7 @@ from scipy.optimize import least_squares
 from .bioheat import ResponseTable, SpectralBioheat, hermite_weights
 from .clinical import clinical_regions, lesion_model
 from .errors import FusplanInputError
-from .focusmodel import (SideModel, _fwhm_voxels, broadening_sigma_mm, gaussian_shift_filter, run_protocol,
+from .focusmodel import (SideModel, fwhm_voxels, broadening_sigma_mm, gaussian_shift_filter, run_protocol,
                          side_model, source_sigma_mm)
 from .grid import Grid
 from .measured import Measurements, load_measurements
@@ -172,7 +172,7 @@ class _Observation:
         if m.spot_fwhm_mm is not None:
             frame = fields_s[w]
             centre = tuple(int(round(v)) for v in where)
-            widths = [_fwhm_voxels(np.moveaxis(frame, a, 0)[(slice(None),) + tuple(c for b, c in enumerate(centre)
+            widths = [fwhm_voxels(np.moveaxis(frame, a, 0)[(slice(None),) + tuple(c for b, c in enumerate(centre)
                                                                                    if b != a)], centre[a])
                       for a in range(3)]
             out += list((np.array(widths) * self.box_grid.spacing_mm - np.asarray(m.spot_fwhm_mm)) / self.voxel_mm)

@@ -35,7 +35,8 @@ import scipy.fft as sfft
 from .bioheat import Pulse, SpectralBioheat, simulate_pulses
 from .grid import Grid
 
-__all__ = ["SideModel", "side_model", "source_sigma_mm", "transform_source", "crop_grid", "run_protocol",
+__all__ = ["SideModel", "side_model", "source_sigma_mm", "fwhm_voxels", "broadening_sigma_mm", "gaussian_shift_filter",
+           "transform_source", "crop_grid", "run_protocol",
            "DEFAULT_THERMOMETRY"]
 
 SIGMA_PER_FWHM = 1.0 / math.sqrt(8.0 * math.log(2.0))
@@ -103,11 +104,11 @@ def source_sigma_mm(q: np.ndarray, spacing_mm: float) -> np.ndarray:
     widths = []
     for axis in range(3):
         line = np.moveaxis(q, axis, 0)[(slice(None),) + tuple(p for a, p in enumerate(peak) if a != axis)]
-        widths.append(_fwhm_voxels(line, peak[axis]) * spacing_mm)
+        widths.append(fwhm_voxels(line, peak[axis]) * spacing_mm)
     return np.array(widths) * SIGMA_PER_FWHM
 
 
-def _fwhm_voxels(line: np.ndarray, centre: float) -> float:
+def fwhm_voxels(line: np.ndarray, centre: float) -> float:
     """Full width at half of ``line``'s value at ``centre`` (voxels; linear crossings)."""
     i = int(round(centre))
     half = line[i] / 2.0
