@@ -9,7 +9,8 @@ import fusplan
 from fusplan.calibration import calibrate, predict_treatment
 from fusplan.clinical import clinical_regions
 from fusplan.errors import FusplanInputError
-from fusplan.focusmodel import gaussian_shift_filter, run_protocol, side_model, source_sigma_mm, transform_source
+from fusplan.focusmodel import (fwhm_voxels, gaussian_shift_filter, run_protocol, side_model, source_sigma_mm,
+                               transform_source)
 from fusplan.grid import Grid
 from fusplan.measured import MeasuredSonication, Measurements
 from fusplan.protocol import default_protocol_path
@@ -152,3 +153,23 @@ def test_a_side_that_was_not_simulated_is_refused(base):
         calibrate(result, {"side": "left", "measured": [{"sonication": 1, "peak_c": 43.0}]})
     with pytest.raises(FusplanInputError, match="measured\\[1\\].sonication"):
         calibrate(result, {"measured": [{"sonication": 99, "peak_c": 43.0}]})
+
+
+def test_numbers_read_off_a_thermometry_image_give_a_consistent_fit(base):
+    """Peak, spot and FWHM read off a noise-free synthetic image (1.1 x 1.1 x 3 mm voxels)."""
+    result, model = base
+    truth = truth_model(model, **TRUTH)
+    series = synthetic_series(truth, 2, powers_w=POWERS, noise_c=0.0, fov_voxels=(31, 31, 11), seed=4)
+    rise = series.temperature_c - 37.0
+    frame = rise[..., int(np.argmax(rise.reshape(-1, rise.shape[3]).max(0)))]
+    hottest = np.unravel_index(np.argmax(frame), frame.shape)
+    spot = series.affine[:3, :3] @ np.array(hottest) + series.affine[:3, 3]
+    widths = [fwhm_voxels(np.moveaxis(frame, a, 0)[(slice(None),) + tuple(c for b, c in enumerate(hottest) if b != a)],
+                          hottest[a]) * series.voxel_mm[a] for a in range(3)]
+    fit = calibrate(result, {"measured": [{"sonication": 2, "power_w": POWERS[2], "peak_c": float(frame.max() + 37),
+                                           "spot_ras_mm": spot.tolist(), "spot_fwhm_mm": widths}]})
+    sd = fit.uncertainty
+    assert abs(fit.heating_efficiency - TRUTH["efficiency"]) < max(2 * sd["heating_efficiency"], 0.05)
+    assert abs(fit.focal_spread - TRUTH["spread"]) < 2 * sd["focal_spread"]
+    assert np.all(np.abs(fit.offset_ras_mm - TRUTH["offset_ras_mm"]) <= series.voxel_mm)  # read on whole voxels
+    np.testing.assert_allclose(sd["offset_ras_mm"], 0.5 * series.voxel_mm, rtol=0.05)

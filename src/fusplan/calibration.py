@@ -48,7 +48,7 @@ from .focusmodel import (SideModel, fwhm_voxels, broadening_sigma_mm, gaussian_s
                          side_model, source_sigma_mm)
 from .grid import Grid
 from .measured import Measurements, load_measurements
-from .thermometry import voxel_average
+from .thermometry import frame_average, voxel_average
 
 __all__ = ["Calibration", "TreatmentPrediction", "calibrate", "predict_treatment", "NOISE_C",
            "EFFICIENCY_RANGE", "SPREAD_MAX", "OFFSET_MAX_MM"]
@@ -234,24 +234,25 @@ def _observations(model: SideModel, measurements: Measurements, powers: dict) ->
         pulse = pulses[i]
         if m.series is not None:
             voxel, frame = _series_voxel_on_grid(m.series, grid), m.series.frame_s
-            ends = pulse.start_s + m.series.frame_times_s
-        else:
+            n_sub = max(2, int(np.ceil(frame / _STEP_S)))
+            times = pulse.start_s + m.series.frame_times_s[:, None] + np.linspace(-frame, 0.0, n_sub + 1)[None]
+            weights = np.full(n_sub + 1, 1.0 / n_sub)
+            weights[[0, -1]] *= 0.5
+            rise = _rise(tables, pulses[: i + 1], times.ravel()).reshape(*times.shape, -1)
+            fields = np.einsum("s,wsv->wv", weights, rise)
+            base = np.exp(-solver.perfusion * np.clip(times, 0, None)) @ weights
+        else:  # windows ending every step from one frame after the start to 2 s past a frame after the end
             voxel, frame = model.thermometry
-            ends = np.arange(pulse.start_s + frame, pulse.start_s + pulse.duration_s + frame + 2.0 + 1e-9, _STEP_S)
-        n_sub = max(2, int(np.ceil(frame / _STEP_S)))
-        offsets = np.linspace(-frame, 0.0, n_sub + 1)
-        weights = np.full(n_sub + 1, 1.0 / n_sub)
-        weights[[0, -1]] *= 0.5
-        times = (ends[:, None] + offsets[None]).ravel()
-        rise = _rise(tables, pulses[: i + 1], times).reshape(ends.size, n_sub + 1, -1)
-        fields = np.tensordot(weights, rise, axes=(0, 1)).reshape(ends.size, *box_grid.shape)
-        fields = voxel_average(fields, grid.spacing_mm, voxel, first_axis=1)
-        base = tissue.blood_temperature_c + (tissue.baseline_temperature_c - tissue.blood_temperature_c) * (
-            np.exp(-solver.perfusion * np.clip(times, 0, None)).reshape(ends.size, -1) @ weights)
-        if m.series is None:  # keep the windows around the peak (the only ones a peak can come from)
-            w = int(np.argmax(fields.reshape(ends.size, -1).max(1)))
-            keep = slice(max(w - 8, 0), w + 9)
+            n_sub = max(2, int(np.ceil(frame / _STEP_S)))
+            step = frame / n_sub
+            times = np.arange(pulse.start_s, pulse.start_s + pulse.duration_s + frame + 2.0 + 1e-9, step)
+            fields = frame_average(_rise(tables, pulses[: i + 1], times), step, frame)
+            base = frame_average(np.exp(-solver.perfusion * times), step, frame)
+            keep = int(np.argmax(fields.max(1)))
+            keep = slice(max(keep - 4, 0), keep + 5)  # the peak window (model) and +/- 1 s around it
             fields, base = fields[keep], base[keep]
+        base = tissue.blood_temperature_c + (tissue.baseline_temperature_c - tissue.blood_temperature_c) * base
+        fields = voxel_average(fields.reshape(-1, *box_grid.shape), grid.spacing_mm, voxel, first_axis=1)
         out.append(_Observation(m, fields, base, box_grid, voxel))
     return out
 
