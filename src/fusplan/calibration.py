@@ -168,7 +168,8 @@ class _Observation:
         out = [diff / NOISE_C]
         if m.spot_ras_mm is not None:
             spot = self.box_grid.index_to_world(where) + offset
-            out += list((spot - np.asarray(m.spot_ras_mm)) / (0.5 * self.voxel_mm))
+            along_axes = self.box_grid.axes.T @ (spot - np.asarray(m.spot_ras_mm))  # voxel sizes are along them
+            out += list(along_axes / (0.5 * self.voxel_mm))
         if m.spot_fwhm_mm is not None:
             frame = fields_s[w]
             centre = tuple(int(round(v)) for v in where)
