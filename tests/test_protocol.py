@@ -67,7 +67,8 @@ def test_clt_protocol_is_staged_like_clinical_practice():
     peaks = {stage: [s.peak_c for s in protocol.sonications if s.stage == stage] for stage in
              ("alignment", "verification", "treatment")}
     assert all(40 <= p <= 45 for p in peaks["alignment"])
-    assert all(46 <= p <= 52 for p in peaks["verification"])
+    # clinical ~46-52 C displayed; 45 C keeps the modelled focus below 17 CEM43 (clt.yaml, issue 12)
+    assert all(45 <= p <= 52 for p in peaks["verification"])
     assert len(peaks["treatment"]) == 5 and all(54 <= p <= 60 for p in peaks["treatment"])
     assert all(10 <= s.duration_s <= 20 and s.cooling_s >= 40 for s in protocol.sonications)
     assert protocol.thresholds_cem43 == (17.0, 240.0)

@@ -40,6 +40,10 @@ _PUBLIC = {
     "LesionRecord": "lesion",
     "measure_lesion": "lesion",
     "cem43": "dose",
+    "load_measurements": "measured",
+    "calibrate": "calibration",
+    "predict_treatment": "calibration",
+    "uncertainty_band": "uncertainty",
 }
 
 __all__ = sorted([*_PUBLIC, "simulate"]) + ["__version__"]

@@ -276,3 +276,27 @@ def _nuclei(inside, labels, voxel_mm3, label_names, nucleus_volumes_mm3) -> dict
             "fraction_of_nucleus": group["voxels"] * voxel_mm3 / nucleus_mm3 if nucleus_mm3 > 0 else 0.0,
         }
     return dict(sorted(nuclei.items(), key=lambda item: (-item[1]["fraction_of_lesion"], item[0])))
+
+
+def measure_isotherm(
+    peak_temperature_c: np.ndarray,
+    grid,
+    max_temperature_c: float,
+    baseline_temperature_c: float = 37.0,
+    labels: np.ndarray | None = None,
+    label_names: Mapping[int, str] | None = None,
+    nucleus_volumes_mm3: Mapping[int | str, float] | None = None,
+) -> dict:
+    """Size of the region whose maximum temperature reached ``max_temperature_c``.
+
+    The same measurement as :func:`measure_lesion`, applied to the rise of the peak
+    temperature over ``baseline_temperature_c``: near a focus that rise falls off like a
+    Gaussian, so its logarithm (which :func:`measure_lesion` interpolates) is smooth.
+    Returns the same keys as :func:`measure_lesion`.
+    """
+    if not max_temperature_c > baseline_temperature_c:
+        raise ValueError(f"max_temperature_c must exceed the baseline {baseline_temperature_c} C "
+                         f"(got {max_temperature_c})")
+    rise = np.maximum(np.asarray(peak_temperature_c, dtype=float) - baseline_temperature_c, 0.0)
+    return measure_lesion(rise, grid, max_temperature_c - baseline_temperature_c, labels, label_names,
+                          nucleus_volumes_mm3)

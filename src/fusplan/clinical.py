@@ -1,0 +1,150 @@
+"""Regions of the simulated dose and temperature that clinical images are compared with.
+
+Published series do not read lesions off the 240 CEM43 contour a console draws: they
+measure them on T1 or T2 MRI one or two days later, and each of those sizes matched a
+different dose or temperature contour. :data:`CLINICAL_REGIONS` lists them with what
+they correspond to and their source; :func:`clinical_regions` measures all of them on a
+simulated side (dose map and peak-temperature map) and :func:`lesion_model` gives the
+report's ``lesion_model`` block naming the default comparison (day-1 T1).
+
+Sources (docs/physics.md, "Lesion size vs clinical imaging"):
+
+- Huang et al. 2018, JMRI (36 Vim patients, 3 T): day-1 lesions 6.2 +/- 1.3 mm on T2 and
+  5.3 +/- 1.2 mm on T1 were best matched by the 100 CEM43 (T2) and 200 CEM43 (T1)
+  accumulated-dose contours.
+- Bond & Elias 2018, Neurosurg Focus 44:E5 (63 lesions): the 51 C maximum-temperature
+  contour matched the day-1 T2 diameter best, better than 240 CEM43 or 54 C.
+- Sapareto & Dewey 1984 / console practice: 240 CEM43 (necrosis) and 17 CEM43 (outer
+  edge of reversible damage) are the contours consoles draw.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+import numpy as np
+
+from .lesion import measure_isotherm, measure_lesion
+
+__all__ = [
+    "ClinicalRegion",
+    "CLINICAL_REGIONS",
+    "DEFAULT_COMPARISON",
+    "RegionMeasurement",
+    "clinical_regions",
+    "lesion_model",
+    "corresponds_to",
+]
+
+
+@dataclass(frozen=True)
+class ClinicalRegion:
+    """A dose (``kind="dose"``, CEM43) or maximum-temperature (``kind="isotherm"``, C) contour."""
+
+    key: str
+    kind: str
+    level: float
+    corresponds_to: str
+    source: str
+
+
+CLINICAL_REGIONS: tuple[ClinicalRegion, ...] = (
+    ClinicalRegion("cem43_240", "dose", 240.0, "necrotic core (console contour)",
+                   "Sapareto & Dewey 1984; Huang 2018"),
+    ClinicalRegion("cem43_200", "dose", 200.0, "day-1 T1 lesion (Huang 2018)",
+                   "Huang et al. 2018, JMRI, PMC6181766"),
+    ClinicalRegion("cem43_100", "dose", 100.0, "day-1 T2 lesion (Huang 2018)",
+                   "Huang et al. 2018, JMRI, PMC6181766"),
+    ClinicalRegion("cem43_17", "dose", 17.0, "outer edge of reversible damage (console contour)",
+                   "Huang 2018; console practice"),
+    ClinicalRegion("max_51c", "isotherm", 51.0, "day-1 T2 lesion (Bond & Elias 2018)",
+                   "Bond & Elias 2018, Neurosurg Focus 44:E5"),
+    ClinicalRegion("max_54c", "isotherm", 54.0, "54 C maximum-temperature isotherm (Bond & Elias 2018)",
+                   "Bond & Elias 2018, Neurosurg Focus 44:E5"),
+)
+
+#: The region a predicted lesion is compared with by default: the day-1 T1 lesion.
+DEFAULT_COMPARISON = "cem43_200"
+
+_BY_KEY = {r.key: r for r in CLINICAL_REGIONS}
+
+
+def corresponds_to(threshold_cem43: float) -> str | None:
+    """What a dose threshold corresponds to clinically (None if it is not in the table)."""
+    for region in CLINICAL_REGIONS:
+        if region.kind == "dose" and region.level == float(threshold_cem43):
+            return region.corresponds_to
+    return None
+
+
+@dataclass
+class RegionMeasurement:
+    """Size of one clinically comparable region on one side."""
+
+    region: ClinicalRegion
+    side: str | None
+    lr_mm: float
+    ap_mm: float
+    si_mm: float
+    volume_mm3: float
+    equivalent_diameter_mm: float
+    nuclei: dict
+
+    def to_dict(self) -> dict:
+        """A ``lesions[]`` entry (dose regions) or an ``isotherms[]`` entry (contract)."""
+        out = {"side": self.side} if self.side is not None else {}
+        if self.region.kind == "dose":
+            out["threshold_cem43"] = self.region.level
+        else:
+            out["max_temperature_c"] = self.region.level
+        out.update(corresponds_to=self.region.corresponds_to, source=self.region.source,
+                   lr_mm=self.lr_mm, ap_mm=self.ap_mm, si_mm=self.si_mm, volume_mm3=self.volume_mm3,
+                   equivalent_diameter_mm=self.equivalent_diameter_mm, nuclei=self.nuclei)
+        return out
+
+
+def clinical_regions(dose_cem43: np.ndarray, peak_temperature_c: np.ndarray, grid, *,
+                     baseline_temperature_c: float = 37.0, side: str | None = None,
+                     labels: np.ndarray | None = None, label_names: Mapping | None = None,
+                     nucleus_volumes_mm3: Mapping | None = None,
+                     keys=None) -> list[RegionMeasurement]:
+    """Measure every region of :data:`CLINICAL_REGIONS` (or those named in ``keys``).
+
+    Parameters
+    ----------
+    dose_cem43, peak_temperature_c : ndarray, shape ``grid.shape``
+        Accumulated CEM43 and maximum temperature (C) over the protocol (a side's
+        ``dose_cem43`` and ``peak_temperature_c``).
+    grid : fusplan.grid.Grid
+    baseline_temperature_c : float
+        Tissue baseline; isotherms are measured on the rise above it.
+    side, labels, label_names, nucleus_volumes_mm3
+        As for :func:`fusplan.lesion.measure_lesion`.
+    keys : iterable of str, optional
+        Region keys (default: all).
+    """
+    chosen = [_BY_KEY[k] for k in keys] if keys is not None else list(CLINICAL_REGIONS)
+    extra = {} if nucleus_volumes_mm3 is None else {"nucleus_volumes_mm3": nucleus_volumes_mm3}
+    out = []
+    for region in chosen:
+        if region.kind == "dose":
+            size = measure_lesion(dose_cem43, grid, region.level, labels, label_names, **extra)
+        else:
+            size = measure_isotherm(peak_temperature_c, grid, region.level, baseline_temperature_c,
+                                    labels, label_names, **extra)
+        out.append(RegionMeasurement(region, side, **size))
+    return out
+
+
+def lesion_model(default: str = DEFAULT_COMPARISON) -> dict:
+    """The report's ``lesion_model`` block: the default comparison and the regions table."""
+    if default not in _BY_KEY:
+        raise KeyError(f"unknown clinical region {default!r} (have {sorted(_BY_KEY)})")
+    region = _BY_KEY[default]
+    return {
+        "default_comparison": region.key,
+        "default_threshold_cem43": region.level if region.kind == "dose" else None,
+        "corresponds_to": region.corresponds_to,
+        "source": region.source,
+        "regions": [asdict(r) for r in CLINICAL_REGIONS],
+    }

@@ -1,0 +1,243 @@
+"""Measured MR thermometry of the low-energy sonications: the calibration's input.
+
+Two forms (docs/contract.md, "Thermometry measurements file"), both in one YAML or JSON
+file read by :func:`load_measurements`::
+
+    side: left                       # needed when the plan has both sides
+    measured:
+      - sonication: 1                # 1-based, protocol sonications after `repeat`
+        power_w: 60.0                # optional: acoustic power actually given
+        peak_c: 44.2                 # peak temperature thermometry displayed
+        spot_ras_mm: [-9.1, -20.3, 9.8]   # optional: where that peak was (RAS mm)
+        spot_fwhm_mm: [3.1, 3.4, 5.2]     # optional: FWHM of the displayed spot's rise
+      - sonication: 2
+        thermometry: series.nii.gz   # or a 4D temperature series covering sonication 2
+
+A series (:func:`load_series`) is a 4D NIfTI of temperature in C with a world affine;
+its path is relative to the measurements file. Frame ``k`` is the mean temperature over
+``[t_k - frame_s, t_k]`` where ``t_k`` (``frame_times_s``) counts seconds from the start of
+the covered sonication. The times come from a JSON sidecar (``series.json`` beside
+``series.nii.gz``: ``{"frame_times_s": [...], "frame_s": 3.5}``, ``frame_s`` defaulting
+to the median spacing) or else from the header: ``t_k = toffset + (k + 1) pixdim[4]``,
+``frame_s = pixdim[4]`` (time units from ``xyzt_units``). The FWHM of ``spot_fwhm_mm`` is
+the full width at half maximum of the rise above baseline, along the planning grid's
+axes (in the phantom LR, AP, SI; on a scan the AC-PC axes).
+
+Bad files raise :class:`~fusplan.errors.FusplanInputError` naming the file and key.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import yaml
+
+from .errors import FusplanInputError
+from .protocol import _Checker, _UniqueKeyLoader
+
+__all__ = ["ThermometrySeries", "MeasuredSonication", "Measurements", "load_measurements", "load_series"]
+
+_SPOT_LIMIT_MM = 500.0
+_MAX_FWHM_MM = 50.0
+_TEMPERATURE_RANGE_C = (20.0, 100.0)
+_TIME_SCALE = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
+
+
+@dataclass(frozen=True)
+class ThermometrySeries:
+    """A 4D MR thermometry series: ``temperature_c[i, j, k, frame]`` on ``affine`` (RAS mm)."""
+
+    temperature_c: np.ndarray = field(repr=False)
+    affine: np.ndarray = field(repr=False)
+    frame_times_s: np.ndarray
+    frame_s: float
+    source: str
+
+    @property
+    def voxel_mm(self) -> np.ndarray:
+        """Voxel edge lengths (mm) along the series' own axes."""
+        return np.linalg.norm(self.affine[:3, :3], axis=0)
+
+
+@dataclass(frozen=True)
+class MeasuredSonication:
+    """What thermometry showed for one protocol sonication (``sonication`` is 1-based)."""
+
+    sonication: int
+    power_w: float | None = None
+    peak_c: float | None = None
+    spot_ras_mm: tuple[float, float, float] | None = None
+    spot_fwhm_mm: tuple[float, float, float] | None = None
+    series: ThermometrySeries | None = None
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """A validated measurements file."""
+
+    side: str | None
+    measured: tuple[MeasuredSonication, ...]
+    source: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"side": self.side, "source": self.source, "measured": []}
+        for m in self.measured:
+            entry = {"sonication": m.sonication}
+            for key in ("power_w", "peak_c", "spot_ras_mm", "spot_fwhm_mm"):
+                value = getattr(m, key)
+                if value is not None:
+                    entry[key] = list(value) if isinstance(value, tuple) else value
+            if m.series is not None:
+                entry["thermometry"] = m.series.source
+            out["measured"].append(entry)
+        return out
+
+
+def load_measurements(path_or_mapping, *, n_sonications: int | None = None,
+                      base_dir: str | os.PathLike | None = None) -> Measurements:
+    """Read and validate a measurements file (YAML/JSON) or an equivalent mapping.
+
+    Parameters
+    ----------
+    path_or_mapping : path or mapping
+    n_sonications : int, optional
+        Number of protocol sonications (after ``repeat``): indices beyond it are refused.
+    base_dir : path, optional
+        Where series paths of a mapping are resolved (default: the file's folder, or
+        the working directory for a mapping).
+    """
+    if isinstance(path_or_mapping, Mapping):
+        raw, label = path_or_mapping, "thermometry"
+        folder = Path(base_dir) if base_dir is not None else Path.cwd()
+    else:
+        path = Path(path_or_mapping)
+        raw, label = _read(path), str(path)
+        folder = Path(base_dir) if base_dir is not None else path.parent
+    check = _Checker(label)
+    top = check.mapping(raw, "protocol", ("side", "measured"), required=("measured",))
+    side = top.get("side")
+    if side is not None:
+        side = check.choice(side, "side", ("left", "right"))
+    entries = top["measured"]
+    if not isinstance(entries, list) or not entries:
+        raise check.error("measured", "must be a non-empty list of sonications")
+    measured, seen = [], set()
+    for i, entry in enumerate(entries):
+        key = f"measured[{i + 1}]"
+        m = check.mapping(entry, key, ("sonication", "power_w", "peak_c", "spot_ras_mm", "spot_fwhm_mm",
+                                       "thermometry"), required=("sonication",))
+        index = check.integer(m["sonication"], f"{key}.sonication", ge=1, le=n_sonications or 10_000)
+        if index in seen:
+            raise check.error(f"{key}.sonication", f"{index} is given twice")
+        seen.add(index)
+        power = None if m.get("power_w") is None else check.number(m["power_w"], f"{key}.power_w", gt=0, le=5000)
+        has_numbers = "peak_c" in m
+        has_series = "thermometry" in m
+        if has_numbers == has_series:
+            raise check.error(key, "needs exactly one of peak_c or thermometry")
+        if has_series:
+            for extra in ("spot_ras_mm", "spot_fwhm_mm"):
+                if extra in m:
+                    raise check.error(f"{key}.{extra}", "is measured from the series: give it without thermometry")
+            series_path = m["thermometry"]
+            if not isinstance(series_path, str) or not series_path:
+                raise check.error(f"{key}.thermometry", "must be the path of a 4D NIfTI series")
+            series = load_series(folder / series_path)
+            measured.append(MeasuredSonication(index, power, series=series))
+            continue
+        peak = check.number(m["peak_c"], f"{key}.peak_c", gt=_TEMPERATURE_RANGE_C[0], le=_TEMPERATURE_RANGE_C[1])
+        spot = None if m.get("spot_ras_mm") is None else check.vector(
+            m["spot_ras_mm"], f"{key}.spot_ras_mm", 3, ge=-_SPOT_LIMIT_MM, le=_SPOT_LIMIT_MM)
+        fwhm = None if m.get("spot_fwhm_mm") is None else check.vector(
+            m["spot_fwhm_mm"], f"{key}.spot_fwhm_mm", 3, gt=0, le=_MAX_FWHM_MM)
+        measured.append(MeasuredSonication(index, power, peak, spot, fwhm))
+    measured.sort(key=lambda m: m.sonication)
+    return Measurements(side, tuple(measured), None if isinstance(path_or_mapping, Mapping) else label)
+
+
+def _read(path: Path):
+    if not path.is_file():
+        raise FusplanInputError(f"{path}: thermometry file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FusplanInputError(f"{path}: cannot read thermometry file ({error.__class__.__name__})") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        first = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        raise FusplanInputError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
+                                f"({first})") from None
+
+
+def _sidecar(path: Path) -> Path:
+    name = path.name
+    for suffix in (".nii.gz", ".nii"):
+        if name.endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ".json")
+    return path.with_suffix(".json")
+
+
+def load_series(path: str | os.PathLike) -> ThermometrySeries:
+    """Load a 4D temperature series and its frame times (see the module docstring)."""
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FusplanInputError(f"{path}: thermometry series not found")
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.dataobj, dtype=float)
+    except Exception as error:  # nibabel raises many types for a bad file
+        raise FusplanInputError(f"{path}: not a readable NIfTI image ({error.__class__.__name__})") from None
+    if data.ndim != 4 or data.shape[3] < 2:
+        raise FusplanInputError(f"{path}: a thermometry series must be 4D with >= 2 frames (got shape {data.shape})")
+    if not np.all(np.isfinite(data)):
+        raise FusplanInputError(f"{path}: temperatures must be finite (found NaN or inf)")
+    median = float(np.median(data))
+    low, high = _TEMPERATURE_RANGE_C
+    if not low <= median <= high or data.max() > high:
+        raise FusplanInputError(f"{path}: values must be temperatures in C within {low:g}-{high:g} "
+                                f"(median {median:.3g}, max {data.max():.3g}); a rise map or Kelvin is not accepted")
+    affine = np.asarray(image.affine, dtype=float)
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        raise FusplanInputError(f"{path}: the affine is singular or not finite")
+    n = data.shape[3]
+    sidecar = _sidecar(path)
+    if sidecar.is_file():
+        times, frame = _sidecar_times(sidecar, n)
+    else:
+        header = image.header
+        unit = header.get_xyzt_units()[1]
+        step = float(header["pixdim"][4]) * _TIME_SCALE.get(unit, 1.0)
+        if not step > 0:
+            raise FusplanInputError(f"{path}: no frame times: give a sidecar {sidecar.name} with frame_times_s "
+                                    f"or set pixdim[4] (frame duration)")
+        offset = float(header["toffset"]) * _TIME_SCALE.get(unit, 1.0) if "toffset" in header else 0.0
+        times, frame = offset + step * np.arange(1, n + 1), step
+    return ThermometrySeries(data, affine, times, frame, str(path))
+
+
+def _sidecar_times(sidecar: Path, n_frames: int) -> tuple[np.ndarray, float]:
+    try:
+        raw = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FusplanInputError(f"{sidecar}: not valid JSON ({error.__class__.__name__})") from None
+    check = _Checker(str(sidecar))
+    top = check.mapping(raw, "protocol", ("frame_times_s", "frame_s"), required=("frame_times_s",))
+    value = top["frame_times_s"]
+    if not isinstance(value, list):
+        raise check.error("frame_times_s", "must be a list of times in s")
+    times = np.array([check.number(v, f"frame_times_s[{i + 1}]", ge=-3600, le=3600) for i, v in enumerate(value)])
+    if times.size != n_frames:
+        raise check.error("frame_times_s", f"has {times.size} times for {n_frames} frames")
+    if np.any(np.diff(times) <= 0):
+        raise check.error("frame_times_s", "must increase strictly")
+    frame = check.number(top["frame_s"], "frame_s", gt=0, le=30) if "frame_s" in top else float(np.median(np.diff(times)))
+    return times, frame
