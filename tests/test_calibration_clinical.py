@@ -34,9 +34,9 @@ def test_isotherm_of_a_gaussian_peak_map_matches_the_analytic_ellipsoid(sigmas):
     radius = np.sqrt(2 * np.log(amplitude / (level - 37)))  # in units of sigma
     size = measure_isotherm(peak, grid, level)
     for key, s in zip(("lr_mm", "ap_mm", "si_mm"), sigmas):
-        assert size[key] == pytest.approx(2 * radius * s, abs=0.06)
+        assert getattr(size, key) == pytest.approx(2 * radius * s, abs=0.06)
     volume = 4 / 3 * np.pi * np.prod(sigmas) * radius**3
-    assert size["volume_mm3"] == pytest.approx(volume, rel=0.02)
+    assert size.volume_mm3 == pytest.approx(volume, rel=0.02)
     with pytest.raises(ValueError):
         measure_isotherm(peak, grid, 36.0)
 
@@ -59,8 +59,8 @@ def test_bundled_verification_stages_stay_reversible(name):
     focus_dose = float(result.dose_cem43.max())
     assert 0.5 < focus_dose < 17.0
     verification = result.first.sonications[-1]
-    assert verification["stage"] == "verification"
-    assert verification["thermometry_peak_c"] == pytest.approx(spec["sonications"][-1]["peak_c"], abs=1e-6)
+    assert verification.stage == "verification"
+    assert verification.thermometry_peak_c == pytest.approx(spec["sonications"][-1]["peak_c"], abs=1e-6)
 
 
 def test_clinical_regions_on_the_default_plan_are_nested(clt_spec):

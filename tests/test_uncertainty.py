@@ -37,9 +37,9 @@ def test_moving_the_focus_moves_the_lesion_unchanged(model):
     still, grid = run_protocol(model, crop_mm=10)
     moved, grid_moved = run_protocol(model, offset_ras_mm=offset, crop_mm=10)
     a, b = measure_lesion(still.dose_cem43, grid, 200), measure_lesion(moved.dose_cem43, grid_moved, 200)
-    assert b["equivalent_diameter_mm"] == pytest.approx(a["equivalent_diameter_mm"], abs=0.1)
+    assert b.equivalent_diameter_mm == pytest.approx(a.equivalent_diameter_mm, abs=0.1)
     for key in ("lr_mm", "ap_mm", "si_mm"):
-        assert b[key] == pytest.approx(a[key], abs=0.12)
+        assert getattr(b, key) == pytest.approx(getattr(a, key), abs=0.12)
     np.testing.assert_allclose(_centroid(moved.dose_cem43, grid_moved, 200) - _centroid(still.dose_cem43, grid, 200),
                                offset, atol=0.15)
 

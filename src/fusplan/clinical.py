@@ -132,7 +132,8 @@ def clinical_regions(dose_cem43: np.ndarray, peak_temperature_c: np.ndarray, gri
         else:
             size = measure_isotherm(peak_temperature_c, grid, region.level, baseline_temperature_c,
                                     labels, label_names, **extra)
-        out.append(RegionMeasurement(region, side, **size))
+        out.append(RegionMeasurement(region, side, size.lr_mm, size.ap_mm, size.si_mm, size.volume_mm3,
+                                       size.equivalent_diameter_mm, size.nuclei))
     return out
 
 

@@ -120,7 +120,7 @@ def _structural_run(model: SideModel, draw: dict, threshold: float, calibration)
     history, grid = run_protocol(model, efficiency=draw["efficiency"], spread=draw["spread"], tissue=tissue,
                                  fixed_powers_w=fixed, peak_shift_c=draw["peak_shift_c"], crop_mm=_BOX_MM,
                                  dose_rtol=0.05, dose_floor_c=41.0)
-    size = measure_lesion(history.dose_cem43, grid, threshold)
+    size = measure_lesion(history.dose_cem43, grid, threshold).to_dict()
     return history.dose_cem43.astype(np.float32), grid, size
 
 
