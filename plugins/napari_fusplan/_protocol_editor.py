@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import yaml
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QComboBox,
@@ -254,7 +254,7 @@ class ProtocolEditor(QWidget):
             else:
                 widget = self.table.cellWidget(target[0], COLUMNS.index(target[1]))
                 if widget is not None:
-                    widget.setStyleSheet("" if brush.style() == 0 else f"background: {BAD_CELL.name()};")
+                    widget.setStyleSheet("" if brush.style() == Qt.BrushStyle.NoBrush else f"background: {BAD_CELL.name()};")
         self.bad_cell = cell
 
     def _show_error(self, message: str) -> None:

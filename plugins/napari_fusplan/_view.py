@@ -46,3 +46,32 @@ def slice_position_text(viewer) -> str:
 def overlay_text(viewer, document: dict, time_s: float, sides) -> str:
     """Time, stage and focus temperature of every side, and the slice position in mm."""
     return time_label(document, time_s, sides) + slice_position_text(viewer)
+
+
+def three_d_look(viewer, scan_layers, own_layers) -> None:
+    """Readable 3D: the head as a faint see-through volume, nuclei as translucent surfaces.
+
+    A grey MIP of a whole head at its 2D contrast is a white block in front of
+    everything; an attenuated MIP at low opacity keeps its outline without hiding
+    the lesion, and translucent nuclei do not cover it.
+    """
+    for layer in scan_layers:
+        layer.rendering = "attenuated_mip"
+        layer.attenuation = 0.05
+        layer.opacity = 0.35
+    for role, layer in own_layers:
+        if role == "nuclei":
+            layer.opacity = 0.2
+            layer.blending = "translucent_no_depth"
+        elif role.startswith("temperature"):
+            layer.blending = "additive"
+
+
+def two_d_look(viewer, scan_layers, own_layers) -> None:
+    """Undo :func:`three_d_look` for 2D slices."""
+    for layer in scan_layers:
+        layer.opacity = 1.0
+    for role, layer in own_layers:
+        if role == "nuclei":
+            layer.opacity = 0.35
+            layer.blending = "translucent"

@@ -48,6 +48,7 @@ class PlanningWidget(QWidget):
         self._plot = None
         self._closed = self._docked = False
         self._document: dict | None = None
+        self._focus_mm = None
         self.runner = JobRunner(self._on_progress, self._on_error, self._on_finished)
 
         self.plan = PlanTab()
@@ -84,6 +85,7 @@ class PlanningWidget(QWidget):
         self.viewer.layers.events.inserted.connect(self._refresh_scans)
         self.viewer.layers.events.removed.connect(self._refresh_scans)
         self.viewer.dims.events.current_step.connect(self._on_dims)
+        self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         self.editor.load(default_protocol_path("clt"))
         self._refresh_scans()
         self._form_changed()
@@ -161,7 +163,7 @@ class PlanningWidget(QWidget):
             self.plan.show_targets(self.session.found)
         elif what == "result" and self.session.result is None:
             self._remove_layers(lambda role: role.startswith(RESULT_ROLE_PREFIXES))
-            self.frame_times_s = np.zeros(0)
+            self.frame_times_s, self._focus_mm = np.zeros(0), None
             self.results.clear()
             self.teaching.set_steps([])
             self.viewer.text_overlay.text = ""
@@ -320,7 +322,8 @@ class PlanningWidget(QWidget):
         self._show_plot(document, belongs_to)
         self.teaching.set_steps(teaching_steps(document, self._sides), f"({belongs_to})")
         self.viewer.text_overlay.visible = True
-        view.axial(self.viewer, movies[0]["focus_mm"], field_of_view_mm=60.0)
+        self._focus_mm = np.asarray(movies[0]["focus_mm"], dtype=float)
+        view.axial(self.viewer, self._focus_mm, field_of_view_mm=60.0)
         steps = self.teaching.steps
         self.set_time(steps[-1]["time_s"] if steps else self.frame_times_s[-1])
 
@@ -381,6 +384,28 @@ class PlanningWidget(QWidget):
         self.teaching.show_step(index)
         self.tabs.setCurrentWidget(self.teaching)
 
+    # ================================================================== 2D / 3D
+    def _on_ndisplay(self, *_) -> None:
+        scans = [layer for layer in self.viewer.layers if is_scan_candidate(layer)]
+        own = [(role_of(layer), layer) for layer in self.viewer.layers if role_of(layer) is not None]
+        look = view.three_d_look if self.viewer.dims.ndisplay == 3 else view.two_d_look
+        look(self.viewer, scans, own)
+
+    def show_3d(self, angles=(-20.0, 35.0, 120.0)) -> None:
+        """3D view around the focus (or the first target)."""
+        self.viewer.dims.ndisplay = 3
+        centre = self._focus_mm if self._focus_mm is not None else (
+            None if self.session.found is None else np.asarray(self.session.found.targets[0].ras_mm))
+        camera = view.camera(self.viewer)
+        camera.angles = angles
+        if centre is not None:
+            camera.center = tuple(float(v) for v in centre[::-1])
+            camera.zoom = 8.0
+
+    def show_2d(self) -> None:
+        """Back to axial slices."""
+        self.viewer.dims.ndisplay = 2
+
     # ================================================================== layers
     def _add_layer(self, layer_data: tuple):
         """Add a layer, replacing the one of the same role."""
@@ -408,7 +433,8 @@ class PlanningWidget(QWidget):
         self.runner.shutdown()
         for emitter, callback in ((self.viewer.layers.events.inserted, self._refresh_scans),
                                   (self.viewer.layers.events.removed, self._refresh_scans),
-                                  (self.viewer.dims.events.current_step, self._on_dims)):
+                                  (self.viewer.dims.events.current_step, self._on_dims),
+                                  (self.viewer.dims.events.ndisplay, self._on_ndisplay)):
             emitter.disconnect(callback)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
