@@ -7,7 +7,8 @@ Run it explicitly (tests never write tracked files)::
 
 It opens the bundled Colin27 head, locates CLp on both sides with an identity
 registration (the sample is in MNI space, so none is needed), simulates, and saves
-the key states: located targets, protocol editor, teaching step, results, 3D lesion.
+the key states: located targets, protocol editor, verification and treatment steps,
+results, 3D lesion.
 """
 from __future__ import annotations
 
@@ -72,6 +73,8 @@ def capture(viewer, widget, folder, wait, registration, protocol) -> dict[str, P
     widget.tabs.setCurrentWidget(widget.editor)
     shot("protocol")
     wait(widget.simulate)
+    widget.show_step(1)  # verification: the lesion layer shows the dose so far, not the final lesion
+    shot("verification")
     widget.show_step(len(widget.teaching.steps) - 1)
     shot("teaching")
     widget.tabs.setCurrentWidget(widget.results)

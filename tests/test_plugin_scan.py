@@ -224,7 +224,7 @@ def test_screenshots_of_the_key_states(make_napari_viewer, qtbot, registration, 
     viewer, widget = make_planner(make_napari_viewer, size=(1400, 900))
     shots = script.capture(viewer, widget, tmp_path, lambda action: run(qtbot, widget, action), registration,
                            FAST_PROTOCOL)
-    assert sorted(shots) == ["lesion_3d", "locate", "protocol", "results", "teaching"]
+    assert sorted(shots) == ["lesion_3d", "locate", "protocol", "results", "teaching", "verification"]
     for name, path in shots.items():
         assert path.parent == tmp_path
         rgb = _png(path)[..., :3].astype(float)

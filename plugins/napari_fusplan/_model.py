@@ -147,6 +147,16 @@ class PlanSession:
             return "locate a target first: with a scan open, Simulate runs at the target (never the phantom)"
         return None
 
+    def next_step(self, has_scan: bool) -> str:
+        """What the user sees now and can do next (the status line when nothing runs)."""
+        if self.result is not None:
+            return f"showing the result of {self.provenance.describe()}: slider = time, or the Teaching tab"
+        if self.found is not None:
+            return "target located: drag the target point to move it; Simulate runs the protocol there"
+        if has_scan:
+            return "Choose the atlas, side and target, then Locate target."
+        return "No scan: Simulate runs the tissue phantom, or open a scan (File > Open Sample > fusplan)."
+
     def provenance_now(self) -> Provenance:
         """The inputs a simulation started now would be computed from."""
         targets = () if self.found is None else tuple(

@@ -8,7 +8,9 @@ class FocusPlot(QWidget):
     """:func:`fusplan.figures.focus_figure` (the ``fusplan demo`` plot) per side, with a time cursor.
 
     Each panel shows the temperature of that side's hottest point against time with the
-    stages shaded and the accumulated CEM43 dose at the focus on a log axis.
+    stages shaded and the accumulated CEM43 dose at the focus on a log axis. The cursor
+    is blitted over a saved background, so moving the time slider does not redraw the
+    figure.
     """
 
     def __init__(self, parent=None):
@@ -17,8 +19,9 @@ class FocusPlot(QWidget):
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.canvases: list = []
         self.cursors: list = []
+        self._backgrounds: dict = {}
 
-    def show_result(self, document: dict, sides, belongs_to: str = "") -> None:
+    def show_result(self, document: dict, sides) -> None:
         """Draw the focus curves of a JSON report (``SimulationResult.to_dict()``) for ``sides``."""
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
@@ -26,26 +29,37 @@ class FocusPlot(QWidget):
 
         self.clear()
         for side in sides:
-            title = f"{side} side - {belongs_to}" if side else belongs_to
-            figure = focus_figure(document, side=side, title=title or None)
+            figure = focus_figure(document, side=side, title=f"{side} side" if side else "phantom")
             figure.set_size_inches(8 / max(len(sides), 1) + 2, 3.2)
             canvas = FigureCanvasQTAgg(figure)
             canvas.setMinimumHeight(220)
             self.layout_.addWidget(canvas)
             axes = figure.axes[0]
-            self.cursors.append(axes.axvline(axes.get_xlim()[0], color="#1f77b4", lw=1.2))
+            cursor = axes.axvline(axes.get_xlim()[0], color="#1f77b4", lw=1.2, animated=True)
+            canvas.mpl_connect("draw_event", lambda _, canvas=canvas, cursor=cursor: self._saved(canvas, cursor))
+            self.cursors.append(cursor)
             self.canvases.append(canvas)
             canvas.draw_idle()
+
+    def _saved(self, canvas, cursor) -> None:
+        self._backgrounds[id(canvas)] = canvas.copy_from_bbox(canvas.figure.bbox)
+        cursor.axes.draw_artist(cursor)
 
     def clear(self) -> None:
         """No result: no curves."""
         for canvas in self.canvases:
             self.layout_.removeWidget(canvas)
             canvas.deleteLater()
-        self.canvases, self.cursors = [], []
+        self.canvases, self.cursors, self._backgrounds = [], [], {}
 
     def set_time(self, time_s: float) -> None:
         """Move the cursor lines to ``time_s``."""
         for canvas, cursor in zip(self.canvases, self.cursors):
             cursor.set_xdata([time_s, time_s])
-            canvas.draw_idle()
+            background = self._backgrounds.get(id(canvas))
+            if background is None:
+                canvas.draw_idle()
+                continue
+            canvas.restore_region(background)
+            cursor.axes.draw_artist(cursor)
+            canvas.blit(canvas.figure.bbox)

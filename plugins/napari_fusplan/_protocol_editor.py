@@ -31,7 +31,7 @@ from fusplan.protocol import BUNDLED_PROTOCOLS, POWER_KEYS, STAGES, default_prot
 COLUMNS = ("stage", "power by", "value", "duration_s", "cooling_s", "repeat", "offset_mm")
 #: Header texts (units shown) and widths (px) of the columns, so all fit without scrolling.
 HEADERS = ("stage", "power by", "value", "on (s)", "cool (s)", "repeat", "offset (mm)")
-WIDTHS = (92, 112, 58, 50, 56, 50, 78)
+WIDTHS = (112, 108, 52, 50, 56, 50, 78)
 #: What the value column holds for each power key, with its unit.
 VALUE_UNITS = {"power_w": "W", "absorbed_power_w": "W absorbed", "peak_c": "°C peak"}
 #: Power choices as shown, with units.

@@ -36,7 +36,7 @@ def teaching_steps(document: dict, sides) -> list[dict]:
         last = stage == max(by_stage, key=lambda name: max(p["time_s"] for _, p in by_stage[name]))
         sentences = [_stage_sentence(document, stage, side, peak, last) for side, peak in peaks]
         steps.append({"stage": stage, "title": stage.capitalize(),
-                      "time_s": float(max(p["time_s"] for _, p in peaks)), "text": " ".join(sentences)})
+                      "time_s": float(max(p["time_s"] for _, p in peaks)), "text": "\n\n".join(sentences)})
     return steps
 
 

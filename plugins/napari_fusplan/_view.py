@@ -33,6 +33,15 @@ def axial(viewer, centre_mm=None, field_of_view_mm: float | None = None) -> None
     camera(viewer).center = (float(centre_mm[1]), float(centre_mm[0]))
 
 
+def three_d(viewer, centre_mm=None, angles=(-20.0, 35.0, 120.0), zoom: float = 8.0) -> None:
+    """3D display seen from the front-left-above, centred on ``centre_mm`` (RAS mm)."""
+    viewer.dims.ndisplay = 3
+    camera(viewer).angles = angles
+    if centre_mm is not None:
+        camera(viewer).center = tuple(float(v) for v in np.asarray(centre_mm)[::-1])  # displayed axes S, A, R
+        camera(viewer).zoom = zoom
+
+
 def slice_position_text(viewer) -> str:
     """The slice position of the 2D view in mm (napari's slider shows a step index)."""
     if viewer.dims.ndisplay != 2 or viewer.dims.ndim < 3:
@@ -40,7 +49,7 @@ def slice_position_text(viewer) -> str:
     axis = viewer.dims.order[0] if viewer.dims.ndim == 3 else viewer.dims.order[1]
     label = viewer.dims.axis_labels[axis]
     name = label.split(" ")[0]
-    return f"   slice {name} = {float(viewer.dims.point[axis]):.1f} mm"
+    return f"\nslice {name} = {float(viewer.dims.point[axis]):.1f} mm"
 
 
 def overlay_text(viewer, document: dict, time_s: float, sides) -> str:

@@ -145,15 +145,11 @@ class PlanningWidget(QWidget):
             self.status.setText(self._idle_status())
 
     def _idle_status(self) -> str:
+        if self.last_error == "cancelled":
+            return f"{self.runner.title}: cancelled"
         if self.last_error:
-            return f"error: {self.last_error}" if self.last_error != "cancelled" else f"{self.runner.title}: cancelled"
-        if self.session.result is not None:
-            return f"showing the result of {self.session.provenance.describe()}: slider = time, or the Teaching tab"
-        if self.session.found is not None:
-            return "target located: drag the target point to move it; Simulate runs the protocol there"
-        if self.scan_names():
-            return "Choose the atlas, side and target, then Locate target."
-        return "No scan: Simulate runs the tissue phantom, or open a scan (File > Open Sample > fusplan)."
+            return f"error: {self.last_error}"
+        return self.session.next_step(has_scan=bool(self.scan_names()))
 
     def _session_changed(self, what: str) -> None:
         if what == "targets" and self.session.found is None:
@@ -335,7 +331,8 @@ class PlanningWidget(QWidget):
             window = getattr(self.viewer, "window", None)
             if window is not None:
                 window.add_dock_widget(self._plot, name="Focus temperature", area="bottom")
-        self._plot.show_result(document, self._sides, belongs_to)
+        self._plot.show_result(document, self._sides)
+        self._plot.setToolTip(f"Focus temperature and dose of {belongs_to}")
 
     # ================================================================== export
     def export_plan(self, directory) -> None:
@@ -391,16 +388,12 @@ class PlanningWidget(QWidget):
         look = view.three_d_look if self.viewer.dims.ndisplay == 3 else view.two_d_look
         look(self.viewer, scans, own)
 
-    def show_3d(self, angles=(-20.0, 35.0, 120.0)) -> None:
+    def show_3d(self) -> None:
         """3D view around the focus (or the first target)."""
-        self.viewer.dims.ndisplay = 3
+        found = self.session.found
         centre = self._focus_mm if self._focus_mm is not None else (
-            None if self.session.found is None else np.asarray(self.session.found.targets[0].ras_mm))
-        camera = view.camera(self.viewer)
-        camera.angles = angles
-        if centre is not None:
-            camera.center = tuple(float(v) for v in centre[::-1])
-            camera.zoom = 8.0
+            None if found is None else np.asarray(found.targets[0].ras_mm, dtype=float))
+        view.three_d(self.viewer, centre)
 
     def show_2d(self) -> None:
         """Back to axial slices."""
