@@ -24,7 +24,7 @@ from scipy import ndimage  # noqa: E402
 from fusplan.atlas import sample_scan_path  # noqa: E402
 from fusplan.io import load_scan, resample, save_nifti  # noqa: E402
 from fusplan.samples import oblique_lps_affine  # noqa: E402
-from plugin_support import FAST_PROTOCOL, dock_planner, identity_registration, run, wait_idle  # noqa: E402
+from plugin_support import FAST_PROTOCOL, dock_planner, identity_registration, run  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

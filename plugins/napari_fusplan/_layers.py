@@ -48,6 +48,27 @@ def is_scan_candidate(layer) -> bool:
     return isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb and role_of(layer) is None
 
 
+def add_layer(viewer, layer_data: tuple):
+    """Add a marked layer to ``viewer``, replacing the one with the same role."""
+    data, kwargs, kind = layer_data
+    role = kwargs["metadata"][ROLE_KEY]
+    remove_layers(viewer, lambda other: other == role)
+    return getattr(viewer, f"add_{kind}")(data, **kwargs)
+
+
+def remove_layers(viewer, which) -> None:
+    """Remove the plugin's layers whose role passes ``which(role)`` (by index: proxies compare badly)."""
+    for index in reversed(range(len(viewer.layers))):
+        role = role_of(viewer.layers[index])
+        if role is not None and which(role):
+            viewer.layers.pop(index)
+
+
+def own_layer(viewer, role: str):
+    """The plugin's layer with ``role``, or None."""
+    return next((layer for layer in viewer.layers if role_of(layer) == role), None)
+
+
 # ----------------------------------------------------------------------------- scan
 
 

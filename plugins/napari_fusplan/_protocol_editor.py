@@ -111,7 +111,8 @@ class ProtocolEditor(QWidget):
         for entry in self._base.get("sonications", []):
             self._append(entry)
         self._loading = False
-        self.name_label.setText(f"<b>{protocol.name}</b>" + (f" ({Path(protocol.source).name})" if protocol.source else ""))
+        source = f" ({Path(protocol.source).name})" if protocol.source else ""
+        self.name_label.setText(f"<b>{protocol.name}</b>{source}")
         self._validate()
 
     def mapping(self) -> dict:
@@ -254,7 +255,8 @@ class ProtocolEditor(QWidget):
             else:
                 widget = self.table.cellWidget(target[0], COLUMNS.index(target[1]))
                 if widget is not None:
-                    widget.setStyleSheet("" if brush.style() == Qt.BrushStyle.NoBrush else f"background: {BAD_CELL.name()};")
+                    bad = brush.style() != Qt.BrushStyle.NoBrush
+                    widget.setStyleSheet(f"background: {BAD_CELL.name()};" if bad else "")
         self.bad_cell = cell
 
     def _show_error(self, message: str) -> None:

@@ -18,8 +18,12 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPush
 from fusplan.errors import FusplanInputError
 from fusplan.protocol import default_protocol_path
 
+from . import _jobs as jobs
 from . import _view as view
-from ._layers import check_target_name, is_scan_candidate, nuclei_layer, points_layers, resliced_scan_layer, role_of
+from ._layers import (
+    add_layer, check_target_name, is_scan_candidate, nuclei_layer, own_layer, points_layers, remove_layers,
+    role_of,
+)
 from ._model import PlanSession
 from ._plan_tab import PlanTab
 from ._protocol_editor import ProtocolEditor
@@ -28,8 +32,6 @@ from ._runner import Cancelled, JobRunner
 from ._teaching import teaching_steps
 from ._teaching_tab import TeachingTab
 
-#: Share of the Simulate progress bar for the library call; the rest builds the lesion-over-time layer.
-SIMULATION_SHARE = 0.9
 TARGET_ROLES = ("reslice", "nuclei", "landmarks", "targets")
 RESULT_ROLE_PREFIXES = ("temperature", "dose", "lesion")
 
@@ -153,12 +155,12 @@ class PlanningWidget(QWidget):
 
     def _session_changed(self, what: str) -> None:
         if what == "targets" and self.session.found is None:
-            self._remove_layers(lambda role: role in TARGET_ROLES)
+            remove_layers(self.viewer, lambda role: role in TARGET_ROLES)
             self.plan.show_targets(None)
         elif what == "moved":
             self.plan.show_targets(self.session.found)
         elif what == "result" and self.session.result is None:
-            self._remove_layers(lambda role: role.startswith(RESULT_ROLE_PREFIXES))
+            remove_layers(self.viewer, lambda role: role.startswith(RESULT_ROLE_PREFIXES))
             self.frame_times_s, self._focus_mm = np.zeros(0), None
             self.results.clear()
             self.teaching.set_steps([])
@@ -220,28 +222,20 @@ class PlanningWidget(QWidget):
         if reuse is not None:
             options["registration"] = reuse  # same scan and atlas: only the targets move
 
-        def job(progress):
-            from fusplan import locate_targets
-
-            from ._layers import scan_from_layer
-
-            scan = scan_from_layer(layer)
-            found = locate_targets(scan, progress=progress, **options)
-            return scan, found, resliced_scan_layer(scan, form.scan)
-
-        self._start("locating target", job, lambda value: self._located(form, *value))
+        self._start("locating target", jobs.locate(layer, options, form.scan),
+                    lambda value: self._located(form, *value))
 
     def _located(self, form, scan, found, reslice) -> None:
         if not self.session.set_targets(scan, found, form):
             self.last_error = "the form changed while locating: Locate again"
             return
-        self._remove_layers(lambda role: role in TARGET_ROLES)
+        remove_layers(self.viewer, lambda role: role in TARGET_ROLES)
         if reslice is not None:
-            self._add_layer(reslice)
-        self._add_layer(nuclei_layer(found))
+            add_layer(self.viewer, reslice)
+        add_layer(self.viewer, nuclei_layer(found))
         landmarks, targets = points_layers(found)
-        self._add_layer(landmarks)
-        layer = self._add_layer(targets)
+        add_layer(self.viewer, landmarks)
+        layer = add_layer(self.viewer, targets)
         layer.events.data.connect(self._on_targets_moved)
         layer.mode = "select"
         self.plan.show_targets(found)
@@ -281,34 +275,20 @@ class PlanningWidget(QWidget):
             return
         session = self.session
         protocol, scan, found, provenance = session.protocol, session.scan, session.found, session.provenance_now()
-        timings = self.timings_s
-
-        def job(progress):
-            from fusplan import simulate
-
-            from ._movie import simulation_layers
-
-            start_s = time.perf_counter()
-            result = simulate(protocol, scan=scan, targets=found,
-                              progress=lambda f, m="": progress(SIMULATION_SHARE * f, m))
-            timings["library_s"] = time.perf_counter() - start_s
-            movies = simulation_layers(result, lambda f, m: progress(SIMULATION_SHARE + (1 - SIMULATION_SHARE) * f, m))
-            timings["plugin_job_s"] = time.perf_counter() - start_s
-            return result, movies
-
-        self._start("simulating", job, lambda value: self._simulated(provenance, *value))
+        self._start("simulating", jobs.simulate(protocol, scan, found, self.timings_s),
+                    lambda value: self._simulated(provenance, *value))
 
     def _simulated(self, provenance, result, movies) -> None:
         if not self.session.set_result(result, provenance):
             self.last_error = "the inputs changed while simulating: Simulate again"
             return
         document = self._document = result.to_dict()
-        self._remove_layers(lambda role: role.startswith(RESULT_ROLE_PREFIXES))
+        remove_layers(self.viewer, lambda role: role.startswith(RESULT_ROLE_PREFIXES))
         self._sides = [movie["side"] for movie in movies]
         self.frame_times_s = movies[0]["time_s"]
         for number, movie in enumerate(movies):
             for layer_data in movie["layers"].values():
-                layer = self._add_layer(layer_data)
+                layer = add_layer(self.viewer, layer_data)
                 if role_of(layer).startswith("temperature") and hasattr(layer, "colorbar"):
                     layer.colorbar.visible = number == 0
                 if role_of(layer).startswith("lesion"):
@@ -342,13 +322,8 @@ class PlanningWidget(QWidget):
             self.status.setText("Export: no current result (the inputs changed): Simulate first")
             return
 
-        def job(progress):
-            from fusplan.report import write_report
-
-            progress(0.0, f"writing {directory}")
-            return write_report(result, directory, scan=scan)
-
-        self._start("exporting plan", job, lambda _: self.status.setText(f"plan written to {directory}"))
+        self._start("exporting plan", jobs.export(result, directory, scan),
+                    lambda _: self.status.setText(f"plan written to {directory}"))
 
     def _export_dialog(self) -> None:
         directory = QFileDialog.getExistingDirectory(self, "Export plan to folder")
@@ -399,23 +374,9 @@ class PlanningWidget(QWidget):
         """Back to axial slices."""
         self.viewer.dims.ndisplay = 2
 
-    # ================================================================== layers
-    def _add_layer(self, layer_data: tuple):
-        """Add a layer, replacing the one of the same role."""
-        data, kwargs, kind = layer_data
-        role = kwargs["metadata"]["fusplan_role"]
-        self._remove_layers(lambda other: other == role)
-        return getattr(self.viewer, f"add_{kind}")(data, **kwargs)
-
-    def _remove_layers(self, which) -> None:
-        for index in reversed(range(len(self.viewer.layers))):
-            role = role_of(self.viewer.layers[index])
-            if role is not None and which(role):
-                self.viewer.layers.pop(index)
-
     def own_layer(self, role: str):
         """The layer this plugin added for ``role`` (``"targets"``, ``"temperature left"``...), or None."""
-        return next((layer for layer in self.viewer.layers if role_of(layer) == role), None)
+        return own_layer(self.viewer, role)
 
     # ================================================================== closing
     def shutdown(self) -> None:
