@@ -62,7 +62,7 @@ def test_any_input_change_drops_the_result(located):
     assert session.result is None and np.allclose(session.found.targets[0].ras_mm, moved)
     # the scan layer was closed
     session, _ = _session_with_result(located)
-    session.scan_removed(["something else"])
+    session.scans_changed(["something else"])
     assert session.found is None and session.result is None
 
 
@@ -82,6 +82,9 @@ def test_simulate_needs_a_target_when_a_scan_is_open(located):
     session.set_protocol(load_protocol(FAST_PROTOCOL))
     assert session.simulate_blocker(has_scan=False) is None  # the phantom, in its own view
     assert "locate a target first" in session.simulate_blocker(has_scan=True)
+    assert session.set_result(object(), session.provenance_now())  # a phantom result...
+    session.scans_changed(["ch2"])
+    assert session.result is None  # ...is dropped once a scan is open
     session.set_protocol(None)
     assert "protocol has an error" in session.simulate_blocker(has_scan=False)
 
@@ -152,6 +155,10 @@ def test_lesion_follows_time(phantom):
     low, high = temperature[1]["contrast_limits"]
     assert low == 37.0 and high == pytest.approx(max(s["peak_temperature_c"] for s in phantom.to_dict()["sonications"]))
     assert all(layer[1]["metadata"]["fusplan_role"] == role for role, layer in movie["layers"].items())
+    from napari_fusplan._layers import TARGET_COLOUR
+
+    colours = movie["layers"]["lesion"][1]["colormap"]
+    assert TARGET_COLOUR not in (colours[1], colours[2]) and colours[1] != colours[2]  # 17, 240, ring: distinct
 
 
 def _document(focus_dose_after_verification: float) -> dict:

@@ -135,7 +135,10 @@ def test_target_typed_in_acpc_coordinates_with_given_ac_pc(make_napari_viewer, q
 def test_with_a_scan_simulate_needs_a_target_and_never_draws_phantom_heat(make_napari_viewer, qtbot):
     viewer, widget = make_planner(make_napari_viewer)
     widget.editor.load(FAST_PROTOCOL)
+    run(qtbot, widget, widget.simulate)  # no scan: the phantom
+    assert widget.own_layer("temperature") is not None
     viewer.open_sample("fusplan", "ch2")
+    assert widget.result is None and widget.own_layer("temperature") is None  # no phantom heat over the head
     assert not widget.plan.simulate_button.isEnabled()
     assert "locate a target first" in widget.plan.reason.text()
     assert "Locate target" in widget.status.text()  # the status line follows the state
@@ -229,6 +232,7 @@ def test_screenshots_of_the_key_states(make_napari_viewer, qtbot, registration, 
         assert path.parent == tmp_path
         rgb = _png(path)[..., :3].astype(float)
         assert rgb.std() > 10, f"blank screenshot {name}"
+    assert "slice" in viewer.text_overlay.text  # back in 2D (capture ends there)
     hot = _png(shots["lesion_3d"])[..., :3].astype(int)
     assert ((hot[..., 0] > 200) & (hot[..., 2] < 120)).sum() > 20  # warm colours on the 3D canvas
     grey = (np.abs(hot[..., 0] - hot[..., 1]) < 8) & (np.abs(hot[..., 1] - hot[..., 2]) < 8)

@@ -101,10 +101,16 @@ class PlanSession:
         if self.result is not None and (protocol is None or self.provenance.protocol != protocol_key(protocol)):
             self.clear_result()
 
-    def scan_removed(self, names) -> None:
-        """The viewer's scan layers are now ``names``: forget targets on a scan that left."""
+    def scans_changed(self, names) -> None:
+        """The viewer's scan layers are now ``names``.
+
+        Targets on a scan that left are dropped, and so is a phantom result once a scan
+        is open (phantom heat is never drawn over a patient).
+        """
         if self.form.scan is not None and self.form.scan not in names and self.found is not None:
             self.clear_targets()
+        if names and self.result is not None and self.provenance.scan is None:
+            self.clear_result()
 
     # ------------------------------------------------------------ targets
     def set_targets(self, scan, found, form: TargetingForm) -> bool:

@@ -115,7 +115,7 @@ class PlanningWidget(QWidget):
     def _refresh_scans(self, *_) -> None:
         names = self.scan_names()
         self.plan.set_scans(names)
-        self.session.scan_removed(names)
+        self.session.scans_changed(names)
         self._update()
 
     def _form_changed(self, *_) -> None:
@@ -362,6 +362,7 @@ class PlanningWidget(QWidget):
         own = [(role_of(layer), layer) for layer in self.viewer.layers if role_of(layer) is not None]
         look = view.three_d_look if self.viewer.dims.ndisplay == 3 else view.two_d_look
         look(self.viewer, scans, own)
+        self._on_dims()  # the overlay names the slice in 2D only
 
     def show_3d(self) -> None:
         """3D view around the focus (or the first target)."""
