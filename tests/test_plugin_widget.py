@@ -1,5 +1,11 @@
-"""napari plugin: planning widget, protocol editor, simulation view, results and teaching (Xvfb)."""
+"""napari plugin GUI without a scan: docking, protocol editor, phantom simulation, export, cancel, close (Xvfb).
+
+Every widget here is opened the way napari users open it
+(``viewer.window.add_plugin_dock_widget``), so it sees napari's proxy viewer.
+"""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -7,111 +13,118 @@ import pytest
 pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
-from plugin_support import FAST_PROTOCOL, wait_idle  # noqa: E402
+from plugin_support import FAST_PROTOCOL, dock_planner, run  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-WAIT_MS = 120_000
-
 
 @pytest.fixture
-def planner(make_napari_viewer, qtbot):
-    """A viewer with the planning widget docked (no scan)."""
-    from napari_fusplan._widget import PlanningWidget
-
+def planner(make_napari_viewer):
     viewer = make_napari_viewer()
-    widget = PlanningWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="planner")
-    return viewer, widget
+    return viewer, dock_planner(viewer)
 
 
-def test_widget_is_offered_by_the_plugin_menu(make_napari_viewer):
+def test_widget_is_offered_by_the_plugin_menu(planner):
     from npe2 import PluginManager
 
     manager = PluginManager.instance()
-    manager.discover()
     widgets = [w.display_name for w in manager.iter_widgets() if w.command.startswith("fusplan.")]
     assert widgets == ["Thalamotomy planner"]
-    viewer = make_napari_viewer()
-    dock, widget = viewer.window.add_plugin_dock_widget("fusplan", "Thalamotomy planner")
-    assert type(widget).__name__ == "PlanningWidget"
-
-
-def test_protocol_editor_validates_as_you_edit(planner, tmp_path):
-    from fusplan.protocol import default_protocol_path, load_protocol
-
     _, widget = planner
+    assert type(widget).__name__ == "PlanningWidget"
+    assert "No scan: Simulate runs the tissue phantom" in widget.status.text()
+
+
+def test_protocol_errors_name_the_table_row_and_colour_the_cell(planner, qtbot):
+    from fusplan.protocol import default_protocol_path, load_protocol
+    from napari_fusplan._protocol_editor import BAD_CELL, COLUMNS
+    from qtpy.QtCore import Qt
+
+    viewer, widget = planner
     editor = widget.editor
-    bundled = load_protocol(default_protocol_path("clt"))
-    assert editor.protocol.sonications == bundled.sonications
-    editor.set_cell(1, "duration_s", 0)
+    assert editor.protocol.sonications == load_protocol(default_protocol_path("clt")).sonications
+    editor.set_cell(2, "duration_s", 0)
     assert editor.protocol is None
-    assert "sonications[1].duration_s must be > 0" in editor.status.text()
-    assert not widget.simulate_button.isEnabled()
-    editor.set_cell(1, "duration_s", 12)
+    assert editor.status.text().startswith("row 3, duration_s: must be > 0")  # table row 3 = sonications[2]
+    item = editor.table.item(2, COLUMNS.index("duration_s"))
+    assert item.background().color() == BAD_CELL
+    assert not widget.plan.simulate_button.isEnabled()
+    assert "protocol has an error" in widget.plan.reason.text()
+    assert "protocol has an error" in widget.plan.simulate_button.toolTip()
+    editor.set_cell(2, "duration_s", 12)
+    assert item.background().style() == Qt.BrushStyle.NoBrush and widget.plan.simulate_button.isEnabled()
     editor.set_cell(0, "power by", "power_w")
     editor.set_cell(0, "value", 90)
-    assert editor.protocol is not None and widget.simulate_button.isEnabled()
     assert editor.protocol.sonications[0].power_w == 90
-    saved = load_protocol(editor.save(tmp_path / "edited.yaml"))
-    assert saved.sonications == editor.protocol.sonications
-    editor.set_cell(2, "repeat", 0)
-    assert "sonications[2].repeat must be between 1 and" in editor.status.text()
-    editor.set_cell(2, "stage", "verification")
-    editor.set_cell(2, "repeat", 2)
-    assert [s.stage for s in editor.protocol.sonications[:4]] == ["alignment", "verification", "verification",
-                                                                 "verification"]
+    assert editor.table.item(0, COLUMNS.index("value")).toolTip() == "W"
+    assert editor.table.cellWidget(0, COLUMNS.index("power by")).currentText() == "power (W)"
+    headers = [editor.table.horizontalHeaderItem(c).text() for c in range(len(COLUMNS))]
+    assert headers[3:] == ["on (s)", "cool (s)", "repeat", "offset (mm)"]
+    viewer.window.show()
+    widget.tabs.setCurrentWidget(editor)
+    qtbot.waitUntil(editor.isVisible, timeout=5000)
+    assert not editor.table.horizontalScrollBar().isVisible()  # every column on screen
 
 
 def test_phantom_simulation_view_matches_library(planner, qtbot):
-    from fusplan.planner import simulate
-    from fusplan.protocol import load_protocol
-    from napari_fusplan import _session as session
+    from fusplan import load_protocol, simulate
+    from napari_fusplan._tables import nuclei_rows, table
 
     viewer, widget = planner
     widget.editor.load(FAST_PROTOCOL)
-    widget.simulate()
-    wait_idle(qtbot, widget, WAIT_MS)
+    assert widget.plan.simulate_button.isEnabled()  # no scan: the phantom is fine
+    run(qtbot, widget, widget.simulate)
     expected = simulate(load_protocol(FAST_PROTOCOL)).to_dict()
     assert widget.document == expected
-    # results panel: the same numbers as the CLI JSON
+    assert "in the tissue phantom" in widget.results.summary.text()
     for name, rows in (("sonications", expected["sonications"]), ("lesions", expected["lesions"]),
-                       ("nuclei", session.nuclei_rows(expected))):
-        assert widget.results_table(name) == session.table(rows)
-    # layers: temperature movie with a fixed labelled colour scale, dose, lesion regions
-    temperature = widget.layer("temperature")
+                       ("nuclei", nuclei_rows(expected))):
+        assert widget.results.cells(name) == table(rows)
+    header, _ = widget.results.cells("lesions")
+    assert header[:4] == ["threshold_cem43", "volume_mm3", "equivalent_diameter_mm", "lr_mm"]  # first, not off-screen
+    temperature = widget.own_layer("temperature")
     assert temperature.ndim == 4 and temperature.data.shape[0] == len(widget.frame_times_s)
-    assert tuple(temperature.contrast_limits) == (37.0, 60.0)
-    assert temperature.colormap.name == "inferno" and temperature.colorbar.visible
-    assert float(temperature.data.max()) == pytest.approx(max(s["peak_temperature_c"] for s in expected["sonications"]),
-                                                          abs=0.5)
-    lesion = widget.layer("lesion")
-    assert set(np.unique(lesion.data)) <= {0, 1, 2} and (lesion.data == 2).any()
-    assert widget.layer("dose").data.max() >= np.log10(240)
-    # teaching mode: one step per stage, slider at that stage's peak, numbers in the text
-    assert [s["stage"] for s in widget.steps] == ["alignment", "verification", "treatment"]
-    for index, step in enumerate(widget.steps):
+    peak_c = max(s["peak_temperature_c"] for s in expected["sonications"])
+    assert tuple(temperature.contrast_limits) == pytest.approx((37.0, peak_c))
+    assert "°C" in temperature.name and temperature.colorbar.visible
+    lesion = widget.own_layer("lesion")
+    assert lesion.data.shape[0] == temperature.data.shape[0]  # the lesion follows time
+    assert widget.scan_names() == []  # no simulation layer is offered as a scan
+    steps = widget.teaching.steps
+    assert [s["stage"] for s in steps] == ["alignment", "verification", "treatment"]
+    for index, step in enumerate(steps):
         widget.show_step(index)
         assert widget.frame_times_s[widget.current_frame()] == pytest.approx(step["time_s"])
         assert step["stage"] in viewer.text_overlay.text
+        frame = widget.current_frame()
+        focus = np.asarray(temperature.data[frame]).max()
         sonication = next(s for s in expected["sonications"] if s["stage"] == step["stage"])
-        assert f"{sonication['peak_temperature_c']:.1f} °C" in step["text"]
-    assert widget._plot is not None and widget._plot.cursor.get_xdata()[0] == pytest.approx(widget.steps[-1]["time_s"])
+        assert focus == pytest.approx(sonication["peak_temperature_c"], abs=0.05)  # hover = the model's value
+        shown = (np.asarray(lesion.data[frame]) > 0).any()
+        assert shown == (step["stage"] == "treatment")  # no lesion during alignment / verification
+    assert widget._plot.cursors[0].get_xdata()[0] == pytest.approx(steps[-1]["time_s"])
+    ratio = widget.timings_s["plugin_job_s"] / widget.timings_s["library_s"]
+    print(f"\nplugin Simulate job / library simulate: {ratio:.2f}")
 
 
-def test_export_writes_the_cli_report(planner, qtbot, tmp_path):
-    import json
-
+def test_export_writes_the_cli_report_and_never_a_stale_one(planner, qtbot, tmp_path):
     _, widget = planner
     widget.editor.load(FAST_PROTOCOL)
-    widget.simulate()
-    wait_idle(qtbot, widget, WAIT_MS)
-    widget.export_plan(tmp_path / "plan")
-    wait_idle(qtbot, widget, WAIT_MS)
+    run(qtbot, widget, widget.simulate)
+    assert widget.plan.export_button.isEnabled()
+    run(qtbot, widget, lambda: widget.export_plan(tmp_path / "plan"))
     written = json.loads((tmp_path / "plan" / "report.json").read_text())
-    assert written["sonications"][0]["index"] == 1
-    assert written["protocol"] == widget.document["protocol"]
-    assert (tmp_path / "plan" / "dose_cem43.nii.gz").is_file()
+    from fusplan.report import dumps_json
+
+    assert written["sonications"] == json.loads(dumps_json(widget.document))["sonications"]
+    widget.editor.set_cell(2, "value", 57)  # an edit: the result no longer matches the protocol
+    assert widget.result is None and widget.document is None
+    assert not widget.plan.export_button.isEnabled()
+    assert widget.own_layer("temperature") is None and widget.own_layer("lesion") is None
+    assert widget.teaching.steps == [] and widget.viewer.text_overlay.text == ""
+    assert widget._plot.canvases == []
+    widget.export_plan(tmp_path / "stale")
+    assert not (tmp_path / "stale").exists() and "no current result" in widget.status.text()
 
 
 def test_cancel_stops_the_worker(planner, qtbot):
@@ -119,6 +132,22 @@ def test_cancel_stops_the_worker(planner, qtbot):
     widget.editor.load(FAST_PROTOCOL)
     widget.simulate()
     widget.cancel()
-    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert widget.last_error == "cancelled" and widget.result is None
-    assert widget.simulate_button.isEnabled()
+    assert widget.plan.simulate_button.isEnabled()
+    assert widget.own_layer("temperature") is None
+
+
+def test_closing_the_dock_stops_the_worker(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = dock_planner(viewer)
+    widget.editor.load(FAST_PROTOCOL)
+    widget.simulate()
+    runner = widget.runner
+    viewer.window.remove_dock_widget(widget)  # what the dock's close button does
+    assert runner.closed
+    qtbot.waitUntil(lambda: not runner.busy, timeout=60_000)
+    qtbot.wait(100)
+    assert [layer.name for layer in viewer.layers] == []  # nothing added after closing
+    again = dock_planner(viewer)
+    assert again.scan_names() == [] and again.result is None

@@ -1,44 +1,65 @@
-"""Focus temperature and dose versus time, as a Qt canvas for a napari dock."""
+"""Focus temperature and dose versus time, one panel per side, as a Qt canvas for a napari dock."""
 from __future__ import annotations
 
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QWidget
 
 
 class FocusPlot(QWidget):
-    """:func:`fusplan.figures.focus_figure` (the ``fusplan demo`` plot) with a time cursor.
+    """:func:`fusplan.figures.focus_figure` (the ``fusplan demo`` plot) per side, with a time cursor.
 
-    The figure shows the temperature of the hottest point against time with the
-    stages shaded and the accumulated CEM43 dose at the focus on a log axis.
+    Each panel shows the temperature of that side's hottest point against time with the
+    stages shaded and the accumulated CEM43 dose at the focus on a log axis. The cursor
+    is blitted over a saved background, so moving the time slider does not redraw the
+    figure.
     """
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.layout_ = QVBoxLayout(self)
+        self.layout_ = QHBoxLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
-        self.canvas = None
-        self.cursor = None
+        self.canvases: list = []
+        self.cursors: list = []
+        self._backgrounds: dict = {}
 
-    def show_result(self, document: dict, side: str | None = None) -> None:
-        """Draw the focus curve of a JSON report (``SimulationResult.to_dict()``)."""
+    def show_result(self, document: dict, sides) -> None:
+        """Draw the focus curves of a JSON report (``SimulationResult.to_dict()``) for ``sides``."""
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
         from fusplan.figures import focus_figure
 
-        figure = focus_figure(document, side=side)
-        figure.set_size_inches(8, 3.2)
-        canvas = FigureCanvasQTAgg(figure)
-        canvas.setMinimumHeight(220)
-        if self.canvas is not None:
-            self.layout_.removeWidget(self.canvas)
-            self.canvas.deleteLater()
-        self.canvas = canvas
-        self.layout_.addWidget(canvas)
-        axes = figure.axes[0]
-        self.cursor = axes.axvline(axes.get_xlim()[0], color="#1f77b4", lw=1.2)
-        canvas.draw_idle()
+        self.clear()
+        for side in sides:
+            figure = focus_figure(document, side=side, title=f"{side} side" if side else "phantom")
+            figure.set_size_inches(8 / max(len(sides), 1) + 2, 3.2)
+            canvas = FigureCanvasQTAgg(figure)
+            canvas.setMinimumHeight(220)
+            self.layout_.addWidget(canvas)
+            axes = figure.axes[0]
+            cursor = axes.axvline(axes.get_xlim()[0], color="#1f77b4", lw=1.2, animated=True)
+            canvas.mpl_connect("draw_event", lambda _, canvas=canvas, cursor=cursor: self._saved(canvas, cursor))
+            self.cursors.append(cursor)
+            self.canvases.append(canvas)
+            canvas.draw_idle()
+
+    def _saved(self, canvas, cursor) -> None:
+        self._backgrounds[id(canvas)] = canvas.copy_from_bbox(canvas.figure.bbox)
+        cursor.axes.draw_artist(cursor)
+
+    def clear(self) -> None:
+        """No result: no curves."""
+        for canvas in self.canvases:
+            self.layout_.removeWidget(canvas)
+            canvas.deleteLater()
+        self.canvases, self.cursors, self._backgrounds = [], [], {}
 
     def set_time(self, time_s: float) -> None:
-        """Move the cursor line to ``time_s``."""
-        if self.cursor is not None:
-            self.cursor.set_xdata([time_s, time_s])
-            self.canvas.draw_idle()
+        """Move the cursor lines to ``time_s``."""
+        for canvas, cursor in zip(self.canvases, self.cursors):
+            cursor.set_xdata([time_s, time_s])
+            background = self._backgrounds.get(id(canvas))
+            if background is None:
+                canvas.draw_idle()
+                continue
+            canvas.restore_region(background)
+            cursor.axes.draw_artist(cursor)
+            canvas.blit(canvas.figure.bbox)

@@ -1,11 +1,16 @@
-"""A table editor for the sonications of a protocol, validated as you type."""
+"""A table editor for the sonications of a protocol, validated as you type.
+
+Errors name the table row (1-based, as shown) and colour the offending cell.
+"""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
-from qtpy.QtCore import Signal
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -24,6 +29,18 @@ from fusplan.protocol import BUNDLED_PROTOCOLS, POWER_KEYS, STAGES, default_prot
 
 #: Table columns: stage, which power key, its value, duration, cooling, repeat, offset.
 COLUMNS = ("stage", "power by", "value", "duration_s", "cooling_s", "repeat", "offset_mm")
+#: Header texts (units shown) and widths (px) of the columns, so all fit without scrolling.
+HEADERS = ("stage", "power by", "value", "on (s)", "cool (s)", "repeat", "offset (mm)")
+WIDTHS = (112, 108, 52, 50, 56, 50, 78)
+#: What the value column holds for each power key, with its unit.
+VALUE_UNITS = {"power_w": "W", "absorbed_power_w": "W absorbed", "peak_c": "°C peak"}
+#: Power choices as shown, with units.
+POWER_LABELS = {"power_w": "power (W)", "absorbed_power_w": "absorbed (W)", "peak_c": "peak (°C)"}
+#: Protocol key of an error -> table column.
+KEY_COLUMNS = {**{key: "value" for key in POWER_KEYS}, "duration_s": "duration_s", "cooling_s": "cooling_s",
+               "repeat": "repeat", "offset_mm": "offset_mm", "stage": "stage"}
+BAD_CELL = QColor("#8b1e2d")
+_ERROR_PATTERN = re.compile(r"sonications\[(\d+)\](?:\.(\w+))?")
 
 
 class ProtocolEditor(QWidget):
@@ -58,10 +75,14 @@ class ProtocolEditor(QWidget):
 
         self.name_label = QLabel()
         self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setHorizontalHeaderLabels(HEADERS)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        for column, width in enumerate((118, 125, 45, 75, 70, 55, 90)):
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for column, width in enumerate(WIDTHS):
             self.table.setColumnWidth(column, width)
+        self.table.setMinimumWidth(sum(WIDTHS) + self.table.verticalHeader().sizeHint().width() + 8)
+        self.setMinimumWidth(self.table.minimumWidth() + 24)
+        self.bad_cell: tuple[int, str] | None = None
         self.table.itemChanged.connect(self._validate)
         add_row = QPushButton("Add sonication")
         add_row.clicked.connect(self.add_row)
@@ -90,7 +111,8 @@ class ProtocolEditor(QWidget):
         for entry in self._base.get("sonications", []):
             self._append(entry)
         self._loading = False
-        self.name_label.setText(f"<b>{protocol.name}</b>" + (f" ({Path(protocol.source).name})" if protocol.source else ""))
+        source = f" ({Path(protocol.source).name})" if protocol.source else ""
+        self.name_label.setText(f"<b>{protocol.name}</b>{source}")
         self._validate()
 
     def mapping(self) -> dict:
@@ -142,7 +164,9 @@ class ProtocolEditor(QWidget):
         """Set one cell (as a user would) and validate."""
         col = COLUMNS.index(column)
         widget = self.table.cellWidget(row, col)
-        if isinstance(widget, QComboBox):
+        if isinstance(widget, QComboBox) and widget.findData(value) >= 0:
+            widget.setCurrentIndex(widget.findData(value))
+        elif isinstance(widget, QComboBox):
             widget.setCurrentText(str(value))
         else:
             self.table.item(row, col).setText(str(value))
@@ -158,9 +182,10 @@ class ProtocolEditor(QWidget):
         self.table.setCellWidget(row, 0, stage)
         power_key = next((k for k in POWER_KEYS if k in entry), "peak_c")
         power = QComboBox()
-        power.addItems(POWER_KEYS)
-        power.setCurrentText(power_key)
-        power.currentTextChanged.connect(self._validate)
+        for key in POWER_KEYS:
+            power.addItem(POWER_LABELS[key], key)
+        power.setCurrentIndex(POWER_KEYS.index(power_key))
+        power.currentIndexChanged.connect(self._validate)
         self.table.setCellWidget(row, 1, power)
         offset = entry.get("offset_mm")
         texts = [_text(entry.get(power_key)), _text(entry.get("duration_s")), _text(entry.get("cooling_s", 0)),
@@ -168,10 +193,17 @@ class ProtocolEditor(QWidget):
         for col, text in enumerate(texts, start=2):
             self.table.setItem(row, col, QTableWidgetItem(text))
         self._loading = was_loading
+        self._show_units(row)
+
+    def _show_units(self, row: int) -> None:
+        """The value cell's tooltip and the row's header name the unit of the chosen power key."""
+        item = self.table.item(row, 2)
+        if item is not None:
+            item.setToolTip(VALUE_UNITS[self.table.cellWidget(row, 1).currentData()])
 
     def _row_mapping(self, row: int) -> dict:
         entry = {"stage": self.table.cellWidget(row, 0).currentText()}
-        entry[self.table.cellWidget(row, 1).currentText()] = _parse(self.table.item(row, 2).text())
+        entry[self.table.cellWidget(row, 1).currentData()] = _parse(self.table.item(row, 2).text())
         entry["duration_s"] = _parse(self.table.item(row, 3).text())
         entry["cooling_s"] = _parse(self.table.item(row, 4).text())
         repeat = self.table.item(row, 5).text().strip()
@@ -185,16 +217,47 @@ class ProtocolEditor(QWidget):
     def _validate(self, *_) -> None:
         if self._loading:
             return
+        self._highlight(None)
+        for row in range(self.table.rowCount()):
+            self._show_units(row)
         try:
             protocol = load_protocol(self.mapping())
         except FusplanInputError as error:
             self.protocol = None
-            self._show_error(str(error))
+            self._show_error(self._table_error(str(error)))
         else:
             self.protocol, self.error = protocol, None
             self.status.setStyleSheet("color: #3fb950;")
             self.status.setText(f"valid: {len(protocol.sonications)} sonications, {protocol.total_time_s:.0f} s in all")
         self.changed.emit()
+
+    def _table_error(self, message: str) -> str:
+        """``sonications[2].repeat ...`` -> ``row 3, repeat: ...`` with that cell coloured."""
+        match = _ERROR_PATTERN.search(message)
+        if match is None or int(match.group(1)) >= self.table.rowCount():
+            return message
+        row, key = int(match.group(1)), match.group(2)
+        self._highlight((row, KEY_COLUMNS.get(key, "stage")))
+        where = f"row {row + 1}" + (f", {key}" if key else "")
+        return f"{where}: " + message[match.end():].lstrip(" .:") if message.startswith("protocol: ") else \
+            message.replace(match.group(0), where)
+
+    def _highlight(self, cell: tuple[int, str] | None) -> None:
+        """Colour the bad cell (and un-colour the previous one)."""
+        for target, brush in ((self.bad_cell, QBrush()), (cell, QBrush(BAD_CELL))):
+            if target is None:
+                continue
+            item = self.table.item(target[0], COLUMNS.index(target[1]))
+            if item is not None:
+                self._loading, was = True, self._loading
+                item.setBackground(brush)
+                self._loading = was
+            else:
+                widget = self.table.cellWidget(target[0], COLUMNS.index(target[1]))
+                if widget is not None:
+                    bad = brush.style() != Qt.BrushStyle.NoBrush
+                    widget.setStyleSheet(f"background: {BAD_CELL.name()};" if bad else "")
+        self.bad_cell = cell
 
     def _show_error(self, message: str) -> None:
         self.error = message

@@ -1,0 +1,55 @@
+"""Qt-free jobs the widget runs in a worker: each is ``job(progress) -> value``.
+
+``progress(fraction, message)`` is the library's callback; raising inside it (the
+runner does, on cancel) stops the job at its next report.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+#: Share of the Simulate progress bar for the library call; the rest integrates the lesion over time
+#: (about 1.2-1.5 times the library's time on the bundled CLT protocol, see the plugin tests' ratio).
+SIMULATION_SHARE = 0.45
+
+
+def locate(layer, options: dict, name: str):
+    """Read the scan of ``layer``, locate targets (:func:`fusplan.locate_targets`), reslice if oblique."""
+    def job(progress):
+        from fusplan import locate_targets
+
+        from ._layers import resliced_scan_layer, scan_from_layer
+
+        scan = scan_from_layer(layer)
+        found = locate_targets(scan, progress=progress, **options)
+        return scan, found, resliced_scan_layer(scan, name)
+
+    return job
+
+
+def simulate(protocol, scan, found, timings_s: dict):
+    """:func:`fusplan.simulate`, then the display layers; wall times go to ``timings_s``."""
+    def job(progress):
+        from fusplan import simulate as run
+
+        from ._movie import simulation_layers
+
+        start_s = time.perf_counter()
+        result = run(protocol, scan=scan, targets=found, progress=lambda f, m="": progress(SIMULATION_SHARE * f, m))
+        timings_s["library_s"] = time.perf_counter() - start_s
+        movies = simulation_layers(result, lambda f, m: progress(SIMULATION_SHARE + (1 - SIMULATION_SHARE) * f, m))
+        timings_s["plugin_job_s"] = time.perf_counter() - start_s
+        return result, movies
+
+    return job
+
+
+def export(result, directory: Path, scan):
+    """:func:`fusplan.report.write_report` of ``result`` into ``directory``."""
+    def job(progress):
+        from fusplan.report import write_report
+
+        progress(0.0, f"writing {directory}")
+        return write_report(result, directory, scan=scan)
+
+    return job

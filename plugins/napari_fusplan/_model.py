@@ -1,0 +1,186 @@
+"""The Qt-free session model: inputs, the targets and the result computed from them.
+
+A :class:`PlanSession` holds what the user chose (scan, targeting form, protocol),
+the :class:`~fusplan.targeting.TargetingResult` located from a scan and form, and
+the :class:`~fusplan.planner.SimulationResult` simulated from targets and protocol.
+Each result remembers the inputs it was computed from (a :class:`Provenance`); any
+change of those inputs drops it, and a result that comes back from a worker after
+its inputs changed is refused. A result therefore never outlives its inputs.
+
+Listeners (plain callables, no Qt) hear ``"targets"`` or ``"result"`` whenever one
+appears or is dropped, and ``"moved"`` when a target point was dragged; the widgets
+redraw from the session.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ._layers import move_target, target_label
+
+
+@dataclass(frozen=True)
+class TargetingForm:
+    """What the Plan tab asks for: a scan layer and how to locate the target(s)."""
+
+    scan: str | None = None
+    atlas: str = "morel"
+    sides: tuple[str, ...] = ("left",)
+    target: str = "CLp"
+    settings: str = "standard"
+    registration: str | None = None
+    acpc_mm: tuple | None = None
+    ac_mm: tuple | None = None
+    pc_mm: tuple | None = None
+
+    def locate_options(self) -> dict:
+        """Keyword arguments of :func:`fusplan.locate_targets`."""
+        options = {"atlas": self.atlas, "sides": self.sides, "target": self.target, "settings": self.settings}
+        for key in ("registration", "acpc_mm", "ac_mm", "pc_mm"):
+            if getattr(self, key) is not None:
+                options[key] = getattr(self, key)
+        return options
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The inputs a simulation was computed from (compared whole, so any change shows)."""
+
+    scan: str | None
+    targets: tuple = ()
+    protocol: str = ""
+    protocol_name: str = ""
+    labels: tuple[str, ...] = field(default=())
+
+    def describe(self) -> str:
+        """``"Gaussian demo at CLp left on ch2"`` / ``"... in the phantom (no scan)"``."""
+        where = f"at {', '.join(self.labels)} on {self.scan}" if self.scan else "in the tissue phantom (no scan)"
+        return f"{self.protocol_name} {where}"
+
+
+def protocol_key(protocol) -> str:
+    """A canonical text of a protocol's mapping (edits of any cell change it)."""
+    return json.dumps(protocol.spec, sort_keys=True, default=str)
+
+
+class PlanSession:
+    """Inputs, targets and result of one planning session, kept consistent."""
+
+    def __init__(self):
+        self.form = TargetingForm()
+        self.protocol = None
+        self.scan = None
+        self.found = None
+        self._found_form: TargetingForm | None = None
+        self.result = None
+        self.provenance: Provenance | None = None
+        self._listeners: list[Callable[[str], None]] = []
+
+    # ------------------------------------------------------------ listeners
+    def subscribe(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener("targets")`` / ``listener("result")`` when either changes."""
+        self._listeners.append(listener)
+
+    def _emit(self, what: str) -> None:
+        for listener in list(self._listeners):
+            listener(what)
+
+    # ------------------------------------------------------------ inputs
+    def set_form(self, form: TargetingForm) -> None:
+        """New targeting inputs: targets placed from other inputs (and their result) are dropped."""
+        self.form = form
+        if self.found is not None and self._found_form != form:
+            self.clear_targets()
+
+    def set_protocol(self, protocol) -> None:
+        """New (or edited, or invalid: None) protocol: a result of another protocol is dropped."""
+        self.protocol = protocol
+        if self.result is not None and (protocol is None or self.provenance.protocol != protocol_key(protocol)):
+            self.clear_result()
+
+    def scans_changed(self, names) -> None:
+        """The viewer's scan layers are now ``names``.
+
+        Targets on a scan that left are dropped, and so is a phantom result once a scan
+        is open (phantom heat is never drawn over a patient).
+        """
+        if self.form.scan is not None and self.form.scan not in names and self.found is not None:
+            self.clear_targets()
+        if names and self.result is not None and self.provenance.scan is None:
+            self.clear_result()
+
+    # ------------------------------------------------------------ targets
+    def set_targets(self, scan, found, form: TargetingForm) -> bool:
+        """Accept located targets; refused (False) if the form changed while locating."""
+        if form != self.form:
+            return False
+        self.scan, self.found, self._found_form = scan, found, form
+        self.clear_result()
+        self._emit("targets")
+        return True
+
+    def move_target(self, index: int, ras_mm) -> bool:
+        """A target was dragged to ``ras_mm``: targets follow, the result is dropped (True if it moved)."""
+        if self.found is None or np.allclose(ras_mm, self.found.targets[index].ras_mm, atol=1e-6):
+            return False
+        self.found = move_target(self.found, index, ras_mm)
+        self.clear_result()
+        self._emit("moved")
+        return True
+
+    def clear_targets(self) -> None:
+        self.scan = self.found = self._found_form = None
+        self.clear_result()
+        self._emit("targets")
+
+    def reusable_registration(self, form: TargetingForm):
+        """The registration of the current targets if ``form`` differs only in where the targets go."""
+        if self.found is None or self._found_form is None:
+            return None
+        same = (self._found_form.scan, self._found_form.atlas, self._found_form.settings) == \
+            (form.scan, form.atlas, form.settings)
+        return self.found.registration if same and form.registration is None else None
+
+    # ------------------------------------------------------------ simulation
+    def simulate_blocker(self, has_scan: bool) -> str | None:
+        """Why Simulate cannot run now (None if it can)."""
+        if self.protocol is None:
+            return "the protocol has an error (see the Protocol tab)"
+        if has_scan and self.found is None:
+            return "locate a target first: with a scan open, Simulate runs at the target (never the phantom)"
+        return None
+
+    def next_step(self, has_scan: bool) -> str:
+        """What the user sees now and can do next (the status line when nothing runs)."""
+        if self.result is not None:
+            return f"showing the result of {self.provenance.describe()}: slider = time, or the Teaching tab"
+        if self.found is not None:
+            return "target located: drag the target point to move it; Simulate runs the protocol there"
+        if has_scan:
+            return "Choose the atlas, side and target, then Locate target."
+        return "No scan: Simulate runs the tissue phantom, or open a scan (File > Open Sample > fusplan)."
+
+    def provenance_now(self) -> Provenance:
+        """The inputs a simulation started now would be computed from."""
+        targets = () if self.found is None else tuple(
+            (t.side, t.name, tuple(np.round(np.asarray(t.ras_mm, dtype=float), 6))) for t in self.found.targets)
+        labels = () if self.found is None else tuple(target_label(t) for t in self.found.targets)
+        return Provenance(scan=self.form.scan if self.found is not None else None, targets=targets,
+                          protocol=protocol_key(self.protocol), protocol_name=self.protocol.name, labels=labels)
+
+    def set_result(self, result, provenance: Provenance) -> bool:
+        """Accept a simulation; refused (False) if its inputs changed while it ran."""
+        if self.protocol is None or provenance != self.provenance_now():
+            return False
+        self.result, self.provenance = result, provenance
+        self._emit("result")
+        return True
+
+    def clear_result(self) -> None:
+        had = self.result is not None
+        self.result = self.provenance = None
+        if had:
+            self._emit("result")

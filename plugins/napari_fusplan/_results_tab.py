@@ -1,0 +1,85 @@
+"""The Results tab: what the result belongs to, sonication / lesion / nucleus tables, the JSON report."""
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QGroupBox,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._tables import nuclei_rows, table
+
+EMPTY_TEXT = "No result: Simulate to see one. A result is dropped as soon as its scan, target or protocol changes."
+
+
+class ResultsTab(QScrollArea):
+    """Shows one result (``show``) or none (``clear``)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        inner = QWidget()
+        self.setWidget(inner)
+        self.summary = QLabel(EMPTY_TEXT)
+        self.summary.setWordWrap(True)
+        self.tables = {name: _table() for name in ("lesions", "nuclei", "sonications")}
+        self.json_view = QPlainTextEdit()
+        self.json_view.setReadOnly(True)
+        self.json_view.setMinimumHeight(160)
+        layout = QVBoxLayout(inner)
+        layout.addWidget(self.summary)
+        for title, widget in (("Lesions", self.tables["lesions"]), ("Nucleus overlap", self.tables["nuclei"]),
+                              ("Sonications", self.tables["sonications"]),
+                              ("JSON report (as the CLI prints it)", self.json_view)):
+            box = QGroupBox(title)
+            QVBoxLayout(box).addWidget(widget)
+            layout.addWidget(box)
+
+    def show(self, document: dict, provenance) -> None:  # noqa: A003 (Qt-style name)
+        from fusplan.report import dumps_json
+
+        for name, rows in (("sonications", document["sonications"]), ("lesions", document.get("lesions", [])),
+                           ("nuclei", nuclei_rows(document))):
+            _fill(self.tables[name], *table(rows))
+        self.json_view.setPlainText(dumps_json(document))
+        self.summary.setText(f"<b>Result of {provenance.describe()}</b>: {len(document['sonications'])} sonications")
+
+    def clear(self) -> None:
+        for widget in self.tables.values():
+            _fill(widget, [], [])
+        self.json_view.setPlainText("")
+        self.summary.setText(EMPTY_TEXT)
+
+    def cells(self, name: str) -> tuple[list[str], list[list[str]]]:
+        """Header and cell texts of the ``"sonications"``, ``"lesions"`` or ``"nuclei"`` table."""
+        widget = self.tables[name]
+        header = [widget.horizontalHeaderItem(c).text() for c in range(widget.columnCount())]
+        return header, [[widget.item(r, c).text() for c in range(widget.columnCount())]
+                        for r in range(widget.rowCount())]
+
+
+def _table() -> QTableWidget:
+    widget = QTableWidget(0, 0)
+    widget.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    widget.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    widget.verticalHeader().setVisible(False)
+    return widget
+
+
+def _fill(widget: QTableWidget, columns, rows) -> None:
+    widget.clear()
+    widget.setColumnCount(len(columns))
+    widget.setRowCount(len(rows))
+    widget.setHorizontalHeaderLabels(columns)
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            widget.setItem(r, c, QTableWidgetItem(text))
+    widget.resizeColumnsToContents()
+    height = widget.horizontalHeader().height() + sum(widget.rowHeight(r) for r in range(len(rows)))
+    widget.setMinimumHeight(min(height + 2 * widget.frameWidth() + 20, 320))
