@@ -112,7 +112,7 @@ def test_display_values_are_the_model_values(phantom):
     calls = []
     movie = LazyMovie(lambda t: calls.append(t) or display.show(part.temperature_at([t])[0]), times, display.shape)
     assert movie.shape == (len(times), *display.shape) and movie.ndim == 4 and not calls  # nothing computed yet
-    peak_frame = int(np.argmin(np.abs(times - phantom.stage_peaks()[-1]["time_s"])))
+    peak_frame = int(np.argmin(np.abs(times - phantom.sonication_peaks()[-1]["time_s"])))
     frame = movie[peak_frame]
     assert len(calls) == 1
     exact = part.temperature_at([times[peak_frame]])[0]
@@ -188,13 +188,13 @@ def test_teaching_text_follows_the_numbers(dose):
     import re
 
     verification, treatment = teaching_steps(_document(dose), [None])
-    stated = float(re.search(r"focus dose is ([0-9.e+]+) CEM43", verification["text"]).group(1))
+    stated = float(re.search(r"received ([0-9.e+-]+) CEM43", verification["text"]).group(1))
     assert stated == pytest.approx(dose, rel=0.05)
-    assert ("reversible" in verification["text"].replace("not only reversible", "")) == (stated < 17)
+    assert ("reversible heating" in verification["text"]) == (stated < 17)
     if stated >= 240:
-        assert "permanent lesion at the focus" in verification["text"]
-    assert "final 240 CEM43 lesion measures 1.5 x 1.5 x 2.5 mm" in treatment["text"]
-    assert "final" not in verification["text"]
+        assert "permanent lesion" in verification["text"] and "coagulates" in verification["text"]
+    assert "240 CEM43 lesion measures 1.5 x 1.5 x 2.5 mm" in treatment["text"]
+    assert "lesion measures" not in verification["text"]
 
 
 def test_teaching_names_both_sides(located):
