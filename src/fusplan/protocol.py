@@ -45,9 +45,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .errors import FusplanInputError
+from .textfile import parse_yaml_value, read_structured_file
 
 STAGES = ("alignment", "verification", "treatment")
 OFFSET_FRAMES = ("acpc", "ras")
@@ -212,52 +211,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise FusplanInputError(f"override {text!r} must look like key=value (e.g. treatment.peak_c=56)")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise FusplanInputError(f"override {key.strip()}: cannot parse value {value!r}") from None
+    return key.strip(), parse_yaml_value(value, label=f"override {key.strip()}")
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a key given twice in one mapping."""
-
-
-def _construct_unique_mapping(loader, node, deep=False):
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})")
-        keys.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def _read_file(path: Path) -> Any:
-    if not path.is_file():
-        raise FusplanInputError(f"{path}: protocol file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FusplanInputError(f"{path}: cannot read protocol file ({error.__class__.__name__})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise FusplanInputError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise FusplanInputError(f"{path}: not valid YAML ({where}{problem})") from None
+    """Read a protocol file with the bounded YAML/JSON reader of :mod:`fusplan.textfile`."""
+    return read_structured_file(path, what="protocol file")
 
 
 # -------------------------------------------------------------------------- validation
