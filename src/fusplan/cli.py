@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from . import __version__
 from .errors import FusplanInputError
+from .textfile import display_path
 
 SIDES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
 
@@ -68,7 +69,7 @@ def scan_info(scan) -> dict:
     """Facts about a loaded scan, as printed by ``fusplan info``."""
     data = scan.data
     return {
-        "file": str(scan.path) if scan.path else None,
+        "file": display_path(scan.path) if scan.path else None,
         "shape": list(scan.shape),
         "voxel_size_mm": [round(float(v), 4) for v in scan.spacing_mm],
         "orientation": scan.orientation,
