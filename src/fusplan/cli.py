@@ -122,7 +122,7 @@ def _locate(scan, args):
 
     if (args.ac is None) != (args.pc is None):
         raise FusplanInputError("--ac and --pc must be given together")
-    registration = load_registration(args.registration) if args.registration else None
+    registration = load_registration(args.registration, scan=scan) if args.registration else None
     update, close = _progress_bar("registering atlas")
     try:
         return locate_targets(

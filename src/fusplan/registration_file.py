@@ -74,7 +74,9 @@ def read_registration_file(path: str | os.PathLike, expected_fingerprint: str | 
     ----------
     path : str or path-like
     expected_fingerprint : str, optional
-        Fingerprint of the scan the registration must belong to.
+        Fingerprint of the scan the registration must belong to. A registration saved
+        without a fingerprint (built by hand, e.g. an identity for a scan already in
+        template space) is not checked, as in :func:`fusplan.targeting.locate_targets`.
 
     Returns
     -------
@@ -124,7 +126,8 @@ def read_registration_file(path: str | os.PathLike, expected_fingerprint: str | 
     if meta["sha256"] != arrays_checksum(arrays, meta):
         raise refuse("registration file is damaged or was edited (checksum does not match)")
     _check_arrays(arrays, meta, refuse)
-    if expected_fingerprint is not None and meta["scan_fingerprint"] != expected_fingerprint:
+    recorded = meta["scan_fingerprint"]
+    if expected_fingerprint is not None and recorded and recorded != expected_fingerprint:
         raise refuse("registration was computed for another scan (scan fingerprint differs)")
     arrays = {
         "affine_mm": arrays["affine_mm"].astype(float),
