@@ -328,6 +328,7 @@ def _read_nifti(path: Path, gzipped: bool):
     try:
         image = nib.load(path)
     except Exception as error:  # nibabel raises many types for foreign or damaged headers
+        _explain_unreadable(path)  # a precise reason when the raw header shows one
         raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         raise _refuse(path, f"is a {type(image).__name__}, not NIfTI-1 or NIfTI-2")
@@ -354,6 +355,18 @@ def _read_nifti(path: Path, gzipped: bool):
     affine, source = _header_affine(image, path)
     _check_affine(affine, path)
     return header, native, affine, source
+
+
+def _explain_unreadable(path: Path) -> None:
+    """Raise the header-field refusal for a file nibabel would not load, if there is one."""
+    for header_class in (nib.Nifti1Header, nib.Nifti2Header):
+        try:
+            with nib.openers.ImageOpener(path) as handle:
+                header = header_class.from_fileobj(handle, check=False)
+        except Exception:
+            continue
+        if int(header["sizeof_hdr"]) == header.sizeof_hdr and bytes(header["magic"]).rstrip(b"\0") in (b"n+1", b"n+2"):
+            check_header_fields(header, path)
 
 
 def _scaled_float32(native: np.ndarray, header) -> np.ndarray:

@@ -38,7 +38,7 @@ from .textfile import display_path
 #: Version written into ``meta.format_version``.
 FORMAT_VERSION = 2
 #: Largest total uncompressed size of the archive's members (a 128^3 field pair is ~50 MB).
-MAX_ARCHIVE_BYTES = 1 << 30
+MAX_ARCHIVE_BYTES = 256 << 20
 ARRAY_NAMES = ("affine_mm", "field_affine", "forward_mm", "backward_mm")
 META_KEYS = {
     "format_version": int, "atlas": str, "field_shape": list, "method": str, "time_s": float,
@@ -105,7 +105,7 @@ def read_registration_file(path: str | os.PathLike, expected_fingerprint: str | 
     if not stat.S_ISREG(mode):
         raise refuse("registration file is not a regular file")
     if not zipfile.is_zipfile(path):
-        raise refuse("not a fusplan registration file (not an .npz archive)")
+        raise refuse("not a fusplan registration file (not an .npz archive, or truncated)")
     try:
         with zipfile.ZipFile(path) as archive:
             members = {info.filename: info.file_size for info in archive.infolist()}
@@ -115,8 +115,12 @@ def read_registration_file(path: str | os.PathLike, expected_fingerprint: str | 
         if sum(members.values()) > MAX_ARCHIVE_BYTES:
             raise refuse(f"registration file expands to more than {MAX_ARCHIVE_BYTES:,} bytes")
         with np.load(path, allow_pickle=False) as data:
-            meta_text = data["meta"]
-            arrays = {n: np.asarray(data[n]) for n in ARRAY_NAMES}
+            loaded = {n: data[n] for n in (*ARRAY_NAMES, "meta")}
+        for member, value in loaded.items():
+            if not isinstance(value, np.ndarray):
+                raise refuse(f"not a fusplan registration file ({member} is not an array)")
+        meta_text = loaded.pop("meta")
+        arrays = loaded
     except FusplanInputError:
         raise
     except Exception as error:  # zipfile, zlib and numpy raise many types for damaged members
