@@ -252,7 +252,7 @@ def _zip_bomb(folder: Path) -> Path:
     path = folder / "zipbomb.npz"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in ("affine_mm", "field_affine", "forward_mm", "backward_mm", "meta"):
-            archive.writestr(f"{name}.npy", b"\0" * (300 << 20) if name == "forward_mm" else b"\0")
+            archive.writestr(f"{name}.npy", b"\0" * (300 << 20) if name == "forward_mm" else b"\0", compresslevel=1)
     return path
 
 

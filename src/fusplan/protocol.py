@@ -433,13 +433,16 @@ def _build(raw: Any, source: str | None, label: str) -> Protocol:
 def _check_section_ranges(check: _Checker, spec, section: str) -> None:
     """Plausible-range check of the numbers in a ``tissue`` or ``transducer`` mapping.
 
-    Only real numbers (and lists of them) are checked here; types, signs and unknown keys
-    are left to the section's own validation, which names them.
+    Only real numbers (and lists of them) and the type of the ``preset`` / ``model`` names
+    are checked here; other types, signs and unknown keys are left to the section's own
+    validation, which names them.
     """
     if not isinstance(spec, Mapping):
         return
     for name, value in spec.items():
         key = f"{section}.{name}"
+        if key in ("tissue.preset", "transducer.model") and not isinstance(value, str):
+            check._raise(key, f"must be a name (got {_describe(value)})")
         if key not in PLAUSIBLE_RANGES:
             continue
         values = value if isinstance(value, (list, tuple)) else [value]
