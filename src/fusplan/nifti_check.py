@@ -149,7 +149,7 @@ def quiet_nibabel(messages: list[str]) -> Iterator[None]:
     the results itself.
     """
     logger = logging.getLogger("nibabel.global")
-    handlers, propagate = logger.handlers[:], logger.propagate
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
 
     class _Collect(logging.Handler):
         def emit(self, record):
@@ -158,6 +158,7 @@ def quiet_nibabel(messages: list[str]) -> Iterator[None]:
     collector = _Collect(level=logging.DEBUG)
     logger.handlers = [collector]
     logger.propagate = False
+    logger.setLevel(logging.INFO)  # header repairs (e.g. "setting qfac to 1") are logged at INFO
     try:
         with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
             warnings.simplefilter("always")
@@ -166,6 +167,7 @@ def quiet_nibabel(messages: list[str]) -> Iterator[None]:
     finally:
         logger.handlers = handlers
         logger.propagate = propagate
+        logger.setLevel(level)
 
 
 def _one_line(text: str) -> str:
