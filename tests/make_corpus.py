@@ -170,6 +170,9 @@ NIFTI_CASES = [
     Case("nifti", "float64 value overflows float32", _float64_overflow, info, "NaN or Inf"),
     Case("nifti", "scl_slope overflows float32", _slope_overflow, info, "NaN or Inf"),
     Case("nifti", "file name with a newline", _newline_name, info, "no such file"),
+    Case("nifti", "file name too long", lambda folder: folder / ("a" * 300 + ".nii"), info, "File name too long"),
+    Case("nifti", "FIFO with a NIfTI name", lambda folder: _fifo(folder / "fifo.nii"), info, "not a regular file"),
+    Case("nifti", "folder with a NIfTI name", lambda folder: _folder(folder / "folder.nii.gz"), info, "is a folder"),
     Case("nifti", "gzip of two members (valid)", _gz("members.nii.gz", _two_members), info, "", expect_ok=True),
     Case("nifti", "gzip with zero padding (valid)", _gz("padded.nii.gz", lambda p: p + b"\0" * 512), info, "",
          expect_ok=True),
@@ -297,6 +300,8 @@ REGISTRATION_CASES = [
     Case("registration", "computed for another scan",
          _registration("other.npz", meta=_good_meta(scan_fingerprint="0" * 40)), target_with, "another scan"),
     Case("registration", "zip bomb member", _zip_bomb, target_with, "expands to more than"),
+    Case("registration", "file name too long", lambda folder: folder / ("r" * 300 + ".npz"), target_with,
+         "File name too long"),
     Case("registration", "missing file", lambda folder: folder / "absent.npz", target_with, "no such registration"),
 ]
 
@@ -354,10 +359,12 @@ PROTOCOL_CASES = [
     Case("protocol", "radius 1e300", _text("radius.yaml", PROTOCOL.replace(
         "{model: gaussian, fwhm_mm: [2, 2, 4]}", "{model: hemispherical_array, radius_mm: 1e300}")), simulate,
         "transducer.radius_mm must be between"),
-    Case("protocol", "density 1e-300", _protocol_with("density.yaml", "name: corpus", "name: x\ntissue: {density_kg_m3: 1e-300}"),
-         simulate, "tissue.density_kg_m3 must be between"),
-    Case("protocol", "perfusion 1e300", _protocol_with("perf.yaml", "name: corpus", "name: x\ntissue: {perfusion_ml_min_kg: 1e300}"),
-         simulate, "tissue.perfusion_ml_min_kg must be between"),
+    Case("protocol", "density 1e-300",
+         _protocol_with("density.yaml", "name: corpus", "name: x\ntissue: {density_kg_m3: 1e-300}"), simulate,
+         "tissue.density_kg_m3 must be between"),
+    Case("protocol", "perfusion 1e300",
+         _protocol_with("perf.yaml", "name: corpus", "name: x\ntissue: {perfusion_ml_min_kg: 1e300}"), simulate,
+         "tissue.perfusion_ml_min_kg must be between"),
     Case("protocol", "frequency 0.001 kHz (1 Hz)", _text("freq.yaml", PROTOCOL.replace(
         "{model: gaussian, fwhm_mm: [2, 2, 4]}", "{model: hemispherical_array, frequency_khz: 0.001}")), simulate,
         "transducer.frequency_khz must be between"),
@@ -372,6 +379,8 @@ PROTOCOL_CASES = [
     Case("protocol", "power 5000 W", _text("power.yaml", PROTOCOL.replace(
         "{model: gaussian, fwhm_mm: [2, 2, 4]}", "{}").replace("absorbed_power_w: 1.0", "power_w: 5000")), simulate,
         "power_w must be <= 1500"),
+    Case("protocol", "file name too long", lambda folder: folder / ("p" * 300 + ".yaml"), simulate,
+         "File name too long"),
     Case("protocol", "FIFO instead of a file", lambda folder: _fifo(folder / "fifo.yaml"), simulate,
          "not a regular file"),
 ]
@@ -379,6 +388,11 @@ PROTOCOL_CASES = [
 
 def _fifo(path: Path) -> Path:
     os.mkfifo(path)
+    return path
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir()
     return path
 
 

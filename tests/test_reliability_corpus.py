@@ -39,7 +39,7 @@ def test_corpus_case(case, tmp_path, capfd):
 def test_corpus_covers_every_category():
     categories = {case.category for case in CASES}
     assert categories == {"nifti", "registration", "protocol"}
-    assert len({case.name for case in CASES}) == len(CASES)
+    assert len({(case.category, case.name) for case in CASES}) == len(CASES)
 
 
 def test_corrupted_gzip_is_refused_where_nibabel_reads_changed_voxels(tmp_path):

@@ -20,7 +20,9 @@ from fusplan.io import Scan, load_scan
 from fusplan.protocol import Protocol, load_protocol
 from make_corpus import PROTOCOL, _data, _nii_bytes
 
-FUZZ = settings(max_examples=int(os.environ.get("FUSPLAN_FUZZ_EXAMPLES", 120)), deadline=None, derandomize=not os.environ.get("FUSPLAN_FUZZ_EXAMPLES"),
+# FUSPLAN_FUZZ_EXAMPLES=2000 runs a longer, randomised search (about 2 minutes per test)
+EXAMPLES = os.environ.get("FUSPLAN_FUZZ_EXAMPLES")
+FUZZ = settings(max_examples=int(EXAMPLES or 120), deadline=None, derandomize=not EXAMPLES,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 GOOD = _nii_bytes(_data())
 ORIGINAL = _data()

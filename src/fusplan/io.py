@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,9 +186,10 @@ def _refuse(path: Path, reason: str) -> FusplanInputError:
 def check_output_dir(path: str | os.PathLike, *, what: str = "--out") -> Path:
     """Refuse an output folder that cannot be one, before any work starts.
 
-    Refused: an empty name (``--out ""`` would write into the current folder), an
-    existing path that is not a folder (a file, a dangling link, a FIFO), a path
-    whose parent is a file, and a folder that is not writable.
+    Refused: an empty name (``--out ""`` would write into the current folder), a name
+    too long for the file system, an existing path that is not a folder (a file, a
+    dangling link, a FIFO), a path whose parent is a file, and a folder that is not
+    writable.
 
     Returns
     -------
@@ -198,6 +200,9 @@ def check_output_dir(path: str | os.PathLike, *, what: str = "--out") -> Path:
         raise FusplanInputError(f"{what}: empty output folder name (give a folder, e.g. {what} results)")
     path = Path(path)
     name = display_path(path)
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if too_long or len(os.fsencode(path)) > 4000:
+        raise FusplanInputError(f"{what} {name}: name too long for the file system")
     if path.is_symlink() and not path.exists():
         raise FusplanInputError(f"{what} {name}: is a link to nothing (dangling symlink)")
     if path.exists():
@@ -303,8 +308,7 @@ def load_scan(path: str | os.PathLike) -> Scan:
     name = path.name.lower()
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
         raise _refuse(path, "not a NIfTI file name (expected .nii or .nii.gz)")
-    if not path.is_file():
-        raise _refuse(path, "no such file")
+    _check_regular_file(path)
     messages: list[str] = []
     with quiet_nibabel(messages):
         header, native, affine, source = _read_nifti(path, gzipped=name.endswith(".gz"))
@@ -321,6 +325,20 @@ def load_scan(path: str | os.PathLike) -> Scan:
     warnings.extend(f"nibabel: {m}" for m in dict.fromkeys(messages))
     return Scan(data=data, affine=np.asarray(affine, dtype=float), path=path, affine_source=source,
                 warnings=tuple(warnings))
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse a missing path, a folder, a FIFO or device, or a name the system cannot open."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise _refuse(path, "no such file") from None
+    except OSError as error:
+        raise _refuse(path, f"cannot read ({error.strerror or type(error).__name__})") from None
+    if stat.S_ISDIR(mode):
+        raise _refuse(path, "is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise _refuse(path, "is not a regular file (a FIFO, socket or device)")
 
 
 def _read_nifti(path: Path, gzipped: bool):

@@ -230,7 +230,7 @@ def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Pr
             f"protocol must be a file path or a mapping (got {type(path_or_mapping).__name__})"
         )
     path = Path(path_or_mapping)
-    if not path.exists() and str(path_or_mapping) in BUNDLED_PROTOCOLS:
+    if str(path_or_mapping) in BUNDLED_PROTOCOLS and not path.exists():
         path = default_protocol_path(str(path_or_mapping))
     raw = _read_file(path)
     return _build(raw, source=str(path), label=str(path_or_mapping))
