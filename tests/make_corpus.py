@@ -6,7 +6,7 @@ The tests build the corpus in a temporary folder (tests/test_reliability_corpus.
 this script to build it in a folder of your choice and print the "tried / handled" table
 (each case through ``python -m fusplan`` in a subprocess)::
 
-    PYTHONPATH=src python tests/make_corpus.py /tmp/corpus
+    PYTHONPATH=src python tests/make_corpus.py /tmp/corpus [OTHER_FUSPLAN_SRC]
 """
 from __future__ import annotations
 
@@ -399,11 +399,18 @@ def _folder(path: Path) -> Path:
 CASES = NIFTI_CASES + REGISTRATION_CASES + PROTOCOL_CASES
 
 
-def run_case(case: Case, folder: Path) -> tuple[bool, str]:
-    """Build ``case`` in ``folder`` and run it through ``python -m fusplan``; (handled, detail)."""
+def run_case(case: Case, folder: Path, fusplan_path: str | None = None) -> tuple[bool, str]:
+    """Build ``case`` in ``folder`` and run it through ``python -m fusplan``; (handled, detail).
+
+    ``fusplan_path`` (a ``src`` folder) runs another copy of fusplan, e.g. an older
+    version for a before/after table; the corpus is always built with this one.
+    """
     path = case.build(folder)
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    if fusplan_path:
+        env["PYTHONPATH"] = fusplan_path
     result = subprocess.run([sys.executable, "-m", "fusplan", *case.command(path)], capture_output=True,
-                            timeout=300, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+                            timeout=300, env=env)
     err = result.stderr.decode("utf-8", "replace")
     if case.expect_ok:
         ok = result.returncode == 0
@@ -416,11 +423,13 @@ def run_case(case: Case, folder: Path) -> tuple[bool, str]:
 
 
 def main(argv: list[str]) -> int:
+    """``make_corpus.py FOLDER [FUSPLAN_SRC]``: build, run and tabulate the corpus."""
     folder = Path(argv[0] if argv else "corpus")
+    fusplan_path = argv[1] if len(argv) > 1 else None
     folder.mkdir(parents=True, exist_ok=True)
     tried, handled = Counter(), Counter()
     for case in CASES:
-        ok, detail = run_case(case, folder)
+        ok, detail = run_case(case, folder, fusplan_path)
         tried[case.category] += 1
         handled[case.category] += ok
         print(f"{'ok  ' if ok else 'FAIL'} {case.category:12s} {case.name}: {detail}")

@@ -33,6 +33,10 @@ CHUNK_BYTES = 1 << 20
 #: Bytes a ``.nii.gz`` may decompress to beyond ``vox_offset`` + the declared image
 #: (trailing padding some writers leave); more is refused as a mismatch or a bomb.
 GZIP_SLACK_BYTES = 1 << 16
+#: Deflate cannot compress better than about 1032:1 (zlib technical details: a 258-byte
+#: match costs at least 2 bits), so a header declaring more than this times the file size
+#: cannot be satisfied.
+DEFLATE_MAX_RATIO = 1032
 #: NIfTI datatype codes of scalar voxels fusplan reads (no complex, RGB, RGBA, float128).
 SCALAR_DATATYPES = {
     2: "uint8", 4: "int16", 8: "int32", 16: "float32", 64: "float64",
@@ -91,7 +95,7 @@ def check_file_size(header, path: Path, size: int) -> None:
         raise _refuse(path, f"data is truncated or corrupt ({size} bytes, the header needs {needed})")
 
 
-def read_verified_gzip(path: Path, expected_bytes: int) -> bytes:
+def read_verified_gzip(path: Path, expected_bytes: int) -> bytearray:
     """Decompress a whole gzip file, verifying every member's CRC-32 and length.
 
     Parameters
@@ -103,11 +107,16 @@ def read_verified_gzip(path: Path, expected_bytes: int) -> bytes:
 
     Returns
     -------
-    bytes
-        The decompressed stream.
+    bytearray
+        The decompressed stream (one buffer, allocated once).
     """
+    compressed = path.stat().st_size
+    if expected_bytes > DEFLATE_MAX_RATIO * compressed + GZIP_SLACK_BYTES:
+        raise _refuse(path, f"data is truncated or corrupt (the header declares {expected_bytes:,} bytes, "
+                            f"more than {compressed:,} compressed bytes can hold)")
     limit = expected_bytes + GZIP_SLACK_BYTES
-    out = bytearray()
+    out = bytearray(limit + 1)  # allocated once (bounded by the file size above): no growth copies
+    size = 0
     decomp = zlib.decompressobj(16 + zlib.MAX_WBITS)
     with open(path, "rb") as handle:
         pending = b""
@@ -126,10 +135,12 @@ def read_verified_gzip(path: Path, expected_bytes: int) -> bytes:
                     pending = b""
                     continue
             try:
-                out += decomp.decompress(pending, limit + 1 - len(out))
+                chunk = decomp.decompress(pending, min(limit + 1 - size, CHUNK_BYTES * 16))
             except zlib.error as error:
                 raise _refuse(path, f"gzip stream is corrupt ({error}): the data cannot be trusted") from None
-            if len(out) > limit:
+            out[size:size + len(chunk)] = chunk
+            size += len(chunk)
+            if size > limit:
                 raise _refuse(
                     path,
                     f"decompresses to more than the {expected_bytes:,} bytes its header declares "
@@ -138,7 +149,8 @@ def read_verified_gzip(path: Path, expected_bytes: int) -> bytes:
             pending = decomp.unused_data if decomp.eof else decomp.unconsumed_tail
     if not decomp.eof:
         raise _refuse(path, "data is truncated or corrupt (the gzip stream ends early)")
-    return bytes(out)
+    del out[size:]  # shrinks in place
+    return out
 
 
 @contextlib.contextmanager
