@@ -409,8 +409,11 @@ def run_case(case: Case, folder: Path, fusplan_path: str | None = None) -> tuple
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     if fusplan_path:
         env["PYTHONPATH"] = fusplan_path
-    result = subprocess.run([sys.executable, "-m", "fusplan", *case.command(path)], capture_output=True,
-                            timeout=300, env=env)
+    try:
+        result = subprocess.run([sys.executable, "-m", "fusplan", *case.command(path)], capture_output=True,
+                                timeout=120, env=env)
+    except subprocess.TimeoutExpired:
+        return False, "no answer within 120 s"
     err = result.stderr.decode("utf-8", "replace")
     if case.expect_ok:
         ok = result.returncode == 0
