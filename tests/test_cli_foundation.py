@@ -158,7 +158,7 @@ BAD_INPUTS = {
     "4D with several volumes": (make_4d, "3 volumes"),
     "2D image": (make_2d, "not a 3D volume"),
     "header declares too many voxels": (make_huge_header, "voxels"),
-    "directory with a NIfTI name": (make_directory, "no such file"),
+    "directory with a NIfTI name": (make_directory, "is a folder"),
 }
 
 

@@ -151,7 +151,7 @@ def test_gaussian_transducer_takes_absorbed_power_or_peak():
     (_sonication(1, duration_s=float("nan")), "sonications[1].duration_s must be finite"),
     (_sonication(1, peak_c=37), "sonications[1].peak_c must be > 37 C, the baseline temperature (got 37)"),
     (_sonication(1, peak_c=120), "sonications[1].peak_c must be <= 100 (got 120)"),
-    (_sonication(0, power_w=6000), "sonications[0].power_w must be <= 5000 (got 6000)"),
+    (_sonication(0, power_w=6000), "sonications[0].power_w must be <= 1500 (got 6000)"),
     (_sonication(0, power_w=0), "sonications[0].power_w must be > 0 (got 0)"),
     (_sonication(0, absorbed_power_w=1), "sonications[0] must give exactly one of power_w, absorbed_power_w, "
                                          "peak_c (gives power_w and absorbed_power_w)"),

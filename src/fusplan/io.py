@@ -8,10 +8,9 @@ LAS, LPS, permuted or oblique gives the same world answers.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
+import stat
 import tempfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +20,8 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import FusplanInputError
+from .nifti_check import check_file_size, check_header_fields, image_bytes, quiet_nibabel, read_verified_gzip
+from .textfile import display_path
 
 #: Largest number of voxels a header may declare before we refuse to allocate.
 MAX_VOXELS = 512**3
@@ -191,7 +192,45 @@ def save_nifti(data: np.ndarray, affine: np.ndarray, path: str | os.PathLike, *,
 
 
 def _refuse(path: Path, reason: str) -> FusplanInputError:
-    return FusplanInputError(f"{path}: {reason}")
+    return FusplanInputError(f"{display_path(path)}: {reason}")
+
+
+def check_output_dir(path: str | os.PathLike, *, what: str = "--out") -> Path:
+    """Refuse an output folder that cannot be one, before any work starts.
+
+    Refused: an empty name (``--out ""`` would write into the current folder), a name
+    too long for the file system, an existing path that is not a folder (a file, a
+    dangling link, a FIFO), a path whose parent is a file, and a folder that is not
+    writable.
+
+    Returns
+    -------
+    Path
+        The folder (it may not exist yet; writers create it).
+    """
+    if not str(os.fspath(path)).strip():
+        raise FusplanInputError(f"{what}: empty output folder name (give a folder, e.g. {what} results)")
+    path = Path(path)
+    name = display_path(path)
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if too_long or len(os.fsencode(path)) > 4000:
+        raise FusplanInputError(f"{what} {name}: name too long for the file system")
+    if path.is_symlink() and not path.exists():
+        raise FusplanInputError(f"{what} {name}: is a link to nothing (dangling symlink)")
+    if path.exists():
+        if not path.is_dir():
+            raise FusplanInputError(f"{what} {name}: exists and is not a folder")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise FusplanInputError(f"{what} {name}: folder is not writable")
+        return path
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FusplanInputError(f"{what} {name}: {display_path(parent)} is a file, not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise FusplanInputError(f"{what} {name}: cannot create it inside {display_path(parent)} (not writable)")
+            break
+    return path
 
 
 def _header_affine(image, path: Path) -> tuple[np.ndarray, str]:
@@ -259,47 +298,120 @@ def load_scan(path: str | os.PathLike) -> Scan:
     -------
     Scan
         Data as float32 and the voxel -> world RAS mm affine (sform preferred,
-        qform as a fallback).
+        qform as a fallback). Warnings nibabel raised while reading are in
+        ``Scan.warnings`` (prefixed ``nibabel:``), never on stderr.
 
     Raises
     ------
     FusplanInputError
-        One-line message naming the file and the reason: missing or unreadable
-        file, not NIfTI, truncated or corrupt data, no usable affine, a shape
-        that is not a single 3D volume, too many voxels (checked on the header
-        before any allocation), implausible voxel sizes, a non-invertible
-        affine, NaN/Inf values, or a constant image.
+        One-line message naming the file and the reason. Checked in this order, cheap
+        before expensive and all before any allocation of voxel data: missing, not a
+        regular file or not NIfTI; a header nibabel cannot parse; a shape that is not a
+        single 3D volume or has too many voxels; a non-scalar datatype (RGB, complex...)
+        or a ``bitpix`` that disagrees with it; zero, negative, NaN or infinite
+        ``pixdim``; ``vox_offset`` inside the header or beyond the data; a file shorter
+        than the image; no usable affine, implausible voxel sizes or a non-invertible
+        affine; for ``.nii.gz``, a gzip stream whose CRC-32 or length is wrong, that ends
+        early, or that decompresses to more than the header declares; then, on the
+        native data type, a constant image; last, NaN/Inf values.
     """
     path = Path(path)
     name = path.name.lower()
     if not (name.endswith(".nii") or name.endswith(".nii.gz")):
         raise _refuse(path, "not a NIfTI file name (expected .nii or .nii.gz)")
-    if not path.is_file():
-        raise _refuse(path, "no such file")
-    try:
-        image = nib.load(path)
-    except Exception as error:  # nibabel raises many types for foreign or damaged headers
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise _refuse(path, f"not a readable NIfTI file ({reason})") from None
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise _refuse(path, f"is a {type(image).__name__}, not NIfTI-1 or NIfTI-2")
-    shape = _check_header(image, path)
-    affine, source = _header_affine(image, path)
-    _check_affine(affine, path)
-    try:
-        data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise _refuse(path, f"data is truncated or corrupt ({reason})") from None
+    _check_regular_file(path)
+    messages: list[str] = []
+    with quiet_nibabel(messages):
+        header, native, affine, source = _read_nifti(path, gzipped=name.endswith(".gz"))
+        if native.size and native.min() == native.max():  # on the stored dtype: no float copy
+            raise _refuse(path, f"image is constant (every voxel is {native.flat[0]}): no anatomy to plan on")
+        data = _scaled_float32(native, header)
     if not np.all(np.isfinite(data)):
         raise _refuse(path, f"contains {int(np.count_nonzero(~np.isfinite(data)))} NaN or Inf voxels")
     if float(data.max()) == float(data.min()):
-        raise _refuse(path, f"image is constant (every voxel is {float(data.min()):g}): no anatomy to plan on")
-    warnings = _orientation_warnings(affine, shape)
+        raise _refuse(path, f"image is constant after scaling (every voxel is {float(data.min()):g})")
+    warnings = _orientation_warnings(affine, data.shape)
     if source == "qform":
         warnings.insert(0, "no sform: using the qform")
+    warnings.extend(f"nibabel: {m}" for m in dict.fromkeys(messages))
     return Scan(data=data, affine=np.asarray(affine, dtype=float), path=path, affine_source=source,
                 warnings=tuple(warnings))
+
+
+def _check_regular_file(path: Path) -> None:
+    """Refuse a missing path, a folder, a FIFO or device, or a name the system cannot open."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise _refuse(path, "no such file") from None
+    except OSError as error:
+        raise _refuse(path, f"cannot read ({error.strerror or type(error).__name__})") from None
+    if stat.S_ISDIR(mode):
+        raise _refuse(path, "is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise _refuse(path, "is not a regular file (a FIFO, socket or device)")
+
+
+def _read_nifti(path: Path, gzipped: bool):
+    """Header checks, then the verified stored (unscaled) voxel array; see :func:`load_scan`."""
+    try:
+        image = nib.load(path)
+    except Exception as error:  # nibabel raises many types for foreign or damaged headers
+        _explain_unreadable(path)  # a precise reason when the raw header shows one
+        raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise _refuse(path, f"is a {type(image).__name__}, not NIfTI-1 or NIfTI-2")
+    try:  # nibabel's loaded header is already repaired (vox_offset 0, pixdim fixed): reread it raw
+        with nib.openers.ImageOpener(path) as handle:
+            header = type(image.header).from_fileobj(handle, check=False)
+    except Exception as error:
+        raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
+    shape = _check_header(image, path)
+    check_header_fields(header, path)
+    expected = int(header["vox_offset"]) + image_bytes(header)
+    if gzipped:
+        stream = read_verified_gzip(path, expected)
+        check_file_size(header, path, len(stream))
+        native = np.frombuffer(stream, dtype=header.get_data_dtype(), count=int(np.prod(shape)),
+                               offset=int(header["vox_offset"]))
+        native = native.reshape(shape, order="F")
+    else:
+        check_file_size(header, path, path.stat().st_size)
+        try:
+            native = np.asarray(image.dataobj.get_unscaled()).reshape(shape)
+        except (EOFError, OSError, ValueError) as error:
+            raise _refuse(path, f"data is truncated or corrupt ({_first_line(error)})") from None
+    affine, source = _header_affine(image, path)
+    _check_affine(affine, path)
+    return header, native, affine, source
+
+
+def _explain_unreadable(path: Path) -> None:
+    """Raise the header-field refusal for a file nibabel would not load, if there is one."""
+    for header_class in (nib.Nifti1Header, nib.Nifti2Header):
+        try:
+            with nib.openers.ImageOpener(path) as handle:
+                header = header_class.from_fileobj(handle, check=False)
+        except Exception:
+            continue
+        if int(header["sizeof_hdr"]) == header.sizeof_hdr and bytes(header["magic"]).rstrip(b"\0") in (b"n+1", b"n+2"):
+            check_header_fields(header, path)
+
+
+def _scaled_float32(native: np.ndarray, header) -> np.ndarray:
+    """Stored values -> float32 intensities with the header's scl_slope / scl_inter."""
+    slope, inter = header.get_slope_inter()
+    data = native.astype(np.float32)
+    if slope is not None and slope != 1:
+        data *= np.float32(slope)
+    if inter is not None and inter != 0:
+        data += np.float32(inter)
+    return data
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def scan_from_array(data: np.ndarray, affine: np.ndarray) -> Scan:

@@ -45,10 +45,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .acoustics import Transducer, transducer_from_spec
 from .errors import FusplanInputError
+from .textfile import parse_yaml_value, read_structured_file
 from .tissue import Tissue, tissue_from_spec
 
 STAGES = ("alignment", "verification", "treatment")
@@ -59,7 +58,14 @@ TOP_LEVEL_KEYS = ("name", "tissue", "transducer", "grid", "sonications", "thresh
 REQUIRED_TOP_LEVEL_KEYS = ("transducer", "sonications")
 
 #: Sanity bounds. Values outside are typing mistakes or unit errors, not plans.
-MAX_POWER_W = 5000.0  # emitted acoustic power; clinical arrays deliver <= ~1.5 kW
+#: Plausible range of every number see :data:`PLAUSIBLE_RANGES` and docs/plausible_ranges.md.
+#: Highest acoustic power a clinical transcranial console emits, in W. The 512-element
+#: ExAblate 3000 delivered up to 800 W acoustic (Acoustics Today 8(4), 2012); ExAblate
+#: Neuro thalamotomies report delivered powers up to ~1.2-1.4 kW. A protocol (given
+#: power_w, or titrated to absorbed_power_w / peak_c) that needs more is refused: the
+#: titration in fusplan.bioheat must compare its result with this bound.
+MAX_CONSOLE_ACOUSTIC_POWER_W = 1500.0
+MAX_POWER_W = MAX_CONSOLE_ACOUSTIC_POWER_W
 MAX_ABSORBED_POWER_W = 1000.0
 MAX_PEAK_C = 100.0
 MAX_DURATION_S = 300.0
@@ -74,6 +80,44 @@ MAX_GRID_VOXELS = 201**3
 MAX_THRESHOLDS = 10
 MAX_THERMOMETRY_VOXEL_MM = 10.0
 MAX_FRAME_S = 30.0
+
+#: Plausible range (inclusive) of every number a protocol gives, by key path, with its
+#: unit and source; checked after the type and sign checks, before anything is built.
+#: Values outside are unit or typing mistakes (1 Hz instead of 1 MHz, a 1 ns sonication),
+#: or inputs that make the model meaningless. The table is rendered in
+#: docs/plausible_ranges.md.
+PLAUSIBLE_RANGES: dict[str, tuple[float, float, str]] = {
+    # tissue: IT'IS database v4.1 soft tissues span fat (911 kg/m^3, 2348 J/kg/K,
+    # 0.21 W/m/K, 1440 m/s) to CSF/water (1007, 4096, 0.57, 1504); blood 1050, 3617
+    "tissue.density_kg_m3": (900.0, 1200.0, "kg/m^3"),
+    "tissue.specific_heat_j_kg_k": (2000.0, 4500.0, "J/(kg K)"),
+    "tissue.conductivity_w_m_k": (0.1, 1.0, "W/(m K)"),
+    "tissue.perfusion_ml_min_kg": (0.0, 3000.0, "mL/min/kg"),  # IT'IS: white 212, grey 764
+    "tissue.blood_density_kg_m3": (1000.0, 1100.0, "kg/m^3"),
+    "tissue.blood_specific_heat_j_kg_k": (3000.0, 4200.0, "J/(kg K)"),
+    "tissue.blood_temperature_c": (30.0, 42.0, "C"),  # deep hypothermia .. high fever
+    "tissue.baseline_temperature_c": (30.0, 42.0, "C"),
+    # brain 0.59 dB/(cm MHz^1.2): ~4 Np/m at 650 kHz, ~25 Np/m at 3 MHz; CSF 0.03
+    "tissue.attenuation_np_m": (0.01, 50.0, "Np/m"),
+    "tissue.sound_speed_m_s": (1400.0, 1700.0, "m/s"),
+    # transducer: transcranial arrays run 220-1000 kHz; HIFU bowls up to ~3 MHz
+    "transducer.frequency_khz": (100.0, 3000.0, "kHz"),
+    "transducer.elements": (1, 4096, "elements"),  # ExAblate Neuro 1024
+    "transducer.radius_mm": (10.0, 300.0, "mm"),  # ExAblate Neuro 150
+    "transducer.aperture_mm": (1.0, 600.0, "mm"),
+    "transducer.element_area_mm2": (0.1, 5000.0, "mm^2"),
+    "transducer.fwhm_mm": (0.2, 50.0, "mm"),
+    "transducer.brain_path_mm": (0.0, 200.0, "mm"),  # half a head is ~70 mm
+    # grid: 0.05 mm is lambda/45 at 650 kHz in brain
+    "grid.spacing_mm": (0.05, 5.0, "mm"),
+    # thermometry: clinical PRF thermometry ~1.1 x 1.1 x 3 mm, 3-4 s frames; a voxel
+    # wider than the focal spot averages the peak away
+    "thermometry.voxel_mm": (0.2, 5.0, "mm"),
+    "thermometry.frame_s": (0.1, 10.0, "s"),
+    # sonications: below 0.1 s a "sonication" is a pulse, outside the bioheat model here
+    "sonications.duration_s": (0.1, MAX_DURATION_S, "s"),
+    "thresholds_cem43": (0.01, 1e6, "CEM43 min"),
+}
 
 DEFAULT_GRID = {"spacing_mm": 0.5, "extent_mm": 40.0}
 DEFAULT_THRESHOLDS_CEM43 = (17.0, 240.0)
@@ -193,9 +237,9 @@ def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Pr
             f"protocol must be a file path or a mapping (got {type(path_or_mapping).__name__})"
         )
     path = Path(path_or_mapping)
-    if not path.exists() and str(path_or_mapping).lower() in BUNDLED_PROTOCOLS:
+    if str(path_or_mapping).lower() in BUNDLED_PROTOCOLS and not os.path.exists(path):
         path = default_protocol_path(str(path_or_mapping))
-    elif not path.exists() and not path.suffix:
+    elif not path.suffix and not os.path.exists(path):
         raise FusplanInputError(f"{path}: no such protocol file, nor a bundled protocol "
                                 f"(bundled: {', '.join(BUNDLED_PROTOCOLS)})")
     raw = _read_file(path)
@@ -222,52 +266,15 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise FusplanInputError(f"override {text!r} must look like key=value (e.g. treatment.peak_c=56)")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise FusplanInputError(f"override {key.strip()}: cannot parse value {value!r}") from None
+    return key.strip(), parse_yaml_value(value, label=f"override {key.strip()}")
 
 
 # ----------------------------------------------------------------------------- reading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that rejects a key given twice in one mapping."""
-
-
-def _construct_unique_mapping(loader, node, deep=False):
-    keys = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in keys:
-            line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice (line {line})")
-        keys.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def _read_file(path: Path) -> Any:
-    if not path.is_file():
-        raise FusplanInputError(f"{path}: protocol file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FusplanInputError(f"{path}: cannot read protocol file ({error.__class__.__name__})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise FusplanInputError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise FusplanInputError(f"{path}: not valid YAML ({where}{problem})") from None
+    """Read a protocol file with the bounded YAML/JSON reader of :mod:`fusplan.textfile`."""
+    return read_structured_file(path, what="protocol file")
 
 
 # -------------------------------------------------------------------------- validation
@@ -300,7 +307,10 @@ class _Checker:
     def number(self, value, key: str, *, gt=None, ge=None, le=None, lt=None) -> float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             self._raise(key, f"must be a number (got {_describe(value)})")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            self._raise(key, f"must be finite (got {_describe(value)})")
         if not math.isfinite(value):
             self._raise(key, f"must be finite (got {value})")
         for bound, ok, text in (
@@ -311,6 +321,13 @@ class _Checker:
         ):
             if bound is not None and not ok(bound):
                 self._raise(key, f"must be {text} {bound:g} (got {value:g})")
+        return value
+
+    def plausible(self, value: float, key: str, range_key: str) -> float:
+        """Refuse ``value`` outside ``PLAUSIBLE_RANGES[range_key]`` (inclusive), naming ``key``."""
+        low, high, unit = PLAUSIBLE_RANGES[range_key]
+        if not low <= value <= high:
+            self._raise(key, f"must be between {low:g} and {high:g} {unit} to be plausible (got {value:g})")
         return value
 
     def integer(self, value, key: str, *, ge: int, le: int) -> int:
@@ -339,6 +356,8 @@ def _describe(value) -> str:
         return "null"
     if isinstance(value, bool):
         return f"{str(value).lower()}"
+    if isinstance(value, int) and abs(value) >= 10**16:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
     if isinstance(value, (int, float)):
         return f"{value:g}"
     if isinstance(value, str):
@@ -389,11 +408,13 @@ def _build(raw: Any, source: str | None, label: str) -> Protocol:
     tissue_spec = raw.get("tissue", "brain")
     if tissue_spec is None or not isinstance(tissue_spec, (str, Mapping)):
         check._raise("tissue", f"must be a preset name or a mapping (got {_describe(tissue_spec)})")
+    _check_section_ranges(check, tissue_spec, "tissue")
     tissue = _delegate(tissue_from_spec, tissue_spec, "tissue", label)
 
     transducer_spec = raw["transducer"]
     if not isinstance(transducer_spec, Mapping):
         check._raise("transducer", f"must be a mapping (got {_describe(transducer_spec)})")
+    _check_section_ranges(check, transducer_spec, "transducer")
     transducer = _delegate(transducer_from_spec, transducer_spec, "transducer", label)
 
     spacing_mm, extent_mm = _grid(check, raw.get("grid", DEFAULT_GRID))
@@ -416,11 +437,35 @@ def _build(raw: Any, source: str | None, label: str) -> Protocol:
     )
 
 
+def _check_section_ranges(check: _Checker, spec, section: str) -> None:
+    """Plausible-range check of the numbers in a ``tissue`` or ``transducer`` mapping.
+
+    Only real numbers (and lists of them) and the type of the ``preset`` / ``model`` names
+    are checked here; other types, signs and unknown keys are left to the section's own
+    validation, which names them.
+    """
+    if not isinstance(spec, Mapping):
+        return
+    for name, value in spec.items():
+        key = f"{section}.{name}"
+        if key in ("tissue.preset", "transducer.model") and not isinstance(value, str):
+            check._raise(key, f"must be a name (got {_describe(value)})")
+        if key not in PLAUSIBLE_RANGES:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        for i, item in enumerate(values):
+            if isinstance(item, bool) or not isinstance(item, numbers.Real):
+                continue
+            item_key = f"{key}[{i}]" if isinstance(value, (list, tuple)) else key
+            check.plausible(check.number(item, item_key), item_key, key)
+
+
 def _grid(check: _Checker, grid) -> tuple[float, float]:
     grid = check.mapping(grid, "grid", ("spacing_mm", "extent_mm"))
     grid = {**DEFAULT_GRID, **grid}
     low, high = SPACING_RANGE_MM
     spacing_mm = check.number(grid["spacing_mm"], "grid.spacing_mm", gt=low, le=high)
+    check.plausible(spacing_mm, "grid.spacing_mm", "grid.spacing_mm")
     low, high = EXTENT_RANGE_MM
     extent_mm = check.number(grid["extent_mm"], "grid.extent_mm", ge=low, le=high)
     n = 2 * int(round(extent_mm / (2 * spacing_mm))) + 1
@@ -462,6 +507,7 @@ def _sonications(check: _Checker, entries, baseline_c: float, gaussian: bool, ex
             if power <= baseline_c:
                 check._raise(f"{key}.peak_c", f"must be > {baseline_c:g} C, the baseline temperature (got {power:g})")
         duration_s = check.number(entry["duration_s"], f"{key}.duration_s", gt=0, le=MAX_DURATION_S)
+        check.plausible(duration_s, f"{key}.duration_s", "sonications.duration_s")
         cooling_s = check.number(entry.get("cooling_s", 0), f"{key}.cooling_s", ge=0, le=MAX_COOLING_S)
         repeat = check.integer(entry.get("repeat", 1), f"{key}.repeat", ge=1, le=MAX_REPEAT)
         offset_mm = None
@@ -497,7 +543,11 @@ def _thresholds(check: _Checker, value) -> tuple[float, ...]:
         check._raise("thresholds_cem43", f"must be a non-empty list of numbers (got {_describe(value)})")
     if len(value) > MAX_THRESHOLDS:
         check._raise("thresholds_cem43", f"has {len(value)} entries, more than the {MAX_THRESHOLDS} allowed")
-    thresholds = tuple(check.number(v, f"thresholds_cem43[{i}]", gt=0, le=1e6) for i, v in enumerate(value))
+    thresholds = tuple(
+        check.plausible(check.number(v, f"thresholds_cem43[{i}]", gt=0, le=1e6), f"thresholds_cem43[{i}]",
+                        "thresholds_cem43")
+        for i, v in enumerate(value)
+    )
     if len(set(thresholds)) != len(thresholds):
         check._raise("thresholds_cem43", f"has repeated values (got {list(thresholds)})")
     return thresholds
@@ -509,6 +559,9 @@ def _thermometry(check: _Checker, value) -> Thermometry | None:
     value = check.mapping(value, "thermometry", ("voxel_mm", "frame_s"), ("voxel_mm", "frame_s"))
     voxel_mm = check.vector(value["voxel_mm"], "thermometry.voxel_mm", 3, gt=0, le=MAX_THERMOMETRY_VOXEL_MM)
     frame_s = check.number(value["frame_s"], "thermometry.frame_s", gt=0, le=MAX_FRAME_S)
+    for i, edge_mm in enumerate(voxel_mm):
+        check.plausible(edge_mm, f"thermometry.voxel_mm[{i}]", "thermometry.voxel_mm")
+    check.plausible(frame_s, "thermometry.frame_s", "thermometry.frame_s")
     return Thermometry(voxel_mm=voxel_mm, frame_s=frame_s)
 
 

@@ -49,6 +49,7 @@ from scipy import ndimage
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .io import Scan, atomic_output, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .registration_file import read_registration_file, write_registration_file
 from .template import PreparedTemplate, normalise_intensity, prepared_template, to_lattice
 
 #: Progress callback: ``progress(fraction, message)``; raising inside it cancels.
@@ -63,8 +64,6 @@ MIN_SIMILARITY = 0.6
 
 #: Grid spacing of the contrast check and the affine similarity.
 CHECK_SPACING_MM = 2.0
-
-_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -219,55 +218,49 @@ class Registration:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write to a compressed ``.npz`` file atomically; reload with :func:`load_registration`."""
+        """Write to a compressed ``.npz`` file atomically, with a format version and a
+        SHA-256 checksum (see :mod:`fusplan.registration_file`); reload with
+        :func:`load_registration`."""
         path = Path(path)
         meta = {
-            "format_version": _FORMAT_VERSION,
             "atlas": self.atlas,
-            "field_shape": list(self.field_shape),
+            "field_shape": [int(n) for n in self.field_shape],
             "method": self.method,
-            "time_s": self.time_s,
-            "similarity": self.similarity,
-            "affine_similarity": self.affine_similarity,
+            "time_s": float(self.time_s),
+            "similarity": float(self.similarity),
+            "affine_similarity": float(self.affine_similarity),
             "contrast": self.contrast,
             "scan_fingerprint": self.scan_fingerprint,
             "settings": self.settings,
         }
+        arrays = {"affine_mm": self.affine_mm, "field_affine": self.field_affine,
+                  "forward_mm": self.forward_mm, "backward_mm": self.backward_mm}
         with atomic_output(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(
-                    handle,
-                    affine_mm=self.affine_mm,
-                    field_affine=self.field_affine,
-                    forward_mm=self.forward_mm,
-                    backward_mm=self.backward_mm,
-                    meta=np.array(json.dumps(meta)),
-                )
+            write_registration_file(tmp, arrays, meta)
         return path
 
 
-def load_registration(path: str | os.PathLike) -> Registration:
-    """Read a registration written by :meth:`Registration.save`.
+def load_registration(path: str | os.PathLike, scan: Scan | None = None) -> Registration:
+    """Read and validate a registration written by :meth:`Registration.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    scan : Scan, optional
+        When given, the registration must have been computed for this scan.
 
     Raises
     ------
     FusplanInputError
-        If the file is missing, not such a file, or from another format version.
+        One line naming the registration file: missing, not a registration archive,
+        damaged (checksum), an older or newer format, wrong shapes, NaN/Inf, a singular
+        affine, or computed for another scan.
     """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            arrays = {k: np.asarray(data[k]) for k in ("affine_mm", "field_affine", "forward_mm", "backward_mm")}
-    except FileNotFoundError:
-        raise FusplanInputError(f"{path}: no such registration file") from None
-    except (OSError, KeyError, ValueError) as error:
-        raise FusplanInputError(f"{path}: not a fusplan registration file ({error})") from None
-    if meta.get("format_version") != _FORMAT_VERSION:
-        raise FusplanInputError(f"{path}: registration format {meta.get('format_version')} is not supported")
+    expected = None if scan is None else scan_fingerprint(scan)
+    arrays, meta = read_registration_file(path, expected_fingerprint=expected)
     return Registration(
         atlas=meta["atlas"],
-        field_shape=tuple(meta["field_shape"]),
+        field_shape=meta["field_shape"],
         method=meta["method"],
         time_s=float(meta["time_s"]),
         similarity=float(meta["similarity"]),

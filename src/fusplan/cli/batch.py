@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .common import add_side_option
+from .common import add_side_option, check_out_dir, output_dir
 
 HELP = "many scans, protocols and parameter sweeps"
 #: Failed runs listed on stderr before "and N more".
@@ -34,7 +34,7 @@ def add_parser(commands) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", metavar="INPUT",
                         help="CSV manifest(s), scan files, folders of scans or quoted glob patterns")
-    parser.add_argument("--out", required=True, metavar="DIR",
+    parser.add_argument("--out", required=True, type=output_dir, metavar="DIR",
                         help="output folder (runs/<run_id>.json, summary.csv, registration/); "
                              "runs already there are skipped (resume)")
     parser.add_argument("--protocol", metavar="PROTOCOL", default=None,
@@ -70,6 +70,7 @@ def run(args) -> int:
     from ..batch import parse_sweep, row_values, run_batch
     from ..protocol import parse_override
 
+    check_out_dir(args.out)
     sweeps = [parse_sweep(text) for text in args.sweep]
     overrides = dict(parse_override(text) for text in args.set_)
     try:

@@ -91,15 +91,24 @@ def add_target_options(parser: argparse.ArgumentParser, side_help: str = "side(s
 
 def add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     """``--out DIR``, ``--json`` and ``--no-progress``."""
-    parser.add_argument("--out", type=Path, metavar="DIR", help=out_help)
+    parser.add_argument("--out", type=output_dir, metavar="DIR", help=out_help)
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
+def output_dir(text: str) -> Path:
+    """argparse type of ``--out``: the raw text is checked (``--out ""`` is refused, not the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError('empty output folder name (give a folder, e.g. --out results)')
+    return Path(text)
+
+
 def check_out_dir(path: Path | None) -> None:
-    """An output folder must be a folder or not exist yet (checked before any work)."""
-    if path is not None and path.exists() and not path.is_dir():
-        raise FusplanInputError(f"{path}: --out exists and is not a directory")
+    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.io.check_output_dir`)."""
+    from ..io import check_output_dir
+
+    if path is not None:
+        check_output_dir(path)
 
 
 def check_targeting(args) -> None:
@@ -128,7 +137,7 @@ def locate(scan, args):
     from ..registration import load_registration
     from ..targeting import locate_targets
 
-    registration = load_registration(args.registration) if args.registration else None
+    registration = load_registration(args.registration, scan=scan) if args.registration else None
     update, close = progress_bar("targeting", enabled=not args.no_progress)
     try:
         return locate_targets(scan, atlas=args.atlas, sides=SIDE_CHOICES[args.side], target=args.target,

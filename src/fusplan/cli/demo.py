@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import progress_bar
+from .common import check_out_dir, output_dir, progress_bar
 
 HELP = "teaching demo of the staged procedure on the sample scan"
 #: Registration presets (:data:`fusplan.registration.SETTINGS`), named here to keep ``--help`` light.
@@ -13,7 +13,7 @@ DEFAULT_FRAMES = 90
 
 def add_parser(commands) -> None:
     parser = commands.add_parser("demo", help=HELP, description=HELP)
-    parser.add_argument("--out", default="fusplan-demo", type=Path, metavar="DIR",
+    parser.add_argument("--out", default="fusplan-demo", type=output_dir, metavar="DIR",
                         help="output folder (default: ./fusplan-demo)")
     parser.add_argument("--scan", default=None, type=Path, metavar="SCAN",
                         help="head scan to plan on (default: the bundled Colin27 sample)")
@@ -39,6 +39,7 @@ def run(args) -> int:
 
     if not 2 <= args.frames <= 400:
         raise FusplanInputError(f"--frames must be between 2 and 400 (got {args.frames})")
+    check_out_dir(args.out)
     update, close = progress_bar("demo", enabled=not args.no_progress)
     try:
         written = run_demo(args.out, scan_path=args.scan, protocol=args.protocol, side=args.side,

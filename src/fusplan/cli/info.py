@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..textfile import display_path
 from .common import print_json
 
 HELP = "describe a scan: shape, voxel size, orientation, affine"
@@ -19,7 +20,7 @@ def scan_info(scan) -> dict:
     """Facts about a loaded scan, as printed by ``fusplan info``."""
     data = scan.data
     return {
-        "file": str(scan.path) if scan.path else None,
+        "file": display_path(scan.path) if scan.path else None,
         "shape": list(scan.shape),
         "voxel_size_mm": [round(float(v), 4) for v in scan.spacing_mm],
         "orientation": scan.orientation,
