@@ -27,17 +27,16 @@ Bad files raise :class:`~fusplan.errors.FusplanInputError` naming the file and k
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import yaml
 
 from .errors import FusplanInputError
-from .protocol import _Checker, _UniqueKeyLoader
+from .protocol import _Checker
+from .textfile import read_structured_file
 
 __all__ = ["ThermometrySeries", "MeasuredSonication", "Measurements", "load_measurements", "load_series"]
 
@@ -162,18 +161,7 @@ def load_measurements(path_or_mapping, *, n_sonications: int | None = None,
 def _read(path: Path):
     if not path.is_file():
         raise FusplanInputError(f"{path}: thermometry file not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FusplanInputError(f"{path}: cannot read thermometry file ({error.__class__.__name__})") from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        first = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-        raise FusplanInputError(f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'} "
-                                f"({first})") from None
+    return read_structured_file(path, what="thermometry file")
 
 
 def _sidecar(path: Path) -> Path:
@@ -225,10 +213,7 @@ def load_series(path: str | os.PathLike) -> ThermometrySeries:
 
 
 def _sidecar_times(sidecar: Path, n_frames: int) -> tuple[np.ndarray, float]:
-    try:
-        raw = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FusplanInputError(f"{sidecar}: not valid JSON ({error.__class__.__name__})") from None
+    raw = read_structured_file(sidecar, what="thermometry sidecar")
     check = _Checker(str(sidecar))
     top = check.mapping(raw, "protocol", ("frame_times_s", "frame_s"), required=("frame_times_s",))
     value = top["frame_times_s"]
