@@ -1,0 +1,1 @@
+"""Skull model: CT input, transducer pose, per-element ray tracing, SDR, transmission."""
