@@ -2,8 +2,8 @@
 
 For each element the ray from its centre to the focus is sampled (trilinear, world RAS mm)
 to find the skin and the outer table (first sample >= ``bone_threshold_hu``); the
-outer-table normal is the normal of the bone-threshold surface found by four neighbouring
-rays 1.5 mm away (the CT gradient direction smoothed over 1.5 mm, the role of Kranion's
+outer-table normal is the normal of the bone-threshold surface fitted through where twelve
+neighbouring rays on a 4 mm ring cross it (the CT gradient direction smoothed over 4 mm, the role of Kranion's
 3x3x3 gradient, without the grid-axis bias a small cubic stencil has); Snell's law bends the ray into the bone, the
 refracted ray is marched to the inner table (last sample >= threshold), refracted again
 into the brain. Along the bone path the mean HU, the travel time (phase) and its
@@ -36,7 +36,7 @@ class TraceSettings:
     max_bone_path_mm : float
         Longest bone path searched for the inner table (30 mm).
     normal_offset_mm : float
-        Baseline of the surface normal: offset of the 4 neighbour rays (1.5 mm), see
+        Baseline of the surface normal: radius of the ring of 12 neighbour rays (4 mm), see
         :func:`surface_normals`.
     """
 
@@ -44,7 +44,7 @@ class TraceSettings:
     step_mm: float = 0.25
     bone_step_mm: float = 0.1
     max_bone_path_mm: float = 30.0
-    normal_offset_mm: float = 1.5
+    normal_offset_mm: float = 4.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,31 +104,36 @@ def _crossing(values: np.ndarray, index: np.ndarray, threshold: float, rising: b
 
 
 def surface_normals(ct: SkullCT, points_mm: np.ndarray, directions: np.ndarray, threshold_hu: float,
-                    rising: bool, offset_mm: float = 1.5, window_mm: float = 6.0, step_mm: float = 0.2) -> np.ndarray:
+                    rising: bool, offset_mm: float = 4.0, window_mm: float = 6.0, step_mm: float = 0.2) -> np.ndarray:
     """Unit normals (N, 3) of the ``threshold_hu`` surface at ``points_mm``, facing against ``directions``.
 
-    Four rays parallel to each direction, ``offset_mm`` away on two perpendicular axes, are
+    Twelve rays parallel to each direction, on a ring of radius ``offset_mm`` around it, are
     sampled over +-``window_mm`` around the point; where each crosses the threshold (first
-    rise if ``rising``, else last fall; linear between samples) gives four surface points,
-    and the normal is the cross product of their diagonals: the direction of the CT gradient
-    on the bone surface, smoothed over ``offset_mm``. NaN where a neighbour finds no crossing
-    (grazing rays, beyond any critical angle).
+    rise if ``rising``, else last fall; linear between samples) gives a surface point, and
+    the normal is that of the least-squares plane through them and the point itself: the
+    direction of the CT gradient on the bone surface, smoothed over the ring. NaN where a
+    neighbour finds no crossing (grazing rays, beyond any critical angle).
     """
     from .sdr import perpendicular_frames
 
     u, v = perpendicular_frames(directions)
     s = np.arange(-window_mm, window_mm + step_mm / 2, step_mm)
-    found = []
-    for axis in (u, -u, v, -v):
-        starts = points_mm + offset_mm * axis
-        hu = ct.sample_hu(starts[:, None, :] + s[None, :, None] * directions[:, None, :])
-        index = _first_true(hu >= threshold_hu) if rising else _last_true(hu >= threshold_hu)
-        at = _crossing(hu, np.maximum(index, 0), threshold_hu, rising=rising) * step_mm - window_mm
-        at = np.where(index > (0 if rising else -1), at, np.nan)
-        found.append(starts + at[:, None] * directions)
-    normal = np.cross(found[0] - found[1], found[2] - found[3])
-    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-    return normal * -np.sign(np.sum(normal * directions, axis=1, keepdims=True))
+    angles = np.arange(12) * np.pi / 6
+    ring = offset_mm * (np.cos(angles)[None, :, None] * u[:, None, :] + np.sin(angles)[None, :, None] * v[:, None, :])
+    starts = points_mm[:, None, :] + ring  # (N, 12, 3)
+    hu = ct.sample_hu(starts[:, :, None, :] + s[None, None, :, None] * directions[:, None, None, :])
+    hu = hu.reshape(-1, len(s))
+    index = _first_true(hu >= threshold_hu) if rising else _last_true(hu >= threshold_hu)
+    at = _crossing(hu, np.maximum(index, 0), threshold_hu, rising=rising) * step_mm - window_mm
+    at = np.where(index > (0 if rising else -1), at, np.nan).reshape(len(points_mm), -1)
+    surface = np.concatenate([starts + at[..., None] * directions[:, None, :], points_mm[:, None, :]], axis=1)
+    centred = surface - surface.mean(axis=1, keepdims=True)
+    finite = np.all(np.isfinite(centred), axis=(1, 2))
+    centred = np.where(finite[:, None, None], centred, 0.0)
+    covariance = np.einsum("nki,nkj->nij", centred, centred) + (~finite)[:, None, None] * np.eye(3)
+    normal = np.linalg.eigh(covariance)[1][:, :, 0]
+    normal = normal * -np.sign(np.sum(normal * directions, axis=1, keepdims=True))
+    return np.where(finite[:, None], normal, np.nan)
 
 
 def _refract(direction: np.ndarray, gradient: np.ndarray, speed_from, speed_to):
