@@ -27,7 +27,8 @@ CT_TEMPLATE_FOLDER = data_root() / "atlases" / "ct" / "muschelli2020_2mm"
 TRANSFORM_FILE = "template_to_atlas.json"
 #: Warning the report carries when the skull is the population template.
 POPULATION_WARNING = ("skull from the population CT template (Muschelli 2020): SDR, transmission and "
-                      "energies are population figures, not this patient's; give --ct for patient figures")
+                      "energies are population figures, not this patient's (averaging 130 heads fills in the diploe, "
+                      "so its SDR is near 1); give --ct for patient figures")
 #: The template's background is 0 HU (not air) and its soft tissue ~20-80 HU.
 TEMPLATE_SKIN_THRESHOLD_HU = 0.0
 

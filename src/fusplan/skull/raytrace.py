@@ -238,7 +238,8 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     t_outer = interface_power_transmission(z_w, z_b, cos_i1, cos_t1)
     t_inner = interface_power_transmission(z_b, z_w, cos_i2, cos_t2)
     loss = np.exp(-2 * bone.attenuation_np_m(frequency_hz) * np.nan_to_num(bone_path) * 1e-3)
-    power = t_outer * t_inner * loss / (1 - (1 - t_outer) * (1 - t_inner) * loss**2)
+    reverberation = 1 - (1 - t_outer) * (1 - t_inner) * loss**2  # 0 only when nothing enters the bone
+    power = np.divide(t_outer * t_inner * loss, reverberation, out=np.zeros(n), where=reverberation > 0)
     power = np.where(hits, power, 1.0)
     to_focus_after = focus - exit_point
     leg = np.sum(to_focus_after * out_dir, axis=1)
