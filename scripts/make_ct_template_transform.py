@@ -9,7 +9,7 @@ translation, rigid, then full affine) and writes
 
 Usage::
 
-    python scripts/make_ct_template_transform.py
+    python scripts/make_ct_template_transform.py [morel] [najdenovska]
 
 Deterministic (dense MI sampling); templates finer than 2 mm are registered at 2 mm.
 """
@@ -25,6 +25,7 @@ import nibabel as nib
 import numpy as np
 from dipy.align.imaffine import AffineRegistration, MutualInformationMetric, transform_centers_of_mass
 from dipy.align.transforms import AffineTransform3D, RigidTransform3D, TranslationTransform3D
+from scipy import ndimage
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -44,7 +45,9 @@ def register_ct_template(atlas_name: str) -> dict:
         grid[:3, :3] = static_affine[:3, :3] / voxel_sizes_mm(static_affine) * 2.0
         static, static_affine = resample(static, static_affine, shape, grid), grid
     ct_image = nib.load(CT_TEMPLATE_FOLDER / "template_with_skull_2mm.nii.gz")
-    moving = np.clip(np.asarray(ct_image.dataobj, dtype=np.float32), -100.0, 1600.0)
+    hu = np.asarray(ct_image.dataobj, dtype=np.float32)
+    # the template's background is exactly 0 HU, like brain: make it air so MI sees the head outline
+    moving = np.clip(np.where(hu == 0, -1000.0, hu), -1000.0, 1600.0)
     moving_affine = ct_image.affine
     start = time.perf_counter()
     metric = MutualInformationMetric(nbins=32, sampling_proportion=None)
@@ -55,29 +58,31 @@ def register_ct_template(atlas_name: str) -> dict:
         current = registration.optimize(static, moving, transform, None, static_grid2world=static_affine,
                                         moving_grid2world=moving_affine, starting_affine=current.affine)
     atlas_to_ct = np.asarray(current.affine, dtype=float)
-    warped = current.transform(moving)
-    brain = static > np.percentile(static[static > 0], 20)
-    correlation = float(np.corrcoef(warped[brain], static[brain])[0, 1])
+    ct_head = current.transform(moving, interpolation="nearest") > -500
+    mr_head = ndimage.binary_fill_holes(static > 0.1 * np.percentile(static, 99))
+    head_dice = 2 * np.sum(ct_head & mr_head) / (ct_head.sum() + mr_head.sum())
     return {
         "atlas_template": str(atlas.template_path.relative_to(ROOT / "atlases")),
         "space": atlas.space,
         "ct_template_to_atlas_mm": np.linalg.inv(atlas_to_ct).round(6).tolist(),
         "method": "dipy AffineRegistration, mutual information (32 bins), centre of mass -> "
-                  "translation -> rigid -> affine, CT clipped to [-100, 1600] HU",
+                  "translation -> rigid -> affine, CT background (0) set to -1000 HU, clipped to 1600 HU",
         "time_s": round(time.perf_counter() - start, 1),
-        "intensity_correlation_in_head": round(correlation, 3),
+        "head_outline_dice": round(float(head_dice), 3),
     }
 
 
-def main() -> None:
+def main(names: list[str]) -> None:
     out = CT_TEMPLATE_FOLDER / TRANSFORM_FILE
-    result = {}
-    for name in ATLAS_FOLDERS:
-        result[name] = register_ct_template(name)
+    for name in names:
+        entry = register_ct_template(name)
+        result = json.loads(out.read_text()) if out.exists() else {}  # re-read: keep other atlases
+        result[name] = entry
+        result = {key: result[key] for key in ATLAS_FOLDERS if key in result}
         out.write_text(json.dumps(result, indent=2) + "\n")  # written after each atlas
         print(name, result[name]["time_s"], "s", np.round(result[name]["ct_template_to_atlas_mm"], 3).tolist())
     print("wrote", out)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:] or list(ATLAS_FOLDERS))

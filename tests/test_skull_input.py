@@ -9,7 +9,7 @@ import pytest
 from fusplan.acoustics import Transducer
 from fusplan.errors import FusplanInputError
 from fusplan.io import scan_from_array
-from fusplan.skull.ct import load_ct
+from fusplan.skull.ct import ct_from_array, load_ct
 from fusplan.skull.model import model_skull
 from fusplan.skull.pose import array_element_positions
 from fusplan.skull.population import CT_TEMPLATE_FOLDER
@@ -105,7 +105,7 @@ def test_ct_without_bone_is_refused(tmp_path):
 def test_crop_without_the_skull_cap_the_beams_cross_is_refused():
     elements = array_element_positions(Transducer(), np.zeros(3))
     low_crop = shell_ct(min_z_mm=-80)
-    keep = low_crop.data.shape[2] // 3  # only the bottom third: no cap
+    keep = int(low_crop.data.shape[2] * 0.6)  # the vertex cropped away
     cropped = type(low_crop)(data=low_crop.data[:, :, :keep].copy(), affine=low_crop.affine, path=None)
     with pytest.raises(FusplanInputError, match="does not contain the skull cap"):
         model_skull(cropped, elements, np.zeros(3), 650e3)
@@ -116,7 +116,7 @@ def test_ct_to_mr_rigid_registration_recovers_a_known_pose(tmp_path):
     image = nib.load(CT_TEMPLATE_FOLDER / "template_with_skull_2mm.nii.gz")
     hu = np.asarray(image.dataobj, np.float32)
     ct_data = np.where(hu == 0, -1000.0, hu).astype(np.float32)  # background as air
-    ct = load_ct_from_array(ct_data, image.affine)
+    ct = ct_from_array(ct_data, image.affine)
     t1_like = np.where(hu > 400, 30.0, np.where(hu > 0, 120.0 - hu, 0.0)).astype(np.float32)
     a = math.radians(8.0)
     moved = np.eye(4)
@@ -135,7 +135,11 @@ def test_ct_to_mr_rigid_registration_recovers_a_known_pose(tmp_path):
     assert registered.sample_hu(mr_points[:1])[0] == pytest.approx(ct.sample_hu(points[:1])[0], abs=30)
 
 
-def load_ct_from_array(data, affine):
-    from fusplan.skull.ct import ct_from_array
 
-    return ct_from_array(data, affine)
+def test_head_too_close_to_the_elements_is_reported():
+    from fusplan.skull.pose import head_fit
+
+    fit = head_fit(np.array([30.0, 12.0, 3.5, np.nan, 4.0]), margin_mm=5.0)
+    assert not fit.fits and fit.elements_too_close == 2 and fit.min_water_gap_mm == 3.5
+    assert "head does not fit" in fit.message() and "3.5 mm" in fit.message()
+    assert head_fit(np.array([30.0, 12.0])).fits

@@ -136,7 +136,7 @@ class SkullModel:
 def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequency_hz: float, *,
                 phase_correction: str = "ct", bone: BoneAcoustics = BoneAcoustics(),
                 trace_settings: TraceSettings = TraceSettings(), sdr_settings: SdrSettings = SdrSettings(),
-                water_gap_margin_mm: float = WATER_GAP_MARGIN_MM, min_active_fraction: float = 0.1) -> SkullModel:
+                water_gap_margin_mm: float = WATER_GAP_MARGIN_MM, max_missing_fraction: float = 0.1) -> SkullModel:
     """Trace the skull for every element and summarise it.
 
     Parameters
@@ -154,9 +154,9 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
     trace_settings, sdr_settings
     water_gap_margin_mm : float
         Skin closer than this to an element is reported as a head that does not fit.
-    min_active_fraction : float
-        Fewer active elements than this fraction means the CT does not contain the skull
-        cap the beams cross (refused).
+    max_missing_fraction : float
+        More element rays than this fraction meeting no bone means the CT does not contain
+        the skull cap the beams cross (a real head always has skull there): refused.
 
     Raises
     ------
@@ -170,9 +170,9 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
     focus = np.asarray(focus_ras_mm, float)
     trace = trace_elements(ct, centres, focus, frequency_hz, bone, trace_settings)
     hits = trace.hits_skull
-    if hits.mean() < min_active_fraction:
+    if 1.0 - hits.mean() > max_missing_fraction:
         raise FusplanInputError(f"{ct.name}: the CT does not contain the skull cap the beams cross "
-                                f"(only {int(hits.sum())} of {len(hits)} element rays meet bone)")
+                                f"({int((~hits).sum())} of {len(hits)} element rays meet no bone)")
     critical = bone.critical_angle_deg
     beyond = hits & ~(trace.incidence_deg < critical)
     reason = np.full(len(centres), "", dtype=object)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .ct import AIR_HU, SkullCT
 from .properties import BoneAcoustics, interface_power_transmission, snell_cos
+from .sdr import perpendicular_frames
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,6 @@ def surface_normals(ct: SkullCT, points_mm: np.ndarray, directions: np.ndarray, 
     direction of the CT gradient on the bone surface, smoothed over the ring. NaN where a
     neighbour finds no crossing (grazing rays, beyond any critical angle).
     """
-    from .sdr import perpendicular_frames
-
     u, v = perpendicular_frames(directions)
     s = np.arange(-window_mm, window_mm + step_mm / 2, step_mm)
     angles = np.arange(12) * np.pi / 6
@@ -174,7 +173,6 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     centres = np.asarray(element_centres_mm, float)
     focus = np.asarray(focus_ras_mm, float)
     n = len(centres)
-    rows = np.arange(n)
     to_focus = focus - centres
     length = np.linalg.norm(to_focus, axis=1)
     direction = to_focus / length[:, None]
