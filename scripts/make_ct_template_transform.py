@@ -72,17 +72,34 @@ def register_ct_template(atlas_name: str) -> dict:
     }
 
 
+#: Atlases whose bundled template is brain-only: a head CT cannot be registered to it, so they
+#: reuse the MNI152NLin6Asym (Morel) transform; the MNI152 spaces differ by a few mm.
+BRAIN_ONLY_TEMPLATES = {"najdenovska": "morel"}
+
+
+def reused_entry(name: str, source: str, result: dict) -> dict:
+    """The transform of ``source`` reused for ``name`` (whose template has no skull)."""
+    if source not in result:
+        raise SystemExit(f"compute {source} first: {name} reuses its transform")
+    atlas = load_atlas(name)
+    return {**result[source], "atlas_template": str(atlas.template_path.relative_to(ROOT / "atlases")),
+            "space": atlas.space,
+            "note": f"{name}'s template is brain-only, so the CT head cannot be registered to it; the "
+                    f"{result[source]['space']} transform of {source!r} is reused (MNI152 spaces agree "
+                    "within a few mm)"}
+
+
 def main(names: list[str]) -> None:
     out = CT_TEMPLATE_FOLDER / TRANSFORM_FILE
     for name in names:
-        entry = register_ct_template(name)
+        entry = register_ct_template(name) if name not in BRAIN_ONLY_TEMPLATES else None
         result = json.loads(out.read_text()) if out.exists() else {}  # re-read: keep other atlases
-        result[name] = entry
+        result[name] = entry or reused_entry(name, BRAIN_ONLY_TEMPLATES[name], result)
         result = {key: result[key] for key in ATLAS_FOLDERS if key in result}
         out.write_text(json.dumps(result, indent=2) + "\n")  # written after each atlas
-        print(name, result[name]["time_s"], "s", np.round(result[name]["ct_template_to_atlas_mm"], 3).tolist())
+        print(name, np.round(result[name]["ct_template_to_atlas_mm"], 3).tolist())
     print("wrote", out)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(ATLAS_FOLDERS))
+    main(sys.argv[1:] or sorted(ATLAS_FOLDERS, key=lambda name: name in BRAIN_ONLY_TEMPLATES))

@@ -61,6 +61,27 @@ def test_population_skull_is_bone_where_the_sample_head_has_skull(population):
     assert small.shape == (20, 20, 20) and small.max() > 700
 
 
+@pytest.mark.parametrize("direction", [(0.0, 0.0, 1.0), (1.0, 0.0, 0.3), (-1.0, 0.0, 0.3), (0.0, 1.0, 0.3)])
+def test_population_skull_lies_on_the_sample_heads_skull(population, direction):
+    """Along rays from the target, the mapped template's bone (> 700 HU) reaches within 3 mm
+    of the skull of the ch2 T1 (its darkest point in the 25 mm inside the head's edge)."""
+    from scipy import ndimage
+
+    ct, _ = population
+    image = nib.load(sample_scan_path("ch2"))
+    t1 = np.asarray(image.dataobj, np.float32)
+    unit = np.asarray(direction) / np.linalg.norm(direction)
+    s = np.arange(40.0, 120.0, 0.25)
+    line = TARGET + s[:, None] * unit
+    index = (line - image.affine[:3, 3]) @ np.linalg.inv(image.affine[:3, :3]).T
+    mr = ndimage.map_coordinates(t1, index.T, order=1)
+    head_edge = s[np.nonzero(mr > 30)[0][-1]]
+    near_edge = (s > head_edge - 25.0) & (s <= head_edge)
+    skull_mr = s[near_edge][np.argmin(mr[near_edge])]
+    bone = s[ct.sample_hu(line) > 700]
+    assert bone.size and np.min(np.abs(bone - skull_mr)) <= 3.0
+
+
 def test_elements_csv_and_figure(population, tmp_path):
     _, model = population
     path = write_elements_csv(model, tmp_path / "elements.csv")
