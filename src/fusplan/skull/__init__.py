@@ -1,0 +1,33 @@
+"""Skull model: CT input, transducer pose, per-element ray tracing, clinical SDR, transmission.
+
+Module map (data flows down this list; lower modules never import higher ones):
+
+- :mod:`.ct` - :class:`SkullCT` (HU sampled at subject world RAS mm), :func:`load_ct`
+  (NIfTI or DICOM series, checked to be a head CT in HU), :func:`resample_to_grid`.
+- :mod:`.registration` - rigid CT -> MR mutual-information registration, saved as ``.npz``.
+- :mod:`.population` - the bundled CT template mapped into a subject through its atlas
+  registration (population skull).
+- :mod:`.properties` - HU -> density / speed / attenuation (:class:`BoneAcoustics`) and
+  plane-wave interface and layer transmission.
+- :mod:`.pose` - element positions for a natural focus and beam axis; head-fit check.
+- :mod:`.raytrace` - per-element rays: entry/exit, normals, incidence, Snell refraction,
+  thickness, transmission, travel-time delay and its uncertainty.
+- :mod:`.sdr` - the clinical skull density ratio (Kranion's recipe).
+- :mod:`.model` - :func:`model_skull` -> :class:`SkullModel` (report block, per-element
+  arrays) and :func:`write_elements_csv`.
+- :mod:`.figure` - the skull QC figure (element map).
+- :mod:`.synthetic` - spherical-shell and flat-slab skull CTs with designed profiles (oracles).
+"""
+
+from .ct import SkullCT, load_ct, resample_to_grid
+from .model import PHASE_CORRECTIONS, SkullModel, model_skull, write_elements_csv
+from .pose import HeadFit, array_element_positions, tilted_axis
+from .population import POPULATION_WARNING, population_skull
+from .properties import BoneAcoustics
+from .registration import CtRegistration, load_ct_registration, register_ct_to_mr
+
+__all__ = [
+    "SkullCT", "load_ct", "resample_to_grid", "PHASE_CORRECTIONS", "SkullModel", "model_skull",
+    "write_elements_csv", "HeadFit", "array_element_positions", "tilted_axis", "POPULATION_WARNING",
+    "population_skull", "BoneAcoustics", "CtRegistration", "load_ct_registration", "register_ct_to_mr",
+]
