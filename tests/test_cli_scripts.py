@@ -51,15 +51,15 @@ def test_setup_runs_pip_only_when_pyproject_changed(tmp_path):
 
 
 def _readme_outputs() -> set[str]:
-    """Outputs the README's shell examples write: ``--out DIR`` and ``> FILE`` in code blocks."""
+    """Outputs the README's shell examples write: ``--out DIR`` and ``> FILE`` in bash blocks."""
     import re
 
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```(?:bash|sh|console|shell)?\n(.*?)```", text, flags=re.S)
+    from test_readme import BLOCKS
+
     found = set()
-    for block in blocks:
-        found.update(re.findall(r"--out\s+([\w.-]+)", block))
-        found.update(re.findall(r">\s*([\w.-]+\.\w+)", block))
+    for block in (b for b in BLOCKS if b.language == "bash"):
+        found.update(re.findall(r"--out\s+([\w.-]+)", block.code))
+        found.update(re.findall(r">\s*([\w.-]+\.\w+)", block.code))
     return found - {"DIR"}
 
 
@@ -68,7 +68,7 @@ def test_outputs_of_the_readme_scripts_and_examples_are_git_ignored(tmp_path):
         pytest.skip("not a git checkout")
     defaults = {"fusplan-out", "fusplan-demo", "fusplan-batch", "sweep-out", "demo-out"}  # run-demo.sh, CLI, examples
     outputs = _readme_outputs()
-    assert {"target-out", "results", "phantom.json"} <= outputs  # the README still shows these examples
+    assert {"target-out", "plan-out", "phantom.json"} <= outputs  # the README still shows these examples
     for name in sorted(outputs | defaults):
         path = name if Path(name).suffix else name + "/"  # folders: git only knows them by the slash
         result = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, timeout=30)
