@@ -128,3 +128,12 @@ def test_clinical_alignment_example_broadens_and_heats_the_clt_focus(capsys):
     plain = {e["threshold_cem43"]: e for e in report["lesions"]}[200]
     calibrated = {e["threshold_cem43"]: e for e in report["prediction"]["lesions"]}[200]
     assert calibrated["equivalent_diameter_mm"] > plain["equivalent_diameter_mm"] + 0.3
+
+
+def test_band_on_worker_processes_equals_the_band_in_this_process(tmp_path, capsys):
+    protocol = write_protocol(tmp_path, GAUSSIAN_PROTOCOL)
+    bands = []
+    for extra in ([], ["--workers", "2"]):
+        assert main(["simulate", str(protocol), "--uncertainty", "16", "--json", "--no-progress", *extra]) == 0
+        bands.append(json.loads(capsys.readouterr().out)["uncertainty"])
+    assert bands[0] == bands[1]
