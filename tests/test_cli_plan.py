@@ -34,7 +34,8 @@ def test_simulate_phantom_prints_one_json_document_and_writes_outputs(tmp_path, 
     assert report["protocol"] == "cli gaussian"
     assert [s["stage"] for s in report["sonications"]] == ["alignment", "treatment"]
     assert report["sonications"][1]["peak_temperature_c"] == pytest.approx(56.0, abs=0.05)
-    assert {l["threshold_cem43"] for l in report["lesions"]} == {17, 240}
+    assert [l["threshold_cem43"] for l in report["lesions"]] == [17, 100, 200, 240]  # default thresholds
+    assert report["lesions"][2]["corresponds_to"].startswith("day-1 T1")
     assert all("side" not in lesion for lesion in report["lesions"])  # phantom: no side
     written = json.loads((out / "report.json").read_text())
     assert written.pop("provenance")["protocol"]["name"] == "cli gaussian"  # report.json = stdout + provenance

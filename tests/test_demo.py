@@ -134,9 +134,9 @@ def test_run_demo_on_the_sample_head(tmp_path):
     from fusplan.demo import run_demo
 
     calls = []
-    written = run_demo(tmp_path, protocol=QUICK_PROTOCOL, animation_frames=8,
+    written = run_demo(tmp_path, protocol=dict(QUICK_PROTOCOL, thresholds_cem43=[17, 200, 240]), animation_frames=8,
                        progress=lambda fraction, message: calls.append((fraction, message)),
-                       registration_settings="affine")
+                       registration_settings="affine", uncertainty_samples=8)
     fractions = [fraction for fraction, _ in calls]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0  # one (fraction, message) signature, monotonic
     messages = [message for _, message in calls]
@@ -147,6 +147,8 @@ def test_run_demo_on_the_sample_head(tmp_path):
         assert gif.n_frames >= 8
     notes = written["demo.md"].read_text()
     assert "CLp" in notes and "on the left" in notes and "### Treatment" in notes
+    assert "day-1 T1 equivalent lesion" in notes and "in 90 % of cases" in notes  # the band, in words
+    assert "| 200 | day-1 T1 lesion (Huang 2018) |" in notes
     assert any("registering" in m for m in messages)
     # Running again reuses the registration cached in the folder.
     from fusplan.demo import locate_demo_target

@@ -66,6 +66,21 @@ def test_any_input_change_drops_the_result(located):
     assert session.found is None and session.result is None
 
 
+def test_thermometry_inputs_drop_the_result_and_bad_files_name_the_key(located, tmp_path):
+    from fusplan.errors import FusplanInputError
+
+    session, _ = _session_with_result(located)
+    assert session.measurements() is None
+    session.set_assessment(None, 0)  # unchanged: kept
+    assert session.result is not None
+    path = tmp_path / "measured.yaml"
+    path.write_text("measured:\n  - {sonication: 1, peak_c: 44, colour: red}\n")
+    session.set_assessment(str(path), 0)
+    assert session.result is None and session.provenance_now().thermometry == str(path)
+    with pytest.raises(FusplanInputError, match="colour"):
+        session.measurements()
+
+
 def test_a_result_computed_from_old_inputs_is_refused(located):
     session, form = _session_with_result(located)
     provenance = session.provenance_now()

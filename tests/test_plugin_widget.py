@@ -81,7 +81,8 @@ def test_phantom_simulation_view_matches_library(planner, qtbot):
                        ("nuclei", nuclei_rows(expected))):
         assert widget.results.cells(name) == table(rows)
     header, _ = widget.results.cells("lesions")
-    assert header[:4] == ["threshold_cem43", "volume_mm3", "equivalent_diameter_mm", "lr_mm"]  # first, not off-screen
+    assert header[:4] == ["threshold_cem43", "corresponds_to", "volume_mm3", "equivalent_diameter_mm"]  # not off-screen
+    assert widget.results.cells("isotherms") == table(expected["isotherms"])
     temperature = widget.own_layer("temperature")
     assert temperature.ndim == 4 and temperature.data.shape[0] == len(widget.frame_times_s)
     peak_c = max(s["peak_temperature_c"] for s in expected["sonications"])
@@ -105,6 +106,27 @@ def test_phantom_simulation_view_matches_library(planner, qtbot):
     assert widget._plot.cursors[0].get_xdata()[0] == pytest.approx(steps[-1]["time_s"])
     ratio = widget.timings_s["plugin_job_s"] / widget.timings_s["library_s"]
     print(f"\nplugin Simulate job / library simulate: {ratio:.2f}")
+
+
+def test_thermometry_file_calibrates_and_shows_the_prediction_and_band(planner, qtbot, tmp_path):
+    viewer, widget = planner
+    widget.editor.load(FAST_PROTOCOL)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("measured:\n  - {sonication: 7, peak_c: 44}\n")
+    widget.plan.thermometry_file.setText(str(bad))
+    widget.simulate()
+    assert not widget.busy and "measured[1].sonication" in widget.status.text()  # refused before simulating
+    good = tmp_path / "good.yaml"
+    good.write_text("measured:\n  - {sonication: 1, peak_c: 44.5}\n")
+    widget.plan.thermometry_file.setText(str(good))
+    widget.plan.band_samples.setValue(8)
+    run(qtbot, widget, widget.simulate)
+    assert widget.document["calibration"]["heating_efficiency"] > 1
+    _, rows = widget.results.cells("prediction")
+    assert rows and "Calibrated on heating_efficiency" in widget.results.clinical.text()
+    assert "Band of the calibrated 200 CEM43 lesion" in widget.results.clinical.text()
+    widget.plan.band_samples.setValue(0)  # another input: the result is dropped
+    assert widget.session.result is None
 
 
 def test_export_writes_the_cli_report_and_never_a_stale_one(planner, qtbot, tmp_path):

@@ -71,7 +71,7 @@ def test_clt_protocol_is_staged_like_clinical_practice():
     assert all(45 <= p <= 52 for p in peaks["verification"])
     assert len(peaks["treatment"]) == 5 and all(54 <= p <= 60 for p in peaks["treatment"])
     assert all(10 <= s.duration_s <= 20 and s.cooling_s >= 40 for s in protocol.sonications)
-    assert protocol.thresholds_cem43 == (17.0, 240.0)
+    assert protocol.thresholds_cem43 == (17.0, 100.0, 200.0, 240.0)  # console and day-1 MRI contours
 
 
 def test_unknown_bundled_name():
@@ -119,7 +119,7 @@ def test_defaults():
     assert protocol.name == "protocol"
     assert protocol.tissue == load_protocol(BASE).tissue  # brain preset
     assert (protocol.spacing_mm, protocol.extent_mm) == (0.5, 40.0)
-    assert protocol.thresholds_cem43 == (17.0, 240.0)
+    assert protocol.thresholds_cem43 == (17.0, 100.0, 200.0, 240.0)
     assert protocol.thermometry is None
     sonication = protocol.sonications[0]
     assert sonication.cooling_s == 0.0 and sonication.offset_frame == "acpc"

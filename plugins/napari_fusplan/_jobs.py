@@ -27,15 +27,23 @@ def locate(layer, options: dict, name: str):
     return job
 
 
-def simulate(protocol, scan, found, timings_s: dict):
-    """:func:`fusplan.simulate`, then the display layers; wall times go to ``timings_s``."""
+def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertainty_samples: int = 0):
+    """:func:`fusplan.simulate` (calibrated on ``measurements`` and with the band when asked), then the layers.
+
+    ``measurements`` is an already validated :class:`fusplan.measured.Measurements`;
+    wall times go to ``timings_s``.
+    """
     def job(progress):
         from fusplan import simulate as run
+        from fusplan.assessment import assess
 
         from ._movie import simulation_layers
 
         start_s = time.perf_counter()
         result = run(protocol, scan=scan, targets=found, progress=lambda f, m="": progress(SIMULATION_SHARE * f, m))
+        if measurements is not None or uncertainty_samples:
+            assess(result, measurements, uncertainty_samples=uncertainty_samples,
+                   progress=lambda f, m="": progress(SIMULATION_SHARE, m))
         timings_s["library_s"] = time.perf_counter() - start_s
         movies = simulation_layers(result, lambda f, m: progress(SIMULATION_SHARE + (1 - SIMULATION_SHARE) * f, m))
         timings_s["plugin_job_s"] = time.perf_counter() - start_s

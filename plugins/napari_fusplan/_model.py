@@ -54,6 +54,8 @@ class Provenance:
     protocol: str = ""
     protocol_name: str = ""
     labels: tuple[str, ...] = field(default=())
+    thermometry: str | None = None
+    uncertainty_samples: int = 0
 
     def describe(self) -> str:
         """``"Gaussian demo at CLp left on ch2"`` / ``"... in the phantom (no scan)"``."""
@@ -77,6 +79,8 @@ class PlanSession:
         self._found_form: TargetingForm | None = None
         self.result = None
         self.provenance: Provenance | None = None
+        self.thermometry: str | None = None
+        self.uncertainty_samples = 0
         self._listeners: list[Callable[[str], None]] = []
 
     # ------------------------------------------------------------ listeners
@@ -100,6 +104,24 @@ class PlanSession:
         self.protocol = protocol
         if self.result is not None and (protocol is None or self.provenance.protocol != protocol_key(protocol)):
             self.clear_result()
+
+    def set_assessment(self, thermometry: str | None, uncertainty_samples: int) -> None:
+        """Measured thermometry to calibrate on and band samples: a result made otherwise is dropped."""
+        self.thermometry, self.uncertainty_samples = thermometry or None, int(uncertainty_samples)
+        if self.result is not None and (self.provenance.thermometry, self.provenance.uncertainty_samples) != (
+                self.thermometry, self.uncertainty_samples):
+            self.clear_result()
+
+    def measurements(self):
+        """The thermometry file read and checked against the protocol (None without one).
+
+        Raises :class:`~fusplan.errors.FusplanInputError` naming the file and key.
+        """
+        from fusplan.measured import load_measurements
+
+        if self.thermometry is None:
+            return None
+        return load_measurements(self.thermometry, n_sonications=len(self.protocol.sonications))
 
     def scans_changed(self, names) -> None:
         """The viewer's scan layers are now ``names``.
@@ -169,7 +191,8 @@ class PlanSession:
             (t.side, t.name, tuple(np.round(np.asarray(t.ras_mm, dtype=float), 6))) for t in self.found.targets)
         labels = () if self.found is None else tuple(target_label(t) for t in self.found.targets)
         return Provenance(scan=self.form.scan if self.found is not None else None, targets=targets,
-                          protocol=protocol_key(self.protocol), protocol_name=self.protocol.name, labels=labels)
+                          protocol=protocol_key(self.protocol), protocol_name=self.protocol.name, labels=labels,
+                          thermometry=self.thermometry, uncertainty_samples=self.uncertainty_samples)
 
     def set_result(self, result, provenance: Provenance) -> bool:
         """Accept a simulation; refused (False) if its inputs changed while it ran."""

@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -54,9 +55,10 @@ class Triple(QWidget):
 
 
 class PlanTab(QWidget):
-    """The targeting form; ``changed`` fires on every edit of it."""
+    """The targeting form; ``changed`` fires on every edit of it, ``assessment_changed`` on calibration inputs."""
 
     changed = Signal()
+    assessment_changed = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -99,6 +101,15 @@ class PlanTab(QWidget):
         form.addRow(self.manual_acpc)
         form.addRow("AC", self.ac_input)
         form.addRow("PC", self.pc_input)
+        self.thermometry_file = QLineEdit()
+        self.thermometry_file.setPlaceholderText("optional: measured thermometry (.yaml/.json) to calibrate on")
+        self.band_samples = QSpinBox()
+        self.band_samples.setRange(0, 1000)
+        self.band_samples.setToolTip("samples of the lesion's uncertainty band (0: none; 200 take ~20 s)")
+        form.addRow("thermometry", self.thermometry_file)
+        form.addRow("band samples", self.band_samples)
+        self.thermometry_file.textChanged.connect(self.assessment_changed)
+        self.band_samples.valueChanged.connect(self.assessment_changed)
 
         self.locate_button = QPushButton("Locate target")
         self.simulate_button = QPushButton("Simulate")
@@ -151,6 +162,10 @@ class PlanTab(QWidget):
         self.scan_combo.blockSignals(False)
         if self.scan_combo.currentText() != current:
             self.changed.emit()
+
+    def assessment_inputs(self) -> tuple[str | None, int]:
+        """The thermometry file (None when empty) and the band's samples."""
+        return self.thermometry_file.text().strip() or None, self.band_samples.value()
 
     def form(self) -> TargetingForm:
         """The form's inputs."""

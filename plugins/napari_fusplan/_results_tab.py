@@ -13,7 +13,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._tables import nuclei_rows, table
+from ._tables import clinical_text, nuclei_rows, table
 
 EMPTY_TEXT = "No result: Simulate to see one. A result is dropped as soon as its scan, target or protocol changes."
 
@@ -28,13 +28,19 @@ class ResultsTab(QScrollArea):
         self.setWidget(inner)
         self.summary = QLabel(EMPTY_TEXT)
         self.summary.setWordWrap(True)
-        self.tables = {name: _table() for name in ("lesions", "nuclei", "sonications")}
+        self.clinical = QLabel()
+        self.clinical.setWordWrap(True)
+        self.tables = {name: _table() for name in ("lesions", "isotherms", "prediction", "nuclei", "sonications")}
         self.json_view = QPlainTextEdit()
         self.json_view.setReadOnly(True)
         self.json_view.setMinimumHeight(160)
         layout = QVBoxLayout(inner)
         layout.addWidget(self.summary)
-        for title, widget in (("Lesions", self.tables["lesions"]), ("Nucleus overlap", self.tables["nuclei"]),
+        layout.addWidget(self.clinical)
+        for title, widget in (("Lesions", self.tables["lesions"]),
+                              ("Maximum-temperature isotherms", self.tables["isotherms"]),
+                              ("Calibrated prediction (lesions before steering)", self.tables["prediction"]),
+                              ("Nucleus overlap", self.tables["nuclei"]),
                               ("Sonications", self.tables["sonications"]),
                               ("JSON report (as the CLI prints it)", self.json_view)):
             box = QGroupBox(title)
@@ -45,19 +51,23 @@ class ResultsTab(QScrollArea):
         from fusplan.report import dumps_json
 
         for name, rows in (("sonications", document["sonications"]), ("lesions", document.get("lesions", [])),
+                           ("isotherms", document.get("isotherms", [])),
+                           ("prediction", (document.get("prediction") or {}).get("lesions", [])),
                            ("nuclei", nuclei_rows(document))):
             _fill(self.tables[name], *table(rows))
         self.json_view.setPlainText(dumps_json(document))
+        self.clinical.setText(clinical_text(document))
         self.summary.setText(f"<b>Result of {provenance.describe()}</b>: {len(document['sonications'])} sonications")
 
     def clear(self) -> None:
         for widget in self.tables.values():
             _fill(widget, [], [])
         self.json_view.setPlainText("")
+        self.clinical.setText("")
         self.summary.setText(EMPTY_TEXT)
 
     def cells(self, name: str) -> tuple[list[str], list[list[str]]]:
-        """Header and cell texts of the ``"sonications"``, ``"lesions"`` or ``"nuclei"`` table."""
+        """Header and cell texts of a table (``"sonications"``, ``"lesions"``, ``"isotherms"``, ``"prediction"``, ``"nuclei"``)."""
         widget = self.tables[name]
         header = [widget.horizontalHeaderItem(c).text() for c in range(widget.columnCount())]
         return header, [[widget.item(r, c).text() for c in range(widget.columnCount())]

@@ -81,6 +81,7 @@ class PlanningWidget(QWidget):
         self.plan.export_button.clicked.connect(self._export_dialog)
         self.plan.save_registration_button.clicked.connect(self._save_registration_dialog)
         self.plan.changed.connect(self._form_changed)
+        self.plan.assessment_changed.connect(self._assessment_changed)
         self.editor.changed.connect(self._protocol_changed)
         self.teaching.step_chosen.connect(self.set_time)
         self.session.subscribe(self._session_changed)
@@ -120,6 +121,10 @@ class PlanningWidget(QWidget):
 
     def _form_changed(self, *_) -> None:
         self.session.set_form(self.plan.form())
+        self._update()
+
+    def _assessment_changed(self) -> None:
+        self.session.set_assessment(*self.plan.assessment_inputs())
         self._update()
 
     def _protocol_changed(self) -> None:
@@ -275,7 +280,13 @@ class PlanningWidget(QWidget):
             return
         session = self.session
         protocol, scan, found, provenance = session.protocol, session.scan, session.found, session.provenance_now()
-        self._start("simulating", jobs.simulate(protocol, scan, found, self.timings_s),
+        try:
+            measurements = session.measurements()  # cheap check before the simulation
+        except FusplanInputError as error:
+            self.status.setText(f"Simulate: {error}")
+            return
+        self._start("simulating", jobs.simulate(protocol, scan, found, self.timings_s, measurements,
+                                                session.uncertainty_samples),
                     lambda value: self._simulated(provenance, *value))
 
     def _simulated(self, provenance, result, movies) -> None:

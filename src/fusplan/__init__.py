@@ -44,6 +44,7 @@ _PUBLIC = {
     "calibrate": "calibration",
     "predict_treatment": "calibration",
     "uncertainty_band": "uncertainty",
+    "assess": "assessment",
 }
 
 __all__ = sorted([*_PUBLIC, "simulate"]) + ["__version__"]

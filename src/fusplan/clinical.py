@@ -149,3 +149,32 @@ def lesion_model(default: str = DEFAULT_COMPARISON) -> dict:
         "source": region.source,
         "regions": [asdict(r) for r in CLINICAL_REGIONS],
     }
+
+
+def describe_lesion(entry: dict) -> dict:
+    """A ``lesions[]`` entry with ``corresponds_to`` and ``source`` added when its threshold is in the table."""
+    for region in CLINICAL_REGIONS:
+        if region.kind == "dose" and region.level == float(entry.get("threshold_cem43", -1)):
+            return {**entry, "corresponds_to": region.corresponds_to, "source": region.source}
+    return entry
+
+
+def report_blocks(result) -> dict:
+    """The report's ``isotherms`` (51 C and 54 C, every side) and ``lesion_model`` blocks.
+
+    ``result`` is a :class:`fusplan.planner.SimulationResult`; the dose regions are the
+    protocol's ``lesions`` (the bundled protocols and the default thresholds list 17,
+    100, 200 and 240 CEM43), the isotherms are measured here on each side's
+    peak-temperature map.
+    """
+    targets = result.targets
+    names = None if targets is None else targets.label_names
+    volumes = None if targets is None else targets.nucleus_volumes_mm3
+    baseline = result.protocol.tissue.baseline_temperature_c
+    isotherms = []
+    for side, s in result.sides.items():
+        regions = clinical_regions(s.dose_cem43, s.peak_temperature_c, s.grid, baseline_temperature_c=baseline,
+                                   side=side, labels=s.labels, label_names=names, nucleus_volumes_mm3=volumes,
+                                   keys=[r.key for r in CLINICAL_REGIONS if r.kind == "isotherm"])
+        isotherms += [r.to_dict() for r in regions]
+    return {"isotherms": isotherms, "lesion_model": lesion_model()}

@@ -41,10 +41,13 @@ STAGES_HALF_WIDTH_MM = 8.0
 ANIMATION_HALF_WIDTH_MM = 12.0
 #: Frames of the animation.
 ANIMATION_FRAMES = 90
+#: Samples of the demo's uncertainty band (100: 12 protocol runs, a few seconds on 2 cores).
+DEMO_UNCERTAINTY_SAMPLES = 100
 #: Registration cached in the output folder, so running the demo again is quick.
 REGISTRATION_NAME = "registration.npz"
-#: Share of the progress bar of each step: targeting, simulation, figures.
-_SPANS = {"targeting": (0.0, 0.45), "simulation": (0.45, 0.75), "figures": (0.75, 1.0)}
+#: Share of the progress bar of each step: targeting, simulation, uncertainty, figures.
+_SPANS = {"targeting": (0.0, 0.45), "simulation": (0.45, 0.65), "uncertainty": (0.65, 0.75),
+          "figures": (0.75, 1.0)}
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -59,6 +62,7 @@ def run_demo(
     animation_frames: int = ANIMATION_FRAMES,
     registration=None,
     registration_settings: str = "standard",
+    uncertainty_samples: int = DEMO_UNCERTAINTY_SAMPLES,
 ) -> dict[str, Path]:
     """Plan the staged procedure on a scan and write the teaching figures and notes.
 
@@ -81,12 +85,16 @@ def run_demo(
     registration_settings : {"standard", "fast", "affine"}
         Registration preset (:data:`fusplan.registration.SETTINGS`) when registering;
         ``"affine"`` is quickest and least accurate.
+    uncertainty_samples : int
+        Samples of the day-1 T1 lesion's uncertainty band (:func:`fusplan.assessment.assess`;
+        0: none).
 
     Returns
     -------
     dict
         File name -> path of every file written.
     """
+    from .assessment import assess
     from .atlas import sample_scan_path
     from .io import load_scan
     from .planner import simulate
@@ -118,6 +126,10 @@ def run_demo(
     tick = time.perf_counter()
     result = simulate(protocol, scan=scan, targets=found, progress=_within(report_progress, "simulation"))
     timings["simulation_s"] = time.perf_counter() - tick
+    if uncertainty_samples:
+        tick = time.perf_counter()
+        assess(result, uncertainty_samples=uncertainty_samples, progress=_within(report_progress, "uncertainty"))
+        timings["uncertainty_s"] = time.perf_counter() - tick
 
     figures_progress = _within(report_progress, "figures")
     figures_progress(0.0, "writing the plan")

@@ -21,12 +21,14 @@ import numpy as np
 from . import timeline
 from .acoustics import heat_source
 from .bioheat import Pulse, SpectralBioheat, ThermalHistory, simulate_pulses
+from .clinical import describe_lesion, report_blocks
 from .errors import FusplanInputError
 from .grid import Grid
 from .lesion import LesionRecord, measure_lesion
 from .protocol import Protocol, Sonication
 
 if TYPE_CHECKING:
+    from .assessment import Assessment
     from .io import Scan
     from .targeting import Target, TargetingResult
 
@@ -130,12 +132,17 @@ class SideResult:
 
 @dataclass
 class SimulationResult:
-    """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`."""
+    """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`.
+
+    ``assessment`` (set by :func:`fusplan.assessment.assess`) adds the calibration,
+    the calibrated prediction and the uncertainty band to the report.
+    """
 
     protocol: Protocol
     sides: dict[str | None, SideResult]
     scan: Scan | None = None
     targets: TargetingResult | None = None
+    assessment: Assessment | None = None
 
     @property
     def first(self) -> SideResult:
@@ -187,7 +194,7 @@ class SimulationResult:
             targets = [{"name": "phantom focus", "ras_mm": [0.0, 0.0, 0.0], "acpc_mm": [0.0, 0.0, 0.0]}]
             landmarks = {}
         sonications = [record.to_dict() for s in self.sides.values() for record in s.sonications]
-        lesions = [record.to_dict() for s in self.sides.values() for record in s.lesions]
+        lesions = [describe_lesion(record.to_dict()) for s in self.sides.values() for record in s.lesions]
         first = self.first
         doc = {
             "fusplan_version": __version__,
@@ -205,6 +212,9 @@ class SimulationResult:
                        "temperature_c": [float(t) for t in s.focus_temperature_c]}
                 for side, s in self.sides.items()
             }
+        doc.update(report_blocks(self))
+        if self.assessment is not None:
+            self.assessment.update_report(doc)
         return doc
 
 

@@ -120,7 +120,9 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float, str]] = {
 }
 
 DEFAULT_GRID = {"spacing_mm": 0.5, "extent_mm": 40.0}
-DEFAULT_THRESHOLDS_CEM43 = (17.0, 240.0)
+#: Reported when a protocol lists none: the console contours (17, 240 CEM43) and the day-1
+#: T2 / T1 lesion contours (100, 200 CEM43; Huang 2018, fusplan.clinical).
+DEFAULT_THRESHOLDS_CEM43 = (17.0, 100.0, 200.0, 240.0)
 BUNDLED_PROTOCOLS = ("clt", "vim")
 
 

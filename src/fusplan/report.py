@@ -34,6 +34,7 @@ from typing import Any, Iterator
 import nibabel as nib
 import numpy as np
 
+from .clinical_summary import clinical_sections
 from .errors import FusplanInputError
 from .figures import lesion_figure
 from .io import Scan, atomic_output, save_nifti
@@ -264,7 +265,8 @@ def summary_markdown(report: dict) -> str:
     if lesions:
         sided = any("side" in lesion for lesion in lesions)
         head = (["side"] if sided else []) + [
-            "threshold CEM43", "LR mm", "AP mm", "SI mm", "volume mm^3", "diameter mm", "nuclei (% of lesion, % of nucleus)"
+            "threshold CEM43", "corresponds to", "LR mm", "AP mm", "SI mm", "volume mm^3", "diameter mm",
+            "nuclei (% of lesion, % of nucleus)"
         ]
         lines += ["## Lesions", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for lesion in lesions:
@@ -274,6 +276,7 @@ def summary_markdown(report: dict) -> str:
             )
             row = ([lesion.get("side") or ""] if sided else []) + [
                 _num(lesion.get("threshold_cem43"), None),
+                lesion.get("corresponds_to", "-"),
                 _num(lesion.get("lr_mm"), 2),
                 _num(lesion.get("ap_mm"), 2),
                 _num(lesion.get("si_mm"), 2),
@@ -283,6 +286,7 @@ def summary_markdown(report: dict) -> str:
             ]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+    lines += clinical_sections(report)
     return "\n".join(lines)
 
 

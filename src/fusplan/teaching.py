@@ -21,6 +21,8 @@ import numpy as np
 INJURY_CEM43 = 17.0
 #: Thermal dose (CEM43) above which tissue is coagulated: a permanent lesion (inner console contour).
 ABLATION_CEM43 = 240.0
+#: Thermal dose (CEM43) whose contour matched the day-1 T1 lesion (Huang et al. 2018; fusplan.clinical).
+DAY1_T1_CEM43 = 200.0
 
 #: What each stage is for (the question the clinician answers with it).
 STAGE_QUESTIONS = {
@@ -265,7 +267,8 @@ def demo_markdown(report: Mapping, snapshots: Sequence[Mapping], timings: Mappin
         "## Run",
         "",
         f"Targeting {timings.get('targeting_s', 0):.1f} s, simulation {timings.get('simulation_s', 0):.1f} s, "
-        f"figures {timings.get('figures_s', 0):.1f} s, total {timings.get('total_s', 0):.1f} s.",
+        f"uncertainty band {timings.get('uncertainty_s', 0):.1f} s, figures {timings.get('figures_s', 0):.1f} s, "
+        f"total {timings.get('total_s', 0):.1f} s.",
         "",
         "Limits: homogeneous brain tissue, an idealised skull (one transmission factor), no aberration; clinical "
         "simulations of CLT under-estimated the focal rise by ~24 % and the focus size by 20-40 % "
@@ -308,23 +311,46 @@ def _contours_section(report: Mapping, side: str | None) -> list[str]:
         "",
         "CEM43 (cumulative equivalent minutes at 43 °C) converts any temperature history into the time at 43 °C "
         f"that would do the same damage. Consoles draw two contours: inside **{ABLATION_CEM43:g} CEM43** tissue is "
-        "coagulated (the lesion core, close to the lesion seen on the day-1 MRI); between "
-        f"**{INJURY_CEM43:g}** and {ABLATION_CEM43:g} CEM43 tissue is injured but may recover (the oedema rim).",
+        "coagulated (the necrotic core); between "
+        f"**{INJURY_CEM43:g}** and {ABLATION_CEM43:g} CEM43 tissue is injured but may recover (the oedema rim). "
+        "The lesion a clinician measures on the day-1 MRI is larger than the core: on T1 it matched the "
+        "200 CEM43 contour and on T2 the 100 CEM43 contour (Huang et al. 2018), so those are drawn too.",
         "",
     ]
     lesions = {float(l["threshold_cem43"]): l for l in report.get("lesions", []) if l.get("side") in (side, None)}
     if not lesions:
         return lines
-    lines += ["| threshold CEM43 | LR mm | AP mm | SI mm | volume mm³ | diameter mm | nuclei (% of lesion) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| threshold CEM43 | corresponds to | LR mm | AP mm | SI mm | volume mm³ | diameter mm | "
+              "nuclei (% of lesion) |", "|---|---|---|---|---|---|---|---|"]
     for threshold in sorted(lesions):
         lesion = lesions[threshold]
         nuclei = ", ".join(f"{name} {100 * n['fraction_of_lesion']:.0f}%"
                            for name, n in (lesion.get("nuclei") or {}).items()) or "-"
         lines.append(
-            f"| {threshold:g} | {lesion['lr_mm']:.2f} | {lesion['ap_mm']:.2f} | {lesion['si_mm']:.2f} | "
+            f"| {threshold:g} | {lesion.get('corresponds_to', '-')} | {lesion['lr_mm']:.2f} | {lesion['ap_mm']:.2f} | {lesion['si_mm']:.2f} | "
             f"{lesion['volume_mm3']:.1f} | {lesion['equivalent_diameter_mm']:.2f} | {nuclei} |")
-    return lines + ["", "CLT lesions reported by Jeanmonod et al. (2012) were 3-4 mm in diameter.", ""]
+    return lines + [""] + _day1_section(lesions) + [
+        "CLT lesions reported by Jeanmonod et al. (2012) were 3-4 mm in diameter; Moser et al. (2013) measured "
+        "68.5 ± 39.7 mm³ on day-2 T1 (about 5.1 mm).", ""]
+
+
+def _day1_section(lesions: Mapping) -> list[str]:
+    """The day-1 T1 equivalent lesion and, when computed, its uncertainty band, in words."""
+    entry = lesions.get(DAY1_T1_CEM43)
+    if entry is None:
+        return []
+    text = (f"The **day-1 T1 equivalent lesion** ({DAY1_T1_CEM43:g} CEM43) is {entry['equivalent_diameter_mm']:.1f} mm "
+            "in equivalent diameter")
+    band = entry.get("uncertainty")
+    if band:
+        d = band["equivalent_diameter_mm"]
+        text += (f". Drawing tissue properties, focal spread, heating efficiency, thermometry noise and targeting "
+                 f"error from their published ranges, it lies between {d['p5']:.1f} and {d['p95']:.1f} mm in 90 % of "
+                 f"cases (median {d['p50']:.1f} mm) and covers the target point with probability "
+                 f"{band['target_coverage_probability']:.2f}. The band does not include errors of the model's own "
+                 "form, and an uncalibrated model under-estimates the focus (Pulkkinen et al. 2014): calibrating on "
+                 "the alignment sonication's thermometry (`--thermometry`) narrows and corrects it")
+    return [text + ".", ""]
 
 
 def _vec(values) -> str:

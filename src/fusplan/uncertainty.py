@@ -160,7 +160,7 @@ def _percentiles(values) -> dict:
 
 def uncertainty_band(result, calibration=None, *, samples: int = 200, structural: int | None = None,
                      side: str | None = None, threshold_cem43: float | None = None, seed: int = 0,
-                     workers: int = 1, progress=None) -> UncertaintyBand:
+                     workers: int = 1, engine=None, progress=None) -> UncertaintyBand:
     """Propagate :data:`UNCERTAINTY_TABLE` to the lesion of one simulated side.
 
     Parameters
@@ -180,6 +180,9 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
         Random seed (results are deterministic).
     workers : int
         Processes for the structural runs (1: in this process).
+    engine : optional
+        A batch engine (:func:`fusplan.batch.engines.make_engine`: process pool or Dask)
+        to run the structural runs on instead; the caller closes it.
     progress : callable(fraction, message), optional
     """
     say = progress or (lambda fraction, message="": None)
@@ -194,7 +197,12 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     draws = draw_parameters(model, calibration, n_struct, rng)
     offsets = draw_offsets(calibration, samples, rng)
     runs = []
-    if workers > 1:
+    if engine is not None:
+        futures = [engine.submit(_structural_run, model, d, threshold_cem43, calibration) for d in draws]
+        for i, f in enumerate(futures):
+            runs.append(f.result())
+            say((i + 1) / (n_struct + 1), f"uncertainty: run {i + 1}/{n_struct}")
+    elif workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             futures = [pool.submit(_structural_run, model, d, threshold_cem43, calibration) for d in draws]
             for i, f in enumerate(futures):

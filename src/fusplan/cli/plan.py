@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import REGISTRATION_NAME, add_output_options, add_target_options, check_out_dir, check_targeting, locate
+from .assessment import add_assessment_options, load_thermometry
 from .simulate import simulate_and_report
 
 HELP = "target + simulate + report on a scan"
@@ -16,6 +17,7 @@ def add_parser(commands) -> None:
                         help="protocol file or bundled name (clt, vim; any case; default: clt)")
     add_target_options(parser)
     add_output_options(parser, f"write the JSON report, NIfTI maps, summary and {REGISTRATION_NAME}")
+    add_assessment_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -25,7 +27,8 @@ def run(args) -> int:
 
     check_out_dir(args.out)
     protocol = load_protocol(args.protocol)
+    measurements = load_thermometry(args, protocol)
     check_targeting(args)
     scan = load_scan(args.scan)
     found = locate(scan, args)
-    return simulate_and_report(protocol, scan, found, args)
+    return simulate_and_report(protocol, scan, found, args, measurements)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .assessment import add_assessment_options, load_thermometry, run_assessment
 from .common import (add_output_options, add_target_options, check_out_dir, check_targeting, locate, print_json,
                      progress_bar, save_registration)
 
@@ -20,6 +21,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--scan", type=Path, metavar="SCAN", help="plan on this scan (default: tissue phantom)")
     add_target_options(parser, "side(s) to plan with --scan (ignored in the phantom)")
     add_output_options(parser, "write the JSON report, NIfTI maps and summary")
+    add_assessment_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -29,16 +31,22 @@ def run(args) -> int:
 
     check_out_dir(args.out)
     protocol = load_protocol(args.protocol)
+    measurements = load_thermometry(args, protocol)
     scan = found = None
     if args.scan:
         check_targeting(args)
         scan = load_scan(args.scan)
         found = locate(scan, args)
-    return simulate_and_report(protocol, scan, found, args)
+    return simulate_and_report(protocol, scan, found, args, measurements)
 
 
-def simulate_and_report(protocol, scan, found, args) -> int:
-    """Simulate, write ``--out`` (report, maps and the registration), print the summary or ``--json``."""
+def simulate_and_report(protocol, scan, found, args, measurements=None) -> int:
+    """Simulate, calibrate and add the band when asked, write ``--out``, print the summary or ``--json``.
+
+    ``--out`` gets the report, the maps and the registration; ``measurements``
+    (``--thermometry``, already checked) and ``--uncertainty`` add the assessment
+    (:func:`fusplan.assessment.assess`).
+    """
     from ..planner import simulate
     from ..report import summary_text, write_report
 
@@ -47,6 +55,7 @@ def simulate_and_report(protocol, scan, found, args) -> int:
         result = simulate(protocol, scan=scan, targets=found, progress=update)
     finally:
         close()
+    run_assessment(result, measurements, args)
     if args.out:
         write_report(result, args.out, scan=scan)
         if found is not None:

@@ -1,0 +1,98 @@
+"""Calibrate on measured thermometry, predict the treatment and add the uncertainty band.
+
+:func:`assess` is what ``plan --thermometry FILE --uncertainty N`` (and ``simulate``,
+the demo and the napari plugin) run after the simulation. Its :class:`Assessment`
+sits on the :class:`~fusplan.planner.SimulationResult` (``result.assessment``) and
+adds to the JSON report (:meth:`Assessment.update_report`):
+
+- ``calibration``: the fitted heating efficiency, focal spread and spot offset with
+  their uncertainties and the fit residual (:meth:`fusplan.calibration.Calibration.to_dict`);
+- ``prediction``: the treatment simulated with the calibrated model: powers and
+  energies, the calibrated focus, the steering offset that puts it back on the target,
+  and its lesions and isotherms with what they correspond to
+  (:meth:`fusplan.calibration.TreatmentPrediction.to_dict`);
+- ``uncertainty``: one band per side (:meth:`fusplan.uncertainty.UncertaintyBand.to_dict`)
+  for the default comparison (200 CEM43, the day-1 T1 lesion). Its percentiles,
+  coverage probability and spill are also put on the lesion they describe as
+  ``uncertainty``: the calibrated prediction's lesion when there is a calibration
+  (the band then draws from the fit's posterior and assumes the steering correction),
+  else the plan's own ``lesions[]`` entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
+from .uncertainty import UncertaintyBand, uncertainty_band
+
+__all__ = ["Assessment", "assess"]
+
+
+@dataclass
+class Assessment:
+    """Calibration, calibrated prediction and uncertainty bands of one simulation (each optional)."""
+
+    calibration: Calibration | None = None
+    prediction: TreatmentPrediction | None = None
+    bands: list[UncertaintyBand] = field(default_factory=list)
+
+    def update_report(self, doc: dict) -> None:
+        """Add the ``calibration``, ``prediction`` and ``uncertainty`` blocks to a report (in place)."""
+        if self.calibration is not None:
+            doc["calibration"] = self.calibration.to_dict()
+        if self.prediction is not None:
+            doc["prediction"] = self.prediction.to_dict()
+        if not self.bands:
+            return
+        doc["uncertainty"] = [band.to_dict() for band in self.bands]
+        lesions = doc["prediction"]["lesions"] if self.prediction is not None else doc.get("lesions", [])
+        for band in self.bands:
+            for entry in lesions:
+                if entry.get("threshold_cem43") == band.threshold_cem43 and entry.get("side") == band.side:
+                    entry["uncertainty"] = band.lesion_uncertainty()
+
+
+def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=None, seed: int = 0,
+           progress=None) -> Assessment:
+    """Calibrate, predict and/or compute the uncertainty band; store it on ``result``.
+
+    Parameters
+    ----------
+    result : fusplan.planner.SimulationResult
+    measurements : Measurements, path or mapping, optional
+        What thermometry showed (:mod:`fusplan.measured`); calibrates the side it names.
+    uncertainty_samples : int
+        Samples of the band (0: no band). With a calibration the band is for the
+        calibrated side; without, for every simulated side.
+    engine : optional
+        Batch engine for the band's runs (:func:`fusplan.batch.engines.make_engine`).
+    seed : int
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    Assessment
+        Also set as ``result.assessment`` so ``result.to_dict()`` and the written
+        report include it.
+
+    Raises
+    ------
+    FusplanInputError
+        Bad measurements or an implausible fit.
+    """
+    say = progress or (lambda fraction, message="": None)
+    out = Assessment()
+    if measurements is not None:
+        out.calibration = calibrate(result, measurements, progress=lambda f, m="": say(0.3 * f, m))
+        say(0.3, "predicting the treatment")
+        out.prediction = predict_treatment(result, out.calibration)
+    if uncertainty_samples:
+        sides = [out.calibration.side] if out.calibration is not None else list(result.sides)
+        for i, side in enumerate(sides):
+            lo, width = 0.4 + 0.6 * i / len(sides), 0.6 / len(sides)
+            out.bands.append(uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side,
+                                              seed=seed, engine=engine,
+                                              progress=lambda f, m="", lo=lo, width=width: say(lo + width * f, m)))
+    say(1.0, "assessed")
+    result.assessment = out
+    return out
