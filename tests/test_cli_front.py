@@ -68,7 +68,7 @@ def test_out_that_is_a_file_fails_before_any_work(command, tmp_path, capsys, mon
     readme = tmp_path / "README.md"
     readme.write_text("keep me")
     assert main([*command, "--out", str(readme)]) == 2
-    assert "not a directory" in capsys.readouterr().err
+    assert "not a folder" in capsys.readouterr().err
     assert readme.read_text() == "keep me"
 
 
