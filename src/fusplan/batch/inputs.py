@@ -169,21 +169,23 @@ def _matches(text: str, path: Path) -> tuple[list[str], str | None]:
     return [text], None
 
 
-def check_regular_file(path: str | os.PathLike) -> str | None:
+def check_regular_file(path: str | os.PathLike, shown: str | os.PathLike | None = None) -> str | None:
     """Why ``path`` cannot be read as an input file (FIFO, device, folder, unsearchable), or None.
 
-    A missing file gives None (the run that needs it reports it).
+    ``shown``: the name the user gave (default ``path``), used in the message. A
+    missing file gives None (the run that needs it reports it).
     """
+    name = display_path(path if shown is None else shown)
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return None
     except OSError as error:
-        return f"{display_path(path)}: cannot read ({error.strerror or type(error).__name__})"
+        return f"{name}: cannot read ({error.strerror or type(error).__name__})"
     if stat.S_ISDIR(mode):
-        return f"{display_path(path)}: is a folder, not a file"
+        return f"{name}: is a folder, not a file"
     if not stat.S_ISREG(mode):
-        return f"{display_path(path)}: is not a regular file (a FIFO, socket or device); refused before reading"
+        return f"{name}: is not a regular file (a FIFO, socket or device); refused before reading"
     return None
 
 

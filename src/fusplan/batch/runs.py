@@ -163,9 +163,9 @@ def _check_regular_files(rows: list[dict]) -> None:
     """
     problems = []
     for row in rows:
-        for path in (row["scan_path"], row["protocol_path"]):
+        for path, shown in ((row["scan_path"], row["scan"]), (row["protocol_path"], row["protocol"])):
             if path is not None:
-                problem = check_regular_file(path)
+                problem = check_regular_file(path, shown or path)
                 if problem is not None:
                     problems.append(problem)
     raise_problems(problems)
