@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -151,8 +152,6 @@ def record_outputs(out_dir: str | os.PathLike, writer: str, written: Iterable[st
     list of Path
         The files removed.
     """
-    from .io import atomic_output
-
     out = Path(out_dir)
     manifest = _read_manifest(out / OUTPUTS_MANIFEST)
     new = {}
@@ -175,9 +174,21 @@ def record_outputs(out_dir: str | os.PathLike, writer: str, written: Iterable[st
             path.unlink()
             removed.append(path)
     manifest[writer] = dict(sorted(new.items()))
-    with atomic_output(out / OUTPUTS_MANIFEST) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
+    _write_atomically(out / OUTPUTS_MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
     return removed
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file and one rename (as :func:`fusplan.io.atomic_output`)."""
+    handle, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
 
 
 def _sha256(path: Path) -> str:

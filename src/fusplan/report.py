@@ -18,6 +18,11 @@ Files written by :func:`write_report`:
   target, the scan (or the peak temperature) with the dose contours.
 
 :func:`write_target_outputs` writes the files of ``fusplan target --out``.
+
+Both list what they wrote in ``.fusplan-outputs.json`` (:func:`fusplan.outputs.record_outputs`)
+and remove the files of their previous result set that the new one did not write again, so
+the folder holds one consistent result set; leftovers of a killed earlier write are removed
+first (:func:`fusplan.outputs.clean_stale_writes`).
 """
 from __future__ import annotations
 
