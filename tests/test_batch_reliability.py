@@ -228,6 +228,27 @@ def test_over_long_names_are_refused_naming_the_path(tmp_path, protocol_file, ca
         assert len(err.strip().splitlines()) == 1 and "xxxx.nii: cannot read (File name too long)" in err
 
 
+def test_a_folder_that_cannot_be_searched_is_refused_naming_it(tmp_path, protocol_file, monkeypatch):
+    """As root no folder is unsearchable, so the refusal of the system is played by os.stat."""
+    from fusplan.batch import inputs
+
+    locked = tmp_path / "locked"
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if str(path).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied")
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(inputs.os, "stat", stat)
+    with pytest.raises(FusplanInputError, match=r"locked/a.nii: cannot read \(Permission denied\)$"):
+        plan_runs([locked / "a.nii"], protocol=protocol_file)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("scan,protocol\nlocked/b.nii,gaussian.yaml\n")
+    with pytest.raises(FusplanInputError, match=r"locked/b.nii: cannot read \(Permission denied\)$"):
+        plan_runs([manifest])
+
+
 # ------------------------------------------------------------------ cached registrations
 
 

@@ -5,6 +5,8 @@ Simulations use the Gaussian test protocol of ``conftest.py`` in the phantom.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import yaml
 
@@ -25,10 +27,16 @@ def test_a_new_report_removes_the_outputs_of_the_previous_one(tmp_path, gaussian
     assert _simulate(tmp_path, gaussian_spec, out) == 0
     assert (out / "lesion_17cem43.nii.gz").is_file()
     (out / "notes.txt").write_text("the user's own file")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = out / f".fusplan-staging-{dead.pid}-k1ll3d"  # a write killed midway
+    stale.mkdir()
+    (stale / "report.json").write_text("half")
     gaussian_spec["thresholds_cem43"] = [100]
     assert _simulate(tmp_path, gaussian_spec, out) == 0
     capsys.readouterr()
     assert not (out / "lesion_17cem43.nii.gz").exists()  # of the earlier run: gone
+    assert not stale.exists()
     assert (out / "lesion_100cem43.nii.gz").is_file() and (out / "notes.txt").read_text() == "the user's own file"
     report = json.loads((out / "report.json").read_text())
     assert [lesion["threshold_cem43"] for lesion in report["lesions"]] == [100]
