@@ -42,7 +42,8 @@ def test_simulate_phantom_prints_one_json_document_and_writes_outputs(tmp_path, 
     assert written == report
     dose = nib.load(out / "dose_cem43.nii.gz")
     assert dose.shape == (33, 33, 33)
-    assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary files left behind"
+    hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert hidden == [".fusplan-outputs.json"], "no temporary files left behind, only the list of outputs"
 
 
 def test_simulate_text_summary(tmp_path, capsys):

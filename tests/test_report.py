@@ -93,7 +93,8 @@ def test_write_report_files_and_affines(tmp_path, bilateral):
         for kind in ("peak_temperature_c", "dose_cem43", "lesion_17cem43", "lesion_240cem43")
     ]
     assert names == sorted(expected)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(expected)  # no staging left
+    on_disk = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert on_disk == sorted([*expected, ".fusplan-outputs.json"])  # no staging left; the output list
     for side, s in bilateral.sides.items():
         image = nib.load(tmp_path / "out" / f"peak_temperature_c_{side}.nii.gz")
         np.testing.assert_allclose(image.affine, s.grid.affine, atol=1e-5)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import FusplanInputError
+from .outputs import temp_prefix
 from .nifti_check import check_file_size, check_header_fields, image_bytes, quiet_nibabel, read_verified_gzip
 from .textfile import display_path
 
@@ -156,7 +157,8 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(path.suffixes)  # keep .nii.gz so writers pick the format
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    # The name carries this pid, so fusplan.outputs.clean_stale_writes can remove it if we are killed.
+    handle, tmp_name = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=f".tmp{suffix}", dir=path.parent)
     os.close(handle)
     tmp_path = Path(tmp_name)
     umask = os.umask(0)

@@ -25,7 +25,7 @@ from .clinical import describe_lesion, report_blocks
 from .errors import FusplanInputError
 from .grid import Grid
 from .lesion import LesionRecord, measure_lesion
-from .protocol import Protocol, Sonication
+from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
 
 if TYPE_CHECKING:
     from .assessment import Assessment
@@ -218,6 +218,22 @@ class SimulationResult:
         return doc
 
 
+def sonication_keys(protocol: Protocol) -> list[str]:
+    """``"<file>: sonications[i]"`` for every expanded sonication, as validation errors name it.
+
+    ``i`` is the entry of the file's list, counted from 0 (an entry with ``repeat: 3``
+    names three sonications).
+    """
+    label = protocol.source or "protocol"
+    keys = []
+    for i, entry in enumerate(protocol.spec.get("sonications", [])):
+        repeat = entry.get("repeat", 1) if isinstance(entry, dict) else 1
+        keys.extend([f"{label}: sonications[{i}]"] * int(repeat))
+    if len(keys) != len(protocol.sonications):  # a protocol built another way: count the expanded list
+        keys = [f"{label}: sonication {s.index}" for s in protocol.sonications]
+    return keys
+
+
 def _offset_world(sonication: Sonication, frame_axes: np.ndarray) -> np.ndarray:
     if sonication.offset_mm is None:
         return np.zeros(3)
@@ -242,7 +258,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
     pulses = []
     start = 0.0
-    for sonication in protocol.sonications:
+    names = sonication_keys(protocol)
+    for sonication, name in zip(protocol.sonications, names):
         focus = centre_mm + _offset_world(sonication, frame_axes)
         key = tuple(np.round(focus, 6))
         if key not in sources:
@@ -252,6 +269,10 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
             power = float(sonication.power_w)
         elif sonication.absorbed_power_w is not None:
             power = float(sonication.absorbed_power_w) / absorbed_per_w[key]
+            if power > MAX_CONSOLE_ACOUSTIC_POWER_W:
+                raise FusplanInputError(
+                    f"{name}.absorbed_power_w {sonication.absorbed_power_w:g} W needs {power:.4g} W emitted, more "
+                    f"than the console's maximum acoustic power of {MAX_CONSOLE_ACOUSTIC_POWER_W:g} W")
         else:
             power = None
         pulses.append(Pulse(start, sonication.duration_s, key, power, sonication.peak_c, sonication.cooling_s))
@@ -263,6 +284,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         solver, sources, pulses,
         thermometry_voxel_mm=None if thermometry is None else tuple(thermometry.voxel_mm),
         thermometry_frame_s=None if thermometry is None else float(thermometry.frame_s),
+        max_power_w=MAX_CONSOLE_ACOUSTIC_POWER_W,  # titrated power is bounded by the console
+        pulse_names=names,
         threads=threads,
     )
     records = [

@@ -59,11 +59,13 @@ REQUIRED_TOP_LEVEL_KEYS = ("transducer", "sonications")
 
 #: Sanity bounds. Values outside are typing mistakes or unit errors, not plans.
 #: Plausible range of every number see :data:`PLAUSIBLE_RANGES` and docs/plausible_ranges.md.
-#: Highest acoustic power a clinical transcranial console emits, in W. The 512-element
-#: ExAblate 3000 delivered up to 800 W acoustic (Acoustics Today 8(4), 2012); ExAblate
-#: Neuro thalamotomies report delivered powers up to ~1.2-1.4 kW. A protocol (given
-#: power_w, or titrated to absorbed_power_w / peak_c) that needs more is refused: the
-#: titration in fusplan.bioheat must compare its result with this bound.
+#: Highest acoustic power a clinical transcranial console emits, in W. Cited: the 512-element
+#: ExAblate 3000 (670 kHz) drove "800 W of acoustic power" (Acoustics Today 8(4) p. 13,
+#: 2012). No public specification of the 1024-element ExAblate Neuro maximum was found
+#: (searched 2026-11); clinical thalamotomy reports give delivered powers up to ~1.2-1.4 kW
+#: (not re-verified), so 1500 W is an upper bound above every reported use, not a device
+#: figure. A protocol (power_w given, or absorbed_power_w / peak_c converted or titrated) that
+#: needs more is refused naming the file and key: fusplan.planner passes it as max_power_w.
 MAX_CONSOLE_ACOUSTIC_POWER_W = 1500.0
 MAX_POWER_W = MAX_CONSOLE_ACOUSTIC_POWER_W
 MAX_ABSORBED_POWER_W = 1000.0

@@ -18,6 +18,11 @@ Files written by :func:`write_report`:
   target, the scan (or the peak temperature) with the dose contours.
 
 :func:`write_target_outputs` writes the files of ``fusplan target --out``.
+
+Both list what they wrote in ``.fusplan-outputs.json`` (:func:`fusplan.outputs.record_outputs`)
+and remove the files of their previous result set that the new one did not write again, so
+the folder holds one consistent result set; leftovers of a killed earlier write are removed
+first (:func:`fusplan.outputs.clean_stale_writes`).
 """
 from __future__ import annotations
 
@@ -38,6 +43,7 @@ from .clinical_summary import clinical_sections
 from .errors import FusplanInputError
 from .figures import lesion_figure
 from .io import Scan, atomic_output, save_nifti
+from .outputs import clean_stale_writes, record_outputs, staging_prefix
 from .planner import SimulationResult
 from .registration import scan_fingerprint
 from .targeting import TargetingResult
@@ -132,6 +138,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
                 figure = lesion_figure(s.grid, s.peak_temperature_c, s.dose_cem43, thresholds, scan=scan,
                                        title=_title(report, side))
                 figure.savefig(staging / f"figure{suffix}.png", dpi=100)
+    record_outputs(out_dir, "report", written)  # removes files of an earlier report not written again
     return {path.name: path for path in written}
 
 
@@ -196,6 +203,7 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_writes(out)
     document = {"fusplan_version": __version__, "atlas": result.atlas}
     document.update(result.to_dict())
     document["acpc_frame"] = result.frame.to_dict()
@@ -211,6 +219,7 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
         figure.savefig(tmp, dpi=110, format="png")
     with atomic_output(paths["json"]) as tmp:
         tmp.write_text(dumps_json(document))
+    record_outputs(out, "targets", paths.values())
     return paths
 
 
@@ -322,7 +331,8 @@ def _staged(out_dir: str | os.PathLike, written: list[Path]) -> Iterator[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise FusplanInputError(f"{out_dir}: exists and is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".fusplan-staging-", dir=out_dir))
+    clean_stale_writes(out_dir)  # what a killed earlier write left
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out_dir))
     try:
         yield staging
         for source in sorted(staging.iterdir()):

@@ -27,7 +27,14 @@ Outputs (every file written atomically)::
 
     <out>/runs/<run_id>.json     contract JSON report + a "run" block (inputs, timing)
     <out>/summary.csv            one row per run, sorted, no timings (reproducible)
-    <out>/registration/...       cached registrations, one per (scan, atlas)
+    <out>/registration/...       cached registrations, one per (scan, atlas); one that fails
+                                 validation is registered again
+    <out>/.fusplan.lock          held while the batch runs: a second batch on the same
+                                 folder is refused (exit 2, naming the first one's pid)
+
+Temporary files of a killed earlier batch are removed when the next one starts, and
+local worker processes end with the batch process (even after SIGKILL). Scans and
+protocols that are not regular files (FIFOs, devices) are refused before being read.
 
 Modules: :mod:`~fusplan.batch.inputs` (sweeps, manifests, scan lists),
 :mod:`~fusplan.batch.runs` (inputs -> :class:`RunSpec`), :mod:`~fusplan.batch.tasks`

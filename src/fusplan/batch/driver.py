@@ -14,7 +14,8 @@ from ..errors import FusplanInputError
 from .engines import default_workers, make_engine, threads_per_worker
 from .runs import RunSpec, plan_runs
 from .summary import error_row, sort_rows, summary_row, write_summary
-from .tasks import RUNS_DIR, one_line, register_scan, registration_cache_path, simulate_runs
+from ..outputs import clean_stale_writes, lock_output_dir
+from .tasks import REGISTRATION_DIR, RUNS_DIR, one_line, register_scan, registration_cache_path, simulate_runs
 
 SUMMARY_NAME = "summary.csv"
 #: Upper bound on runs per task: larger tasks reuse more, smaller ones balance better.
@@ -119,7 +120,9 @@ def run_batch(
     ------
     FusplanInputError
         Mistakes in the command, all listed (see :func:`fusplan.batch.plan_runs`),
-        or an unreachable scheduler. Bad scans and manifest rows become error rows.
+        an unreachable scheduler, or ``out_dir`` in use by another batch (it is
+        locked for the whole batch: :func:`fusplan.outputs.lock_output_dir`). Bad
+        scans and manifest rows become error rows.
     """
     started = time.perf_counter()
     out = Path(out_dir).resolve()  # workers (and Dask workers on a shared file system) get absolute paths
@@ -133,7 +136,20 @@ def run_batch(
     threads = threads_per_worker(workers) if threads is None else int(threads)
     runs = plan_runs(inputs, protocol=protocol, sides=sides, sweeps=sweeps, overrides=overrides,
                      phantom=phantom, atlas=atlas, target=target)
-    out.mkdir(parents=True, exist_ok=True)
+    with lock_output_dir(out, what="batch"):  # a second batch on the same --out is refused, not interleaved
+        for folder in (out, out / RUNS_DIR, out / REGISTRATION_DIR):
+            clean_stale_writes(folder)  # temporary files of a killed earlier batch
+        rows, n_resumed, registration_s = _run_locked(out, runs, workers, threads, dask, scheduler, reuse, progress)
+        summary_path = write_summary(list(rows.values()), out / SUMMARY_NAME)
+    ordered = sort_rows(rows.values())
+    return BatchResult(out_dir=out, summary_path=summary_path, rows=ordered, n_runs=len(ordered),
+                       n_failed=sum(r["status"] == "error" for r in ordered), n_resumed=n_resumed,
+                       elapsed_s=time.perf_counter() - started, registration_s=registration_s)
+
+
+def _run_locked(out: Path, runs, workers: int, threads: int, dask: bool, scheduler: str | None, reuse: bool,
+                progress) -> tuple[dict, int, float]:
+    """Resume, register and simulate (the caller holds the lock); returns (rows, n_resumed, registration_s)."""
     rows: dict[str, dict] = {}
     todo: list[tuple[RunSpec, Any]] = []
     n_resumed = 0
@@ -173,11 +189,7 @@ def run_batch(
     finally:
         if engine is not None:
             engine.close()
-    summary_path = write_summary(list(rows.values()), out / SUMMARY_NAME)
-    ordered = sort_rows(rows.values())
-    return BatchResult(out_dir=out, summary_path=summary_path, rows=ordered, n_runs=len(ordered),
-                       n_failed=sum(r["status"] == "error" for r in ordered), n_resumed=n_resumed,
-                       elapsed_s=time.perf_counter() - started, registration_s=registration_s)
+    return rows, n_resumed, registration_s
 
 
 def _read_report(path: Path) -> dict | None:
@@ -194,9 +206,22 @@ def _registration_jobs(out: Path, todo) -> list[tuple[str, str, str]]:
     for spec, _ in todo:
         if spec.scan_path is None or spec.scan_hash is None:
             continue  # the phantom, or an unreadable file (phase 2 reports the load error)
-        if not registration_cache_path(out, spec.scan_hash, spec.atlas).is_file():
+        if not _valid_cache(registration_cache_path(out, spec.scan_hash, spec.atlas)):
             jobs.add((spec.scan_path, spec.scan_hash, spec.atlas))
     return sorted(jobs)
+
+
+def _valid_cache(path: Path) -> bool:
+    """True when ``path`` holds a registration that passes validation (a damaged one is redone)."""
+    from ..registration import load_registration
+
+    if not path.is_file():
+        return False
+    try:
+        load_registration(path)
+    except FusplanInputError:
+        return False
+    return True
 
 
 def _register_all(engine, out: Path, jobs, threads: int, meter: "_Progress") -> dict[str, str]:

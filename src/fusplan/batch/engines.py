@@ -6,7 +6,13 @@ count travels with each task as an argument).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import signal
+import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from ..errors import FusplanInputError
@@ -28,6 +34,38 @@ def make_engine(workers: int, use_dask: bool = False, scheduler: str | None = No
     if use_dask or scheduler:
         return DaskEngine(scheduler, workers)
     return InlineEngine() if workers == 1 else PoolEngine(workers)
+
+
+#: Linux prctl option: signal sent to this process when its parent dies (<linux/prctl.h>).
+PR_SET_PDEATHSIG = 1
+#: How often the fallback watchdog checks that the parent is alive, in s.
+WATCHDOG_INTERVAL_S = 0.5
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the batch process ``parent_pid`` ends, however it ends.
+
+    Without it, workers of a batch killed with SIGKILL keep simulating and writing
+    into ``--out``. On Linux the kernel sends SIGKILL when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); everywhere a daemon thread also checks every
+    :data:`WATCHDOG_INTERVAL_S` that the parent pid has not changed (a reparented
+    worker) and exits at once.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still works
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(WATCHDOG_INTERVAL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fusplan-parent-watchdog", daemon=True).start()
 
 
 class InlineEngine:
@@ -58,10 +96,11 @@ class _Deferred:
 
 
 class PoolEngine:
-    """Local process pool."""
+    """Local process pool whose workers die with this process (see :func:`die_with_parent`)."""
 
     def __init__(self, workers: int):
-        self.executor = ProcessPoolExecutor(max_workers=workers)
+        self.executor = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                                            initargs=(os.getpid(),))
 
     def submit(self, fn, *args):
         return self.executor.submit(fn, *args)

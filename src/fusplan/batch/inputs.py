@@ -5,17 +5,18 @@ turns it into runs.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import itertools
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import yaml
-
 from ..errors import FusplanInputError
+from ..textfile import display_path, parse_yaml_value, read_text_limited
 
 #: Short override names accepted in manifests and sweeps, and what they mean.
 ALIASES = {
@@ -83,19 +84,20 @@ def expand_sweeps(sweeps: Mapping[str, Sequence] | Sequence[tuple[str, Sequence]
 def read_manifest(path: str | os.PathLike) -> list[dict]:
     """Read a CSV manifest into a list of row mappings (column -> stripped text).
 
+    The file is read with :func:`fusplan.textfile.read_text_limited` (a regular
+    UTF-8 file of at most :data:`fusplan.textfile.MAX_TEXT_BYTES`).
+
     Raises
     ------
     FusplanInputError
-        Missing or unreadable file, no header, no ``scan`` column, repeated
-        columns, or no data rows.
+        Missing, unreadable, oversized or non-regular file, a NUL character, no
+        header, no ``scan`` column, repeated columns, or no data rows.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FusplanInputError(f"{path}: manifest not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FusplanInputError(f"{path}: cannot read manifest ({error.__class__.__name__})") from None
+    text = read_text_limited(path, what="manifest")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise FusplanInputError(f"{display_path(path)}: line {line} contains a NUL character (not a text manifest)")
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
         raise FusplanInputError(f"{path}: manifest is empty (expected a header row with a 'scan' column)")
@@ -140,23 +142,51 @@ def collect_scans(inputs: Iterable[str | os.PathLike]) -> list[str]:
     for item in inputs:
         text = os.fspath(item)
         path = Path(text)
-        if path.is_dir():
-            matches = sorted(str(p) for p in path.iterdir() if p.is_file() and is_scan_name(p.name))
-            if not matches:
-                problems.append(f"{path}: folder holds no .nii or .nii.gz scan")
-        elif glob.has_magic(text):
-            matches = sorted(p for p in glob.glob(text) if is_scan_name(p))
-            if not matches:
-                problems.append(f"{text}: pattern matches no .nii or .nii.gz scan")
-        elif not path.exists():
-            kind = "folder" if text.endswith(("/", os.sep)) or not is_scan_name(text) else "file"
-            problems.append(f"{text}: no such {kind}")
-            matches = []
-        else:
-            matches = [text]
+        try:
+            matches, problem = _matches(text, path)
+        except OSError as error:  # a name too long, a folder that cannot be searched...
+            matches, problem = [], f"{display_path(text)}: cannot read ({error.strerror or type(error).__name__})"
+        if problem:
+            problems.append(problem)
         found.extend(m for m in matches if m not in found)
     raise_problems(problems)
     return found
+
+
+def _matches(text: str, path: Path) -> tuple[list[str], str | None]:
+    """The scans an input names, and the problem when it names none (OSError passes through)."""
+    if path.is_dir():
+        matches = sorted(str(p) for p in path.iterdir() if p.is_file() and is_scan_name(p.name))
+        return matches, None if matches else f"{display_path(path)}: folder holds no .nii or .nii.gz scan"
+    if glob.has_magic(text):
+        matches = sorted(p for p in glob.glob(text) if is_scan_name(p))
+        return matches, None if matches else f"{display_path(text)}: pattern matches no .nii or .nii.gz scan"
+    if not os.path.lexists(text):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.stat(text)  # raises for a name too long or a folder that cannot be searched
+        kind = "folder" if text.endswith(("/", os.sep)) or not is_scan_name(text) else "file"
+        return [], f"{display_path(text)}: no such {kind}"
+    return [text], None
+
+
+def check_regular_file(path: str | os.PathLike, shown: str | os.PathLike | None = None) -> str | None:
+    """Why ``path`` cannot be read as an input file (FIFO, device, folder, unsearchable), or None.
+
+    ``shown``: the name the user gave (default ``path``), used in the message. A
+    missing file gives None (the run that needs it reports it).
+    """
+    name = display_path(path if shown is None else shown)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        return f"{name}: cannot read ({error.strerror or type(error).__name__})"
+    if stat.S_ISDIR(mode):
+        return f"{name}: is a folder, not a file"
+    if not stat.S_ISREG(mode):
+        return f"{name}: is not a regular file (a FIFO, socket or device); refused before reading"
+    return None
 
 
 def raise_problems(problems: Sequence[str]) -> None:
@@ -176,11 +206,29 @@ def canonical_key(key: str) -> str:
 
 
 def parse_value(text: str, what: str):
-    """A manifest cell or sweep value parsed as YAML (``56`` -> 56, ``[0,0,1]`` -> list)."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise FusplanInputError(f"{what}: cannot parse value {text!r}") from None
+    """A manifest cell or sweep value parsed as YAML (``56`` -> 56, ``1e9`` -> 1e9, ``[0,0,1]`` -> list).
+
+    Parsed by :func:`fusplan.textfile.parse_yaml_value`; values that are not plain
+    JSON data (dates, ``!!binary`` bytes, sets) are refused naming ``what``.
+    """
+    value = parse_yaml_value(str(text), label=f"{what}: value {text!r}")
+    check_plain_value(value, what)
+    return value
+
+
+def check_plain_value(value, what: str) -> None:
+    """Refuse a value that is not JSON data: null, bool, number, string, list, or mapping of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            check_plain_value(item, what)
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            check_plain_value(item, what)
+        return
+    raise FusplanInputError(f"{what}: a {type(value).__name__} value is not allowed (quote it, or give a number)")
 
 
 def value_text(value) -> str:

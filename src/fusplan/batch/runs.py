@@ -24,7 +24,9 @@ from .. import __version__
 from ..errors import FusplanInputError
 from ..protocol import BUNDLED_PROTOCOLS, default_protocol_path, load_protocol, override_protocol
 from ..targeting import SIDES
-from .inputs import canonical_key, collect_scans, expand_sweeps, parse_value, raise_problems, read_manifest, value_text
+from ..textfile import display_path, parse_yaml_value
+from .inputs import (canonical_key, check_plain_value, check_regular_file, collect_scans, expand_sweeps,
+                     raise_problems, read_manifest, value_text)
 
 #: Manifest columns that describe a run rather than override the protocol.
 RUN_COLUMNS = ("scan", "side", "protocol", "atlas", "target")
@@ -136,6 +138,7 @@ def plan_runs(
         for scan in scans:
             rows.append(_row(scan, str(Path(scan).resolve()), default_sides, protocol_text,
                              _protocol_path(protocol_text, Path.cwd()), atlas, target, {}, from_command=True))
+    _check_regular_files(rows)
     protocols: dict[str, Any] = {}
     _check_command(rows, fixed, points, protocols)
     file_hashes: dict[str, str | None] = {}
@@ -150,6 +153,22 @@ def plan_runs(
                     seen.add(spec.run_id)
                     runs.append((spec, protocol_obj))
     return runs
+
+
+def _check_regular_files(rows: list[dict]) -> None:
+    """Refuse, before any file is hashed, scans and protocols that exist but are not regular files.
+
+    A FIFO or a link to ``/dev/zero`` would be read for ever. Missing files stay
+    a row's problem (the run reports it).
+    """
+    problems = []
+    for row in rows:
+        for path, shown in ((row["scan_path"], row["scan"]), (row["protocol_path"], row["protocol"])):
+            if path is not None:
+                problem = check_regular_file(path, shown or path)
+                if problem is not None:
+                    problems.append(problem)
+    raise_problems(problems)
 
 
 def _check_command(rows: list[dict], fixed: dict, points: list[dict], protocols: dict) -> None:
@@ -218,10 +237,14 @@ def _manifest_rows(path: Path, default_protocol: str, default_sides, atlas: str,
         for column, cell in cells.items():
             if column in RUN_COLUMNS or cell == "":
                 continue
+            where = f"{display_path(path)} row {number}: {column}"
             try:
-                overrides[canonical_key(column)] = parse_value(cell, f"{path.name} row {number}: {column}")
-            except FusplanInputError as error:
+                value = parse_yaml_value(cell, label=f"{where}: value {cell!r}")
+            except FusplanInputError as error:  # a typo in one cell fails that row only
                 problem = problem or str(error)
+                continue
+            check_plain_value(value, where)  # a date or bytes cell: the manifest itself is wrong (exit 2)
+            overrides[canonical_key(column)] = value
         rows.append(_row(scan, scan_path, sides, protocol_text, _protocol_path(protocol_text, base),
                          cells.get("atlas") or atlas, cells.get("target") or target, overrides, problem,
                          from_command=not cells.get("protocol")))

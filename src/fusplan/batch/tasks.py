@@ -93,7 +93,10 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
         scan = load_scan(spec.scan_path)
         registration = None
         if registration_path and Path(registration_path).is_file():
-            registration = load_registration(Path(registration_path))
+            try:
+                registration = load_registration(Path(registration_path), scan=scan)
+            except FusplanInputError:  # damaged or foreign cache: register afresh (locate_targets does)
+                registration = None
         context["scan"] = scan
         context["targets"] = locate_targets(
             scan, atlas=spec.atlas, sides=(spec.side,), target=spec.target, registration=registration)

@@ -71,6 +71,7 @@ def simulate_pulses(
     dose_rtol: float = 1e-2,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     max_power_w: float | None = None,
+    pulse_names: Sequence[str] | None = None,
     progress: Callable[[float, str], None] | None = None,
     threads: int | None = None,
 ) -> ThermalHistory:
@@ -101,6 +102,10 @@ def simulate_pulses(
         memory exceeds this (default 2 GiB).
     max_power_w : float, optional
         Refuse a titration that needs more power than this.
+    pulse_names : sequence of str, optional
+        What to call each pulse in messages, e.g. ``"clt.yaml: sonications[2]"`` (the
+        protocol file and the key of its entry, as validation errors name it);
+        default ``"sonication <i>"`` counted from 1.
     progress : callable(fraction, message), optional
         Told the fraction done at each phase.
     threads : int, optional
@@ -116,6 +121,7 @@ def simulate_pulses(
     settings = DriverSettings(
         None if thermometry_voxel_mm is None else tuple(thermometry_voxel_mm), thermometry_frame_s, dose_floor_c,
         focus_interval_s, dose_rtol, memory_budget_bytes, max_power_w,
+        None if pulse_names is None else tuple(str(name) for name in pulse_names),
     )
     say = progress or (lambda fraction, message: None)
     t_end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)

@@ -30,6 +30,8 @@ class DriverSettings:
     dose_rtol: float = 1e-2
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
     max_power_w: float | None = None
+    #: Name of each pulse's protocol entry for messages (``"clt.yaml: sonications[2]"``).
+    pulse_names: tuple[str, ...] | None = None
 
 
 @dataclass

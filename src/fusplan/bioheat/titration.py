@@ -100,7 +100,8 @@ def _titrate_pulse(run: RunContext, box: HotBox, i: int, powers: list[float]) ->
 def _solve_power(run: RunContext, i: int, measures, unit: np.ndarray, which: int) -> float:
     """The power whose (true or thermometry) peak equals the pulse's ``peak_c``; always terminates."""
     peak_c = run.pulses[i].peak_c
-    label = f"sonication {i + 1}: peak_c {peak_c:g} C"
+    names = run.settings.pulse_names
+    label = f"{names[i]}.peak_c {peak_c:g} C" if names else f"sonication {i + 1}: peak_c {peak_c:g} C"
     f0 = measures(0.0)[which] - peak_c
     if f0 >= 0:
         raise FusplanInputError(

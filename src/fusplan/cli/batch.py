@@ -20,7 +20,8 @@ manifest (CSV, one row per scan; paths relative to the manifest's folder):
 Columns other than scan/side/protocol/atlas/target are protocol overrides
 (an empty cell means none). Outputs: runs/<run_id>.json, summary.csv.
 Exit status: 0 all runs succeeded, 1 some failed (see summary.csv), 2 bad input
-(a missing scan or folder, a sweep key the protocol does not know: nothing runs).
+(a missing scan or folder, a sweep key the protocol does not know: nothing runs)
+or --out in use by another batch (one batch per output folder at a time).
 
 examples:
   fusplan batch manifest.csv --out results
