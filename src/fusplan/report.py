@@ -140,7 +140,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
 def _write_skull_files(result: SimulationResult, staging: Path, scan: Scan | None, codes, figures: bool) -> None:
     """With a skull model: ``elements[_<side>].csv``, ``ct.nii.gz``, ``skull[_<side>].png``
     (:func:`fusplan.skull.outputs.write_skull_outputs`; the CT on the scan's grid)."""
-    if result.skull_ct is None:
+    if getattr(result, "skull_ct", None) is None:
         return
     from .skull.outputs import phantom_ct_grid, scan_ct_grid, write_skull_outputs
 
@@ -181,8 +181,8 @@ def provenance(result: SimulationResult) -> dict:
         facts.pop("time_s")
         doc.update(atlas=targets.atlas, target_rule=dict(targets.rule), landmark_source=targets.landmark_source,
                    registration=facts)
-    if result.skull_ct is not None:  # only with a skull model: reports without one keep their bytes
-        ct = result.skull_ct
+    ct = getattr(result, "skull_ct", None)  # stand-in results (tests, plugin) may lack it
+    if ct is not None:  # only with a skull model: reports without one keep their bytes
         doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(ct.path)}
     return doc
 
