@@ -15,7 +15,11 @@ given, ``population`` on a scan, ``none`` in the phantom) every distinct focus g
 instead of ``skull_transmission``; titrated powers are then emitted powers through this
 skull, and each sonication also reports the power transmitted into the brain and absorbed
 in the bone. The array's natural focus sits at the target, its axis along the planning
-frame's superior axis tilted by ``transducer.tilt_deg``. The
+frame's superior axis tilted by ``transducer.tilt_deg``. A head that does not fit the
+array (skin closer than the water-gap margin to an element) is simulated and reported
+(``skull.head_fit`` and a warning), not refused: the fit is judged from the CT's skin,
+which a population template or a CT's field of view only approximates, and the plan of a
+tilted or repositioned array is what the user needs to see next. The
 :class:`SimulationResult` keeps 3D maps on the grid (with its world affine) and
 gives the contract's JSON via :meth:`SimulationResult.to_dict`.
 """
