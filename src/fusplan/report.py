@@ -281,6 +281,9 @@ def summary_markdown(report: dict) -> str:
             ] + ([_num(s.get("thermometry_peak_c"), 1)] if thermometry else [])
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+    from .skull.outputs import skull_markdown
+
+    lines += skull_markdown(report)
     lesions = report.get("lesions") or []
     if lesions:
         sided = any("side" in lesion for lesion in lesions)
