@@ -13,25 +13,35 @@ from pathlib import Path
 SIMULATION_SHARE = 0.45
 
 
-def locate(layer, options: dict, name: str):
-    """Read the scan of ``layer``, locate targets (:func:`fusplan.locate_targets`), reslice if oblique."""
+def locate(layer, options: dict, name: str, ct_path: str | None = None):
+    """Read the scan of ``layer``, locate targets (:func:`fusplan.locate_targets`), reslice if oblique;
+    with ``ct_path`` the CT is checked first (it loads as a head CT in HU) and registered to the scan
+    after the targets. Returns ``(scan, found, reslice, skull_ct)``."""
     def job(progress):
         from fusplan import locate_targets
+        from fusplan.skull import load_ct, register_ct_to_mr
 
         from ._layers import resliced_scan_layer, scan_from_layer
 
+        ct = None if ct_path is None else load_ct(ct_path)
         scan = scan_from_layer(layer)
-        found = locate_targets(scan, progress=progress, **options)
-        return scan, found, resliced_scan_layer(scan, name)
+        share = 1.0 if ct is None else 0.7
+        found = locate_targets(scan, progress=lambda f, m="": progress(share * f, m), **options)
+        skull_ct = None
+        if ct is not None:
+            registration = register_ct_to_mr(ct, scan, progress=lambda f, m="": progress(share + (1 - share) * f, m))
+            skull_ct = registration.apply(ct)
+        return scan, found, resliced_scan_layer(scan, name), skull_ct
 
     return job
 
 
-def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertainty_samples: int = 0):
+def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertainty_samples: int = 0,
+             skull_ct=None):
     """:func:`fusplan.simulate` (calibrated on ``measurements`` and with the band when asked), then the layers.
 
     ``measurements`` is an already validated :class:`fusplan.measured.Measurements`;
-    wall times go to ``timings_s``.
+    ``skull_ct`` a CT already in the subject's space; wall times go to ``timings_s``.
     """
     def job(progress):
         from fusplan import simulate as run
@@ -40,7 +50,8 @@ def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertai
         from ._movie import simulation_layers
 
         start_s = time.perf_counter()
-        result = run(protocol, scan=scan, targets=found, progress=lambda f, m="": progress(SIMULATION_SHARE * f, m))
+        result = run(protocol, scan=scan, targets=found, skull_ct=skull_ct,
+                     progress=lambda f, m="": progress(SIMULATION_SHARE * f, m))
         if measurements is not None or uncertainty_samples:
             assess(result, measurements, uncertainty_samples=uncertainty_samples,
                    progress=lambda f, m="": progress(SIMULATION_SHARE, m))

@@ -35,6 +35,7 @@ class TargetingForm:
     acpc_mm: tuple | None = None
     ac_mm: tuple | None = None
     pc_mm: tuple | None = None
+    ct: str | None = None  # head CT (NIfTI or DICOM folder), registered when locating; None: population skull
 
     def locate_options(self) -> dict:
         """Keyword arguments of :func:`fusplan.locate_targets`."""
@@ -76,6 +77,7 @@ class PlanSession:
         self.protocol = None
         self.scan = None
         self.found = None
+        self.skull_ct = None  # the form's CT registered to the scan (None: population skull)
         self._found_form: TargetingForm | None = None
         self.result = None
         self.provenance: Provenance | None = None
@@ -135,11 +137,11 @@ class PlanSession:
             self.clear_result()
 
     # ------------------------------------------------------------ targets
-    def set_targets(self, scan, found, form: TargetingForm) -> bool:
-        """Accept located targets; refused (False) if the form changed while locating."""
+    def set_targets(self, scan, found, form: TargetingForm, skull_ct=None) -> bool:
+        """Accept located targets (and the form's registered CT); refused (False) if the form changed while locating."""
         if form != self.form:
             return False
-        self.scan, self.found, self._found_form = scan, found, form
+        self.scan, self.found, self._found_form, self.skull_ct = scan, found, form, skull_ct
         self.clear_result()
         self._emit("targets")
         return True
@@ -154,7 +156,7 @@ class PlanSession:
         return True
 
     def clear_targets(self) -> None:
-        self.scan = self.found = self._found_form = None
+        self.scan = self.found = self._found_form = self.skull_ct = None
         self.clear_result()
         self._emit("targets")
 

@@ -84,6 +84,9 @@ class PlanTab(QWidget):
         registration_row = QHBoxLayout()
         for widget in (self.registration_file, browse, self.save_registration_button):
             registration_row.addWidget(widget)
+        self.ct_file = QLineEdit()
+        self.ct_file.setPlaceholderText("optional: head CT in HU (NIfTI or DICOM folder); empty: population skull")
+        self.ct_file.setToolTip("Registered to the scan when locating; the plan then traces the patient's skull")
         self.manual_acpc = QCheckBox("AC and PC given by hand (RAS mm)")
         self.ac_input = Triple()
         self.pc_input = Triple()
@@ -94,7 +97,7 @@ class PlanTab(QWidget):
             widget.setEnabled(False)
         for label, widget in (("scan", self.scan_combo), ("atlas", self.atlas_combo),
                               ("registration", self.settings_combo), ("reuse", registration_row),
-                              ("side", self.side_combo), ("target", self.target_combo)):
+                              ("side", self.side_combo), ("target", self.target_combo), ("skull CT", self.ct_file)):
             form.addRow(label, widget)
         form.addRow(self.use_acpc)
         form.addRow("AC-PC x, y, z", self.acpc_target)
@@ -136,6 +139,7 @@ class PlanTab(QWidget):
         self.atlas_combo.currentTextChanged.connect(self.refresh_labels)
         self.atlas_combo.currentTextChanged.connect(self.changed)
         self.registration_file.textChanged.connect(self.changed)
+        self.ct_file.textChanged.connect(self.changed)
         for box in (self.use_acpc, self.manual_acpc):
             box.toggled.connect(self.changed)
         for triple in (self.acpc_target, self.ac_input, self.pc_input):
@@ -179,6 +183,7 @@ class PlanTab(QWidget):
             acpc_mm=self.acpc_target.value() if self.use_acpc.isChecked() else None,
             ac_mm=self.ac_input.value() if self.manual_acpc.isChecked() else None,
             pc_mm=self.pc_input.value() if self.manual_acpc.isChecked() else None,
+            ct=self.ct_file.text().strip() or None,
         )
 
     def show_targets(self, found) -> None:

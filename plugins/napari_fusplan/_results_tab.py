@@ -56,8 +56,12 @@ class ResultsTab(QScrollArea):
                            ("nuclei", nuclei_rows(document))):
             _fill(self.tables[name], *table(rows))
         self.json_view.setPlainText(dumps_json(document))
+        from ._skull import skull_summary
+
         self.clinical.setText(clinical_text(document))
-        self.summary.setText(f"<b>Result of {provenance.describe()}</b>: {len(document['sonications'])} sonications")
+        skull = skull_summary(document)
+        self.summary.setText(f"<b>Result of {provenance.describe()}</b>: {len(document['sonications'])} sonications"
+                             + (f"<br>{skull}" if skull else ""))
 
     def clear(self) -> None:
         for widget in self.tables.values():

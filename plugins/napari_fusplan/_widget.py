@@ -29,11 +29,12 @@ from ._plan_tab import PlanTab
 from ._protocol_editor import ProtocolEditor
 from ._results_tab import ResultsTab
 from ._runner import Cancelled, JobRunner
+from ._skull import skull_layers
 from ._teaching import teaching_steps
 from ._teaching_tab import TeachingTab
 
 TARGET_ROLES = ("reslice", "nuclei", "landmarks", "targets")
-RESULT_ROLE_PREFIXES = ("temperature", "dose", "lesion")
+RESULT_ROLE_PREFIXES = ("temperature", "dose", "lesion", "skull")
 
 
 class PlanningWidget(QWidget):
@@ -227,11 +228,11 @@ class PlanningWidget(QWidget):
         if reuse is not None:
             options["registration"] = reuse  # same scan and atlas: only the targets move
 
-        self._start("locating target", jobs.locate(layer, options, form.scan),
+        self._start("locating target", jobs.locate(layer, options, form.scan, form.ct),
                     lambda value: self._located(form, *value))
 
-    def _located(self, form, scan, found, reslice) -> None:
-        if not self.session.set_targets(scan, found, form):
+    def _located(self, form, scan, found, reslice, skull_ct=None) -> None:
+        if not self.session.set_targets(scan, found, form, skull_ct):
             self.last_error = "the form changed while locating: Locate again"
             return
         remove_layers(self.viewer, lambda role: role in TARGET_ROLES)
@@ -286,7 +287,7 @@ class PlanningWidget(QWidget):
             self.status.setText(f"Simulate: {error}")
             return
         self._start("simulating", jobs.simulate(protocol, scan, found, self.timings_s, measurements,
-                                                session.uncertainty_samples),
+                                                session.uncertainty_samples, session.skull_ct),
                     lambda value: self._simulated(provenance, *value))
 
     def _simulated(self, provenance, result, movies) -> None:
@@ -304,6 +305,8 @@ class PlanningWidget(QWidget):
                     layer.colorbar.visible = number == 0
                 if role_of(layer).startswith("lesion"):
                     layer.contour = 1
+        for layer_data in skull_layers(result):
+            add_layer(self.viewer, layer_data)
         belongs_to = provenance.describe()
         self.results.show(document, provenance)
         self._show_plot(document, belongs_to)

@@ -6,14 +6,27 @@ located target (grid centred on the target, axes = the subject's AC-PC frame, be
 along the frame's superior axis). Per side it computes the heat source of every
 distinct focus once (module cache, see :func:`clear_cache`), then lets
 :func:`fusplan.bioheat.simulate_pulses` titrate ``peak_c`` sonications, sample the
-focus curve and integrate CEM43 over the whole protocol. The
+focus curve and integrate CEM43 over the whole protocol.
+
+Skull: with a skull model (``transducer.skull``; default ``ct`` when ``skull_ct`` is
+given, ``population`` on a scan, ``none`` in the phantom) every distinct focus gets a
+:func:`fusplan.skull.model_skull` trace, and its heat source is driven through the skull
+(:func:`fusplan.skull.skull_drive`: per-element transmission, phase, refracted sources)
+instead of ``skull_transmission``; titrated powers are then emitted powers through this
+skull, and each sonication also reports the power transmitted into the brain and absorbed
+in the bone. The array's natural focus sits at the target, its axis along the planning
+frame's superior axis tilted by ``transducer.tilt_deg``. A head that does not fit the
+array (skin closer than the water-gap margin to an element) is simulated and reported
+(``skull.head_fit`` and a warning), not refused: the fit is judged from the CT's skin,
+which a population template or a CT's field of view only approximates, and the plan of a
+tilted or repositioned array is what the user needs to see next. The
 :class:`SimulationResult` keeps 3D maps on the grid (with its world affine) and
 gives the contract's JSON via :meth:`SimulationResult.to_dict`.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -23,6 +36,7 @@ from .acoustics import heat_source
 from .bioheat import Pulse, SpectralBioheat, ThermalHistory, simulate_pulses
 from .clinical import describe_lesion, report_blocks
 from .errors import FusplanInputError
+from .skull import SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 from .grid import Grid
 from .lesion import LesionRecord, measure_lesion
 from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
@@ -44,11 +58,12 @@ def clear_cache() -> None:
 
 
 def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis,
-                 threads: int | None = None) -> np.ndarray:
-    """Per-watt heat source, cached by transducer, tissue, grid and focus position."""
+                 threads: int | None = None, drive=None) -> np.ndarray:
+    """Per-watt heat source, cached by transducer, tissue, grid, focus position and skull drive."""
     key = (
         repr(transducer), repr(tissue), grid.shape, grid.affine.round(9).tobytes(),
         tuple(np.round(focus_mm, 6)), tuple(np.round(geometric_focus_mm, 6)), tuple(np.round(beam_axis, 9)),
+        None if drive is None else drive.key,
     )
     if key in _SOURCE_CACHE:
         _SOURCE_CACHE.move_to_end(key)
@@ -56,7 +71,7 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
     q = np.asarray(
         heat_source(transducer, grid, np.asarray(focus_mm, float), tissue,
                     geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float),
-                    threads=threads),
+                    threads=threads, **({} if drive is None else drive.field_keywords())),
         dtype=float,
     )
     _SOURCE_CACHE[key] = q
@@ -70,7 +85,11 @@ class SonicationRecord:
     """What one sonication did: titrated power, energy and peak temperatures.
 
     ``side`` is None in the phantom; ``thermometry_peak_c`` is None without a
-    thermometry block in the protocol.
+    thermometry block in the protocol. With a skull model ``power_w`` is the emitted
+    acoustic power titrated through the skull, ``transmitted_power_w`` the part that
+    enters the brain and ``skull_absorbed_power_w`` the part absorbed in the bone
+    (emitted x (1 - transmission - reflection), :attr:`fusplan.skull.SkullModel.energy_absorbed_in_skull`);
+    both None without a skull model.
     """
 
     index: int
@@ -83,9 +102,11 @@ class SonicationRecord:
     peak_temperature_c: float
     thermometry_peak_c: float | None = None
     side: str | None = None
+    transmitted_power_w: float | None = None
+    skull_absorbed_power_w: float | None = None
 
     def to_dict(self) -> dict:
-        """Contract ``sonications`` entry (``side`` and ``thermometry_peak_c`` only when set)."""
+        """Contract ``sonications`` entry (``side``, ``thermometry_peak_c`` and the skull powers only when set)."""
         doc = {"index": self.index, "stage": self.stage}
         if self.side is not None:
             doc["side"] = self.side
@@ -93,6 +114,9 @@ class SonicationRecord:
                    cooling_s=self.cooling_s, energy_j=self.energy_j, peak_temperature_c=self.peak_temperature_c)
         if self.thermometry_peak_c is not None:
             doc["thermometry_peak_c"] = self.thermometry_peak_c
+        if self.skull_absorbed_power_w is not None:
+            doc.update(transmitted_power_w=self.transmitted_power_w, skull_absorbed_power_w=self.skull_absorbed_power_w,
+                       skull_absorbed_energy_j=self.skull_absorbed_power_w * self.duration_s)
         return doc
 
 
@@ -114,6 +138,7 @@ class SideResult:
     solver: SpectralBioheat = field(repr=False)
     spectra: dict = field(repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
+    skull: SkullModel | None = field(default=None, repr=False)
 
     @property
     def lesion_masks(self) -> dict[float, np.ndarray]:
@@ -143,6 +168,7 @@ class SimulationResult:
     scan: Scan | None = None
     targets: TargetingResult | None = None
     assessment: Assessment | None = None
+    skull_ct: SkullCT | None = field(default=None, repr=False)
 
     @property
     def first(self) -> SideResult:
@@ -212,6 +238,10 @@ class SimulationResult:
                        "temperature_c": [float(t) for t in s.focus_temperature_c]}
                 for side, s in self.sides.items()
             }
+        if first.skull is not None:
+            doc["skull"] = first.skull.to_dict()
+            if sided:
+                doc["skull_by_side"] = {side: s.skull.to_dict() for side, s in self.sides.items()}
         doc.update(report_blocks(self))
         if self.assessment is not None:
             self.assessment.update_report(doc)
@@ -241,17 +271,66 @@ def _offset_world(sonication: Sonication, frame_axes: np.ndarray) -> np.ndarray:
     return offset if sonication.offset_frame == "ras" else frame_axes @ offset
 
 
+def _resolve_skull(protocol: Protocol, targets: TargetingResult | None, skull_ct: SkullCT | None) -> SkullCT | None:
+    """The skull to trace (None: ``skull_transmission`` as before), from ``transducer.skull``."""
+    transducer = protocol.transducer
+    mode = transducer.skull
+    if mode is None:
+        if skull_ct is not None:
+            mode = "ct"
+        else:
+            mode = "population" if targets is not None and transducer.model == "hemispherical_array" else "none"
+    if mode == "none":
+        return None
+    if transducer.model != "hemispherical_array":
+        raise FusplanInputError(f"a skull CT needs transducer.model hemispherical_array (got {transducer.model})")
+    if mode == "ct":
+        if skull_ct is None:
+            raise FusplanInputError("transducer.skull is ct but no CT was given (--ct CT)")
+        return skull_ct
+    if targets is None:
+        raise FusplanInputError("transducer.skull population needs a scan with targets (the phantom has no head)")
+    return population_skull(targets.registration)
+
+
+class _SkullPath:
+    """Per-focus skull models and drives of one side (the array stays put; steering moves the focus)."""
+
+    def __init__(self, ct: SkullCT, transducer, geometric_focus_mm: np.ndarray, beam_axis: np.ndarray):
+        from .acoustics import element_layout
+
+        self.ct, self.transducer = ct, transducer
+        self.centres, self.normals = element_layout(transducer, geometric_focus_mm, beam_axis)
+        self.models: dict[tuple, SkullModel] = {}
+        # the field through the skull: the skull's transmission and phase come from the trace
+        self.field_transducer = replace(transducer, skull_transmission=1.0, phase_aberration_std_rad=0.0)
+
+    def model(self, focus_mm: np.ndarray) -> SkullModel:
+        key = tuple(np.round(focus_mm, 6))
+        if key not in self.models:
+            self.models[key] = model_skull(self.ct, self.centres, focus_mm, self.transducer.frequency_khz * 1e3,
+                                           phase_correction=self.transducer.phase_correction)
+        return self.models[key]
+
+    def drive(self, focus_mm: np.ndarray):
+        return skull_drive(self.model(focus_mm), self.normals, seed=self.transducer.aberration_seed)
+
+
 def _simulate_side(protocol: Protocol, target: Target | None, targets: TargetingResult | None,
                    progress: Callable[[float, str], None], span: tuple[float, float],
-                   threads: int | None = None) -> SideResult:
+                   threads: int | None = None, skull_ct: SkullCT | None = None) -> SideResult:
     """One side (``target`` None: the phantom, focus at the origin, grid axes = RAS)."""
     side = None if target is None else target.side
     centre_mm = np.zeros(3) if target is None else np.asarray(target.ras_mm, dtype=float)
     frame_axes = np.eye(3) if targets is None else np.asarray(targets.frame.axes, dtype=float)
     tissue = protocol.tissue
     grid = Grid.centred(centre_mm, protocol.extent_mm, protocol.spacing_mm, axes=frame_axes)
-    beam_axis = grid.axes[:, 2]
+    beam_axis = grid.axes @ tilted_axis(*protocol.transducer.tilt_deg)
     lo, hi = span
+    skull = None if skull_ct is None else _SkullPath(skull_ct, protocol.transducer, centre_mm, beam_axis)
+    if skull is not None:
+        progress(lo, f"skull ray tracing ({side or 'phantom'})")
+        skull.model(centre_mm)
     progress(lo, f"heat source ({side or 'phantom'})")
     sources: dict[tuple, np.ndarray] = {}
     absorbed_per_w: dict[tuple, float] = {}
@@ -263,7 +342,11 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         focus = centre_mm + _offset_world(sonication, frame_axes)
         key = tuple(np.round(focus, 6))
         if key not in sources:
-            sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis, threads)
+            if skull is None:
+                sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis, threads)
+            else:
+                sources[key] = _heat_source(skull.field_transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
+                                            drive=skull.drive(focus))
             absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
         if sonication.power_w is not None:
             power = float(sonication.power_w)
@@ -295,6 +378,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
             duration_s=float(sonication.duration_s), cooling_s=float(sonication.cooling_s),
             energy_j=float(res.power_w * sonication.duration_s), peak_temperature_c=float(res.peak_temperature_c),
             thermometry_peak_c=None if thermometry is None else float(res.thermometry_peak_c), side=side,
+            **({} if skull is None else _skull_powers(skull.models[pulse.source], float(res.power_w))),
         )
         for sonication, pulse, res in zip(protocol.sonications, history.pulses, history.results)
     ]
@@ -310,13 +394,20 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     ]
     return SideResult(side, target, grid, history.peak_temperature_c, history.dose_cem43, records,
                       history.focus_time_s, history.focus_temperature_c, lesions,
-                      tuple(protocol.thresholds_cem43), history, solver, history.spectra, labels)
+                      tuple(protocol.thresholds_cem43), history, solver, history.spectra, labels,
+                      skull=None if skull is None else skull.model(centre_mm))
+
+
+def _skull_powers(model: SkullModel, power_w: float) -> dict:
+    """Power entering the brain and absorbed in the bone for ``power_w`` emitted."""
+    return {"transmitted_power_w": power_w * model.energy_transmission,
+            "skull_absorbed_power_w": power_w * model.energy_absorbed_in_skull}
 
 
 def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingResult | None = None, *,
              sides: Sequence[str] | None = None,
              progress: Callable[[float, str], None] | None = None,
-             threads: int | None = None) -> SimulationResult:
+             threads: int | None = None, skull_ct: SkullCT | None = None) -> SimulationResult:
     """Simulate ``protocol`` in the phantom or at located targets.
 
     Parameters
@@ -336,6 +427,12 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     progress : callable(fraction, message), optional
     threads : int, optional
         Threads for the field and FFT work (default: :func:`fusplan.threads.resolve_threads`).
+    skull_ct : fusplan.skull.SkullCT, optional
+        The patient's head CT, samplable at subject world mm (registered with
+        :func:`fusplan.skull.register_ct_to_mr` and :meth:`~fusplan.skull.CtRegistration.apply`).
+        Without it, ``transducer.skull`` defaults to the population skull on a scan
+        (:func:`fusplan.skull.population_skull` through ``targets.registration``) and to
+        none in the phantom (where a CT, e.g. a synthetic shell, lives in grid world mm).
 
     Returns
     -------
@@ -344,21 +441,23 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     Raises
     ------
     FusplanInputError
-        ``scan`` without ``targets``, or no target on the requested sides.
+        ``scan`` without ``targets``, no target on the requested sides, a skull
+        choice the inputs cannot serve, or a CT that does not cover the skull cap.
     """
     say = progress or (lambda fraction, message: None)
     if scan is not None and targets is None:
         raise FusplanInputError("simulate: a scan needs targets; locate them first (fusplan.locate_targets)")
+    skull_ct = _resolve_skull(protocol, targets, skull_ct)
     if targets is None:
-        side = _simulate_side(protocol, None, None, say, (0.0, 1.0), threads)
+        side = _simulate_side(protocol, None, None, say, (0.0, 1.0), threads, skull_ct)
         say(1.0, "done")
-        return SimulationResult(protocol, {None: side}, scan=scan, targets=None)
+        return SimulationResult(protocol, {None: side}, scan=scan, targets=None, skull_ct=skull_ct)
     chosen = [t for t in targets.targets if sides is None or t.side in sides]
     if not chosen:
         raise FusplanInputError(f"no target for sides {list(sides)}; have {[t.side for t in targets.targets]}")
     results = {}
     for i, target in enumerate(chosen):
         span = (i / len(chosen), (i + 1) / len(chosen))
-        results[target.side] = _simulate_side(protocol, target, targets, say, span, threads)
+        results[target.side] = _simulate_side(protocol, target, targets, say, span, threads, skull_ct)
     say(1.0, "done")
-    return SimulationResult(protocol, results, scan=scan, targets=targets)
+    return SimulationResult(protocol, results, scan=scan, targets=targets, skull_ct=skull_ct)

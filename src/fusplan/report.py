@@ -16,6 +16,8 @@ Files written by :func:`write_report`:
   sform/qform codes and carry their unit in ``descrip``.
 - ``figure[_<side>].png`` (with ``figures=True``, the default): three orthogonal planes through the
   target, the scan (or the peak temperature) with the dose contours.
+- with a skull model: ``elements[_<side>].csv``, ``ct.nii.gz`` (the subject-space
+  (pseudo-)CT) and ``skull[_<side>].png`` (:mod:`fusplan.skull.outputs`).
 
 :func:`write_target_outputs` writes the files of ``fusplan target --out``.
 
@@ -138,8 +140,24 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
                 figure = lesion_figure(s.grid, s.peak_temperature_c, s.dose_cem43, thresholds, scan=scan,
                                        title=_title(report, side))
                 figure.savefig(staging / f"figure{suffix}.png", dpi=100)
+        _write_skull_files(result, staging, scan, codes, figures)
     record_outputs(out_dir, "report", written)  # removes files of an earlier report not written again
     return {path.name: path for path in written}
+
+
+def _write_skull_files(result: SimulationResult, staging: Path, scan: Scan | None, codes, figures: bool) -> None:
+    """With a skull model: ``elements[_<side>].csv``, ``ct.nii.gz``, ``skull[_<side>].png``
+    (:func:`fusplan.skull.outputs.write_skull_outputs`; the CT on the scan's grid)."""
+    if getattr(result, "skull_ct", None) is None:
+        return
+    from .skull.outputs import phantom_ct_grid, scan_ct_grid, write_skull_outputs
+
+    if scan is not None:
+        shape, affine = scan_ct_grid(scan.shape, scan.affine, result.skull_ct)
+    else:
+        shape, affine = phantom_ct_grid(result.first.grid.centre_mm)
+    write_skull_outputs({side: s.skull for side, s in result.sides.items()}, result.skull_ct, staging,
+                        ct_shape=shape, ct_affine=affine, xform_codes=codes, figures=figures)
 
 
 def provenance(result: SimulationResult) -> dict:
@@ -171,6 +189,9 @@ def provenance(result: SimulationResult) -> dict:
         facts.pop("time_s")
         doc.update(atlas=targets.atlas, target_rule=dict(targets.rule), landmark_source=targets.landmark_source,
                    registration=facts)
+    ct = getattr(result, "skull_ct", None)  # stand-in results (tests, plugin) may lack it
+    if ct is not None:  # only with a skull model: reports without one keep their bytes
+        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(ct.path)}
     return doc
 
 
@@ -270,6 +291,9 @@ def summary_markdown(report: dict) -> str:
             ] + ([_num(s.get("thermometry_peak_c"), 1)] if thermometry else [])
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+    from .skull.outputs import skull_markdown
+
+    lines += skull_markdown(report)
     lesions = report.get("lesions") or []
     if lesions:
         sided = any("side" in lesion for lesion in lesions)

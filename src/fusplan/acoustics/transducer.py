@@ -42,7 +42,16 @@ _SPEC_KEYS = (
     "aberration_seed",
     "aberration_correlation_mm",
     "brain_path_mm",
+    "skull",
+    "phase_correction",
+    "tilt_deg",
 )
+#: ``transducer.skull`` values: no skull model, the population template, the patient's CT.
+SKULL_SOURCES = ("none", "population", "ct")
+#: ``transducer.phase_correction`` values (with a skull model).
+PHASE_CORRECTIONS = ("ct", "none")
+#: Largest tilt of the array axis from the subject's superior axis, per component (deg).
+MAX_TILT_DEG = 45.0
 
 
 def _bad(key: str, problem: str) -> FusplanInputError:
@@ -101,6 +110,21 @@ class Transducer:
         Radius of the spherical skull interface around the geometric focus: the length
         of brain every ray crosses to reach the focus (default 65 mm, half of a typical
         130-140 mm inner skull breadth for a thalamic target near the head centre).
+    skull : {"none", "population", "ct"}, optional
+        Skull model of the plan (hemispherical arrays only). ``None`` (key absent): the
+        planner chooses ``ct`` when a CT is given, else ``population`` on a scan and
+        ``none`` in the phantom. With a skull model the per-element amplitudes, phases and
+        refracted source positions come from :func:`fusplan.skull.model_skull`, and
+        ``skull_transmission`` and ``phase_aberration_std_rad`` are not applied (they
+        describe the skull when none is modelled).
+    phase_correction : {"ct", "none"}
+        With a skull model: ``ct`` (default) drives each element with the phases computed
+        from the CT model, leaving the residual error of the CT -> sound-speed mapping;
+        ``none`` leaves the skull's full phase delay (the uncorrected focus, for teaching).
+    tilt_deg : (lr, ap) floats
+        Tilt of the array axis from the subject's superior axis (deg): ``lr`` towards +R,
+        then ``ap`` towards +A (:func:`fusplan.skull.tilted_axis`), each within +-45.
+        Default (0, 0): the axis along the superior axis of the planning frame.
     """
 
     model: str = "hemispherical_array"
@@ -116,6 +140,9 @@ class Transducer:
     aberration_seed: int = 0
     aberration_correlation_mm: float = 0.0
     brain_path_mm: float = 65.0
+    skull: str | None = None
+    phase_correction: str = "ct"
+    tilt_deg: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -164,6 +191,17 @@ class Transducer:
             raise _bad("aberration_correlation_mm", f"must be in [0, 300] (got {self.aberration_correlation_mm!r})")
         if not _is_number(self.brain_path_mm) or not 0 <= self.brain_path_mm <= 1000:
             raise _bad("brain_path_mm", f"must be in [0, 1000] (got {self.brain_path_mm!r})")
+        if self.skull is not None and self.skull not in SKULL_SOURCES:
+            raise _bad("skull", f"must be one of {', '.join(SKULL_SOURCES)} (got {self.skull!r})")
+        if self.skull in ("population", "ct") and self.model != "hemispherical_array":
+            raise _bad("skull", f"{self.skull} needs model hemispherical_array (got {self.model})")
+        if self.phase_correction not in PHASE_CORRECTIONS:
+            raise _bad("phase_correction", f"must be one of {', '.join(PHASE_CORRECTIONS)} (got {self.phase_correction!r})")
+        tilt = self.tilt_deg
+        if (isinstance(tilt, (str, bytes)) or not hasattr(tilt, "__len__") or len(tilt) != 2
+                or not all(_is_number(v) and abs(v) <= MAX_TILT_DEG for v in tilt)):
+            raise _bad("tilt_deg", f"must be two numbers [lr, ap] within +-{MAX_TILT_DEG:g} deg (got {tilt!r})")
+        object.__setattr__(self, "tilt_deg", (float(tilt[0]), float(tilt[1])))
 
     @property
     def bowl_aperture_mm(self) -> float:
@@ -198,8 +236,9 @@ def transducer_from_spec(spec: Mapping | None) -> Transducer:
         if key not in _SPEC_KEYS:
             raise _bad(str(key), f"is not a known key (known: {', '.join(_SPEC_KEYS)})")
     kwargs = dict(spec)
-    if "fwhm_mm" in kwargs and isinstance(kwargs["fwhm_mm"], list):
-        kwargs["fwhm_mm"] = tuple(kwargs["fwhm_mm"])
+    for key in ("fwhm_mm", "tilt_deg"):
+        if key in kwargs and isinstance(kwargs[key], list):
+            kwargs[key] = tuple(kwargs[key])
     return Transducer(**kwargs)
 
 

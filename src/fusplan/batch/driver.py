@@ -246,7 +246,7 @@ def _register_all(engine, out: Path, jobs, threads: int, meter: "_Progress") -> 
 def group_tasks(todo: Sequence[tuple[RunSpec, Any]], workers: int, reuse: bool = True) -> list[list]:
     """Split runs into tasks; runs of one target and protocol geometry share a task.
 
-    Runs are grouped by (scan, side, atlas, target, transducer, grid) so the
+    Runs are grouped by (scan, side, atlas, target, CT, transducer, grid) so the
     worker loads the scan once and the heat source is computed once; groups are
     cut into chunks of at most :data:`MAX_RUNS_PER_TASK` runs, and small enough
     that every worker gets about two tasks. Without ``reuse`` each run is a task.
@@ -256,7 +256,7 @@ def group_tasks(todo: Sequence[tuple[RunSpec, Any]], workers: int, reuse: bool =
     groups: dict[tuple, list] = {}
     for spec, protocol in todo:
         geometry = (repr(protocol.transducer), protocol.spacing_mm, protocol.extent_mm)
-        groups.setdefault((spec.scan_path or "", spec.side or "", spec.atlas, spec.target, geometry),
+        groups.setdefault((spec.scan_path or "", spec.side or "", spec.atlas, spec.target, spec.ct_path or "", geometry),
                           []).append((spec, protocol))
     size = max(1, min(MAX_RUNS_PER_TASK, math.ceil(len(todo) / (2 * workers))))
     tasks = []

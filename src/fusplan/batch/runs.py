@@ -29,7 +29,7 @@ from .inputs import (canonical_key, check_plain_value, check_regular_file, colle
                      raise_problems, read_manifest, value_text)
 
 #: Manifest columns that describe a run rather than override the protocol.
-RUN_COLUMNS = ("scan", "side", "protocol", "atlas", "target")
+RUN_COLUMNS = ("scan", "side", "protocol", "atlas", "target", "ct")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class RunSpec:
     problem : str or None
         Why the run cannot be simulated (bad manifest row); it becomes an error
         row without using a worker.
+    ct_path : str or None
+        Absolute path of the subject's head CT (manifest ``ct`` column; NIfTI or DICOM
+        folder): the skull model traces it instead of the population skull.
     """
 
     run_id: str
@@ -70,6 +73,7 @@ class RunSpec:
     target: str
     scan_hash: str | None = None
     problem: str | None = None
+    ct_path: str | None = None
 
     @property
     def parameters(self) -> str:
@@ -77,8 +81,8 @@ class RunSpec:
         return ";".join(f"{k}={value_text(v)}" for k, v in self.overrides)
 
     def describe(self) -> dict:
-        """The run's inputs as a JSON-able mapping."""
-        return {
+        """The run's inputs as a JSON-able mapping (``ct`` only when given)."""
+        doc = {
             "run_id": self.run_id,
             "scan": self.scan,
             "side": self.side,
@@ -87,6 +91,9 @@ class RunSpec:
             "atlas": self.atlas if self.scan_path else None,
             "target": self.target if self.scan_path else None,
         }
+        if self.ct_path:
+            doc["ct"] = self.ct_path
+        return doc
 
 
 def plan_runs(
@@ -212,10 +219,10 @@ def _base_protocol(path: str, protocols: dict):
 
 
 def _row(scan, scan_path, sides, protocol_text, protocol_path, atlas, target, overrides, problem=None,
-         from_command=False) -> dict:
+         from_command=False, ct_path=None) -> dict:
     return {"scan": scan, "scan_path": scan_path, "sides": sides, "protocol": protocol_text,
             "protocol_path": protocol_path, "atlas": atlas, "target": target, "overrides": overrides,
-            "problem": problem, "from_command": from_command}
+            "problem": problem, "from_command": from_command, "ct_path": ct_path}
 
 
 def _manifest_rows(path: Path, default_protocol: str, default_sides, atlas: str, target: str) -> list[dict]:
@@ -231,6 +238,11 @@ def _manifest_rows(path: Path, default_protocol: str, default_sides, atlas: str,
             sides, problem = default_sides, str(error)
         if scan_path is None:
             sides = (None,)
+        ct_path = str((folder / cells["ct"]).resolve()) if cells.get("ct") else None
+        if ct_path is not None and scan_path is None:
+            problem = problem or f"{path.name} row {number}: ct needs a scan (the CT is registered to it)"
+        elif ct_path is not None and not Path(ct_path).exists():
+            problem = problem or f"{path.name} row {number}: ct {cells['ct']}: no such CT file or folder"
         protocol_text = cells.get("protocol") or default_protocol
         base = folder if cells.get("protocol") else Path.cwd()
         overrides = {}
@@ -247,7 +259,7 @@ def _manifest_rows(path: Path, default_protocol: str, default_sides, atlas: str,
             overrides[canonical_key(column)] = value
         rows.append(_row(scan, scan_path, sides, protocol_text, _protocol_path(protocol_text, base),
                          cells.get("atlas") or atlas, cells.get("target") or target, overrides, problem,
-                         from_command=not cells.get("protocol")))
+                         from_command=not cells.get("protocol"), ct_path=ct_path))
     return rows
 
 
@@ -264,6 +276,8 @@ def _make_run(row: dict, side, overrides: dict, protocols: dict, file_hashes: di
         "atlas": row["atlas"] if row["scan_path"] else None,
         "target": row["target"] if row["scan_path"] else None,
     }
+    if row.get("ct_path"):  # only then: run ids without a CT stay as they were
+        identity["ct"] = _file_hash(row["ct_path"], file_hashes) if Path(row["ct_path"]).is_file() else row["ct_path"]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     stem = slug(_scan_stem(row["scan"])) if row["scan"] else "phantom"
     run_id = "-".join(part for part in (stem, side, digest) if part)
@@ -279,7 +293,7 @@ def _make_run(row: dict, side, overrides: dict, protocols: dict, file_hashes: di
             problem = str(error)
     spec = RunSpec(run_id=run_id, scan=row["scan"], scan_path=row["scan_path"], side=side,
                    protocol=row["protocol"], overrides=items, atlas=row["atlas"], target=row["target"],
-                   scan_hash=scan_hash, problem=problem)
+                   scan_hash=scan_hash, problem=problem, ct_path=row.get("ct_path"))
     return spec, protocol_obj
 
 

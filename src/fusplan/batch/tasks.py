@@ -67,7 +67,7 @@ def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registrati
             if not reuse:
                 context = {}
                 clear_cache()
-            doc = _simulate_one(spec, protocol, registration_path if reuse else None, context, threads)
+            doc = _simulate_one(spec, protocol, registration_path if reuse else None, context, threads, out_dir)
             doc["run"] = {**spec.describe(), "status": "ok", "elapsed_s": round(time.perf_counter() - start, 3)}
             text = dumps_json(doc)
             with atomic_output(Path(out_dir) / RUNS_DIR / f"{spec.run_id}.json") as tmp:
@@ -80,11 +80,16 @@ def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registrati
 
 
 def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, context: dict,
-                  threads: int | None) -> dict:
+                  threads: int | None, out_dir: str | None = None) -> dict:
     from ..planner import simulate
 
     if spec.scan_path is None:
         return simulate(protocol, threads=threads).to_dict()
+    ct = None
+    if spec.ct_path:  # cheap check first: the CT loads as a head CT in HU, before any registration
+        from ..skull import load_ct
+
+        ct = context["ct"] if context.get("ct_path") == spec.ct_path else load_ct(spec.ct_path)
     if "scan" not in context:
         from ..io import load_scan
         from ..registration import load_registration
@@ -100,8 +105,31 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
         context["scan"] = scan
         context["targets"] = locate_targets(
             scan, atlas=spec.atlas, sides=(spec.side,), target=spec.target, registration=registration)
+    if ct is not None and context.get("ct_path") != spec.ct_path:
+        context.update(ct_path=spec.ct_path, ct=ct, skull_ct=_registered_ct(ct, context["scan"], out_dir))
     return simulate(protocol, scan=context["scan"], targets=context["targets"], sides=(spec.side,),
-                    threads=threads).to_dict()
+                    threads=threads, skull_ct=context["skull_ct"] if ct is not None else None).to_dict()
+
+
+def _registered_ct(ct, scan, out_dir: str | None):
+    """``ct`` registered to ``scan``: the cached CT -> MR registration
+    (``<out>/registration/ct-<CT hash>-<scan hash>.npz``) when it matches, else a new one, cached."""
+    from ..registration import scan_fingerprint
+    from ..skull import load_ct_registration, register_ct_to_mr
+    from ..skull.registration import ct_fingerprint
+
+    cache = None
+    if out_dir is not None:
+        cache = Path(out_dir) / REGISTRATION_DIR / f"ct-{ct_fingerprint(ct)[:16]}-{scan_fingerprint(scan)[:16]}.npz"
+        if cache.is_file():
+            saved = load_ct_registration(cache)
+            if saved.matches(ct, scan):
+                return saved.apply(ct)
+    registration = register_ct_to_mr(ct, scan)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        registration.save(cache)
+    return registration.apply(ct)
 
 
 def one_line(error: BaseException) -> str:

@@ -13,11 +13,12 @@ LISTED_FAILURES = 5
 
 EPILOG = """\
 manifest (CSV, one row per scan; paths relative to the manifest's folder):
-  scan,side,protocol,peak_c,skull_transmission
-  sub-01/t1.nii.gz,both,protocols/clt.yaml,56,
-  sub-02/t1.nii.gz,left,clt,,0.25
-  ,,clt,58,                      (empty scan: the tissue phantom)
-Columns other than scan/side/protocol/atlas/target are protocol overrides
+  scan,side,protocol,ct,peak_c,skull_transmission
+  sub-01/t1.nii.gz,both,protocols/clt.yaml,sub-01/ct.nii.gz,56,
+  sub-02/t1.nii.gz,left,clt,,,0.25
+  ,,clt,,58,                     (empty scan: the tissue phantom)
+ct: the head CT (NIfTI or DICOM folder; empty: the population skull).
+Columns other than scan/side/protocol/atlas/target/ct are protocol overrides
 (an empty cell means none). Outputs: runs/<run_id>.json, summary.csv.
 Exit status: 0 all runs succeeded, 1 some failed (see summary.csv), 2 bad input
 (a missing scan or folder, a sweep key the protocol does not know: nothing runs)

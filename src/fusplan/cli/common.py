@@ -151,3 +151,72 @@ def save_registration(found, out: Path) -> Path:
     """Write the registration of a targeting result to ``out/registration.npz`` (atomic)."""
     out.mkdir(parents=True, exist_ok=True)
     return found.registration.save(out / REGISTRATION_NAME)
+
+
+# ------------------------------------------------------------------------------- skull CT
+
+#: The CT -> MR registration written next to ``registration.npz`` (reuse with ``--ct-registration``).
+CT_REGISTRATION_NAME = "ct_registration.npz"
+
+
+def add_ct_options(parser: argparse.ArgumentParser) -> None:
+    """``--ct CT`` and ``--ct-registration FILE`` of ``target``, ``simulate`` and ``plan``."""
+    group = parser.add_argument_group("skull")
+    group.add_argument("--ct", type=Path, metavar="CT",
+                       help="the patient's head CT in HU (NIfTI file or DICOM series folder), rigidly registered to "
+                            "the scan; without it a plan on a scan uses the population skull template")
+    group.add_argument("--ct-registration", type=Path, metavar="FILE",
+                       help=f"reuse a saved CT -> MR registration ({CT_REGISTRATION_NAME}, written with --out; "
+                            "also reused from the --out folder when it matches the CT and the scan)")
+
+
+def load_ct_input(args):
+    """Cheap CT checks before any registration: the ``--ct`` file loads as a head CT in HU.
+
+    Returns the :class:`fusplan.skull.SkullCT` (None without ``--ct``).
+    """
+    if args.ct is None:
+        if args.ct_registration is not None:
+            raise FusplanInputError("--ct-registration needs --ct")
+        return None
+    from ..skull import load_ct
+
+    return load_ct(args.ct)
+
+
+def register_ct(ct, scan, args):
+    """The CT made samplable in the scan's world: a saved registration when it matches
+    (``--ct-registration``, else ``--out/ct_registration.npz``), otherwise a new rigid
+    mutual-information registration. Returns ``(registered_ct, registration)``."""
+    from ..skull import load_ct_registration, register_ct_to_mr
+
+    path = args.ct_registration
+    if path is None and args.out is not None and (args.out / CT_REGISTRATION_NAME).is_file():
+        path = args.out / CT_REGISTRATION_NAME
+    if path is not None:
+        saved = load_ct_registration(path)
+        if saved.matches(ct, scan):
+            return saved.apply(ct), saved
+        if args.ct_registration is not None:
+            raise FusplanInputError(f"{path}: this CT registration was computed for another CT or scan")
+    update, close = progress_bar("CT registration", enabled=not args.no_progress)
+    try:
+        registration = register_ct_to_mr(ct, scan, progress=update)
+    finally:
+        close()
+    return registration.apply(ct), registration
+
+
+def save_ct_registration(registration, out: Path) -> Path:
+    """Write the CT -> MR registration to ``out/ct_registration.npz`` (atomic)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return registration.save(out / CT_REGISTRATION_NAME)
+
+
+def report_skull_warnings(result) -> None:
+    """One line on stderr per skull warning of a simulation (population skull, head fit)."""
+    for side, s in result.sides.items():
+        if s.skull is None:
+            continue
+        for warning in s.skull.warnings:
+            print(f"fusplan: warning{f' ({side})' if side else ''}: {warning}", file=sys.stderr)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import REGISTRATION_NAME, add_output_options, add_target_options, check_out_dir, check_targeting, locate
 from .assessment import add_assessment_options, load_thermometry
+from .common import (REGISTRATION_NAME, add_ct_options, add_output_options, add_target_options, check_out_dir,
+                     check_targeting, load_ct_input, locate, register_ct)
 from .simulate import simulate_and_report
 
 HELP = "target + simulate + report on a scan"
@@ -16,6 +17,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--protocol", default="clt", metavar="PROTOCOL",
                         help="protocol file or bundled name (clt, vim; any case; default: clt)")
     add_target_options(parser)
+    add_ct_options(parser)
     add_output_options(parser, f"write the JSON report, NIfTI maps, summary and {REGISTRATION_NAME}")
     add_assessment_options(parser)
     parser.set_defaults(run=run)
@@ -29,6 +31,9 @@ def run(args) -> int:
     protocol = load_protocol(args.protocol)
     measurements = load_thermometry(args, protocol)
     check_targeting(args)
+    ct = load_ct_input(args)
     scan = load_scan(args.scan)
     found = locate(scan, args)
-    return simulate_and_report(protocol, scan, found, args, measurements)
+    skull_ct, ct_registration = register_ct(ct, scan, args) if ct is not None else (None, None)
+    return simulate_and_report(protocol, scan, found, args, measurements, skull_ct=skull_ct,
+                               ct_registration=ct_registration)

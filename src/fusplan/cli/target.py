@@ -4,8 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import (REGISTRATION_NAME, add_output_options, add_target_options, check_out_dir, check_targeting,
-                     locate, print_json, save_registration)
+from .common import (REGISTRATION_NAME, add_ct_options, add_output_options, add_target_options, check_out_dir,
+                     check_targeting, load_ct_input, locate, print_json, register_ct, save_ct_registration,
+                     save_registration)
 
 HELP = "register the atlas and locate the target(s)"
 
@@ -14,6 +15,7 @@ def add_parser(commands) -> None:
     parser = commands.add_parser("target", help=HELP, description=HELP)
     parser.add_argument("scan", type=Path, metavar="SCAN")
     add_target_options(parser)
+    add_ct_options(parser)
     add_output_options(parser, f"write targets.json, atlas labels (NIfTI), the QC figure and {REGISTRATION_NAME}")
     parser.set_defaults(run=run)
 
@@ -24,12 +26,18 @@ def run(args) -> int:
 
     check_out_dir(args.out)
     check_targeting(args)
+    ct = load_ct_input(args)
     scan = load_scan(args.scan)
     found = locate(scan, args)
+    ct_registration = register_ct(ct, scan, args)[1] if ct is not None else None
     if args.out:
         write_target_outputs(found, scan, args.out)
         save_registration(found, args.out)
+        if ct_registration is not None:
+            save_ct_registration(ct_registration, args.out)
     document = found.to_dict()
+    if ct_registration is not None:
+        document["ct_registration"] = ct_registration.to_dict()
     if args.json:
         print_json(document)
         return 0
@@ -39,6 +47,9 @@ def run(args) -> int:
         print(f"{target['name']} {target.get('side') or ''}: RAS ({ras}) mm, AC-PC ({acpc}) mm")
     for name, position in document["landmarks"].items():
         print(f"{name}: RAS ({', '.join(f'{v:.1f}' for v in position)}) mm")
+    if ct_registration is not None:
+        print(f"CT -> MR registration: mutual information {ct_registration.metric:.3f} "
+              f"({ct_registration.time_s:.1f} s)", file=sys.stderr)
     if args.out:
         print(f"written to {args.out}", file=sys.stderr)
     return 0

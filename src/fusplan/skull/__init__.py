@@ -15,11 +15,15 @@ Module map (data flows down this list; lower modules never import higher ones):
 - :mod:`.sdr` - the clinical skull density ratio (Kranion's recipe).
 - :mod:`.model` - :func:`model_skull` -> :class:`SkullModel` (report block, per-element
   arrays) and :func:`write_elements_csv`.
+- :mod:`.drive` - :func:`skull_drive`: a model's per-element heat-source drive (amplitude,
+  phase, refracted sources) and its cache key.
 - :mod:`.figure` - the skull QC figure (element map).
+- :mod:`.outputs` - the report's skull files (elements CSV, subject-space CT, figure).
 - :mod:`.synthetic` - spherical-shell and flat-slab skull CTs with designed profiles (oracles).
 """
 
 from .ct import SkullCT, load_ct, resample_to_grid
+from .drive import SkullDrive, skull_drive
 from .model import PHASE_CORRECTIONS, SkullModel, model_skull, write_elements_csv
 from .pose import HeadFit, array_element_positions, tilted_axis
 from .population import POPULATION_WARNING, population_skull
@@ -27,7 +31,7 @@ from .properties import BoneAcoustics
 from .registration import CtRegistration, load_ct_registration, register_ct_to_mr
 
 __all__ = [
-    "SkullCT", "load_ct", "resample_to_grid", "PHASE_CORRECTIONS", "SkullModel", "model_skull",
+    "SkullCT", "load_ct", "SkullDrive", "skull_drive", "resample_to_grid", "PHASE_CORRECTIONS", "SkullModel", "model_skull",
     "write_elements_csv", "HeadFit", "array_element_positions", "tilted_axis", "POPULATION_WARNING",
     "population_skull", "BoneAcoustics", "CtRegistration", "load_ct_registration", "register_ct_to_mr",
 ]

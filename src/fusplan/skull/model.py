@@ -100,6 +100,17 @@ class SkullModel:
         (inactive elements do not emit)."""
         return self._mean_active(self.amplitude_transmission**2)
 
+    @property
+    def energy_reflection(self) -> float:
+        """Reflected (back into the water) / emitted acoustic power, same weighting."""
+        return self._mean_active(self.trace.power_reflection)
+
+    @property
+    def energy_absorbed_in_skull(self) -> float:
+        """Acoustic power absorbed in the bone / emitted: ``1 - transmission - reflection``
+        (incoherent layer model of :mod:`.raytrace`; scattering counts as absorbed)."""
+        return max(0.0, 1.0 - self.energy_transmission - self.energy_reflection)
+
     def focus_phase_error_rad(self, seed: int = 0) -> np.ndarray:
         """Phase error per element at the focus after the chosen correction.
 
@@ -124,6 +135,8 @@ class SkullModel:
             "mean_incidence_deg": rounded(self._mean_active(self.trace.incidence_deg), 2),
             "mean_thickness_mm": rounded(self._mean_active(self.trace.thickness_mm), 2),
             "energy_transmission": rounded(self.energy_transmission, 4),
+            "energy_reflection": rounded(self.energy_reflection, 4),
+            "energy_absorbed_in_skull": rounded(self.energy_absorbed_in_skull, 4),
             "phase_correction": self.phase_correction,
             "mean_residual_phase_std_rad": rounded(self._mean_active(self.residual_phase_std_rad), 3),
             "critical_angle_deg": round(self.critical_angle_deg, 2),

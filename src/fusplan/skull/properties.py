@@ -105,7 +105,8 @@ def interface_power_transmission(impedance_from, impedance_to, cos_from, cos_to)
     """Fraction of incident power transmitted across a fluid-fluid interface (0 where NaN)."""
     z1, z2 = np.asarray(impedance_from, float), np.asarray(impedance_to, float)
     c1, c2 = np.asarray(cos_from, float), np.asarray(cos_to, float)
-    t = 4 * z1 * z2 * c1 * c2 / (z2 * c1 + z1 * c2) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 on rays that meet no bone: NaN -> 0 below
+        t = 4 * z1 * z2 * c1 * c2 / (z2 * c1 + z1 * c2) ** 2
     return np.nan_to_num(t, nan=0.0)
 
 

@@ -70,6 +70,7 @@ class RayTrace:
     bone_path_mm: np.ndarray  # refracted path length in bone
     mean_bone_hu: np.ndarray
     power_transmission: np.ndarray  # emitted -> brain, both faces, attenuation, reverberation
+    power_reflection: np.ndarray  # emitted -> reflected back into the water (same incoherent layer model)
     travel_delay_s: np.ndarray  # actual - straight water travel time to the focus
     delay_uncertainty_s: np.ndarray
     focus_miss_mm: np.ndarray  # distance of the refracted exit ray from the focus
@@ -239,6 +240,11 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     reverberation = 1 - (1 - t_outer) * (1 - t_inner) * loss**2  # 0 only when nothing enters the bone
     power = np.divide(t_outer * t_inner * loss, reverberation, out=np.zeros(n), where=reverberation > 0)
     power = np.where(hits, power, 1.0)
+    # reflected back out: the outer face's reflection plus what the inner face sends back
+    # through the outer one, summed incoherently over the reverberations as above
+    # (transmitted + reflected + absorbed in bone = 1)
+    back = np.divide(t_outer**2 * (1 - t_inner) * loss**2, reverberation, out=np.zeros(n), where=reverberation > 0)
+    reflection = np.where(hits, np.clip((1 - t_outer) + back, 0.0, 1.0), 0.0)
     to_focus_after = focus - exit_point
     leg = np.sum(to_focus_after * out_dir, axis=1)
     miss = np.linalg.norm(to_focus_after - leg[:, None] * out_dir, axis=1)
@@ -252,6 +258,6 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
         entry_ras_mm=entry * nan3, entry_distance_mm=entry_distance, outer_normals=outer_normals * nan3,
         incidence_deg=incidence, thickness_mm=thickness, exit_ras_mm=exit_point * nan3,
         exit_directions=np.where(hits[:, None], out_dir, direction), bone_path_mm=bone_path, mean_bone_hu=mean_hu,
-        power_transmission=power, travel_delay_s=delay, delay_uncertainty_s=np.where(hits, delay_sigma, 0.0),
+        power_transmission=power, power_reflection=reflection, travel_delay_s=delay, delay_uncertainty_s=np.where(hits, delay_sigma, 0.0),
         focus_miss_mm=np.where(hits, miss, 0.0), apparent_sources_ras_mm=apparent,
     )

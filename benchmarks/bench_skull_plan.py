@@ -1,0 +1,94 @@
+"""The whole plan with and without the skull on the sample head (issue 11, items 6 and 10).
+
+Runs the bundled CLT protocol (unchanged: 0.5 mm grid, 40 mm box, 7 sonications) on the
+sample head (Colin27, ch2; the atlas registration is the identity, ch2 being in MNI space,
+so both runs share the same targets and the timing compares only what the skull adds):
+
+1. ``skull: none`` (the old ``skull_transmission: 0.2`` energy factor);
+2. the default on a scan: the population skull (``phase_correction: ct``);
+3. the population skull with ``phase_correction: none`` (uncorrected focus).
+
+For each (after one warm-up run without skull): wall time of ``simulate`` + ``write_report`` (figures included), the ratio to the
+run without skull, and the energies per sonication (power titrated through the skull x
+duration), with the acoustic energy absorbed in the bone. Compare with the clinical range
+of 3.3-36 kJ per ablative sonication (McDannold 2019) and the 5.7 kJ mean to reach 50 C
+reported for SDR ~0.5 thalamotomies. The population template's SDR is ~1 (averaging fills
+in the diploe), so its energies are those of a dense, favourable skull.
+
+Usage::
+
+    python benchmarks/bench_skull_plan.py [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import replace
+
+from fusplan.atlas import sample_scan_path
+from fusplan.io import load_scan
+from fusplan.planner import clear_cache, simulate
+from fusplan.protocol import default_protocol_path, load_protocol, override_protocol
+from fusplan.report import write_report
+from fusplan.targeting import locate_targets
+
+from bench_skull import identity_registration
+
+
+def run(protocol, scan, targets) -> tuple[dict, float]:
+    clear_cache()
+    start = time.perf_counter()
+    result = simulate(protocol, scan=scan, targets=targets)
+    with tempfile.TemporaryDirectory() as folder:
+        write_report(result, folder)
+    return result.to_dict(), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = parser.parse_args()
+    scan = load_scan(sample_scan_path("ch2"))
+    registration = identity_registration()
+    targets = locate_targets(scan, atlas="morel", sides=("left",), registration=registration)
+    clt = load_protocol(default_protocol_path("clt"))
+    cases = {
+        "no skull (skull_transmission 0.2)": override_protocol(clt, {"transducer.skull": "none"}),
+        "population skull, phase correction ct": clt,
+        "population skull, phase correction none": override_protocol(clt, {"transducer.phase_correction": "none"}),
+    }
+    run(cases["no skull (skull_transmission 0.2)"], scan, targets)  # warm-up: imports, FFT plans, caches
+    rows = []
+    reference = None
+    for name, protocol in cases.items():
+        doc, wall = run(protocol, scan, targets)
+        reference = reference or wall
+        rows.append({
+            "case": name, "wall_s": round(wall, 2), "ratio_to_no_skull": round(wall / reference, 2),
+            "skull": {k: doc["skull"][k] for k in ("sdr", "active_elements", "mean_incidence_deg", "mean_thickness_mm",
+                                                   "energy_transmission", "energy_absorbed_in_skull")}
+            if "skull" in doc else None,
+            "sonications": [{"stage": s["stage"], "peak_c": None, "power_w": round(s["power_w"], 1),
+                             "energy_kj": round(s["energy_j"] / 1e3, 2),
+                             "skull_absorbed_kj": None if "skull_absorbed_energy_j" not in s
+                             else round(s["skull_absorbed_energy_j"] / 1e3, 2)}
+                            for s in doc["sonications"]],
+        })
+        for entry, sonication in zip(rows[-1]["sonications"], protocol.sonications):
+            entry["peak_c"] = sonication.peak_c
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(f"{row['case']}: {row['wall_s']} s (x{row['ratio_to_no_skull']} of no skull); skull {row['skull']}")
+        for s in row["sonications"]:
+            absorbed = "" if s["skull_absorbed_kj"] is None else f", {s['skull_absorbed_kj']} kJ absorbed in bone"
+            print(f"  {s['stage']:<12} {s['peak_c']} C: {s['power_w']} W, {s['energy_kj']} kJ{absorbed}")
+    print("clinical: 3.3-36 kJ per ablative sonication (McDannold 2019); 5.7 kJ mean to reach 50 C at SDR ~0.5")
+
+
+if __name__ == "__main__":
+    main()
