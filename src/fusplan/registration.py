@@ -41,7 +41,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy import ndimage
@@ -49,11 +48,9 @@ from scipy import ndimage
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .io import Scan, atomic_output, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .progress import ProgressCallback
 from .registration_file import read_registration_file, write_registration_file
 from .template import PreparedTemplate, normalise_intensity, prepared_template, to_lattice
-
-#: Progress callback: ``progress(fraction, message)``; raising inside it cancels.
-ProgressCallback = Callable[[float, str], None]
 
 #: Plausible range of the affine's scale factors (template -> subject).
 SCALE_RANGE = (0.7, 1.4)
