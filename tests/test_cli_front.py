@@ -40,6 +40,15 @@ def test_one_side_default_and_the_same_choices_everywhere(capsys):
     assert "left, right or both" in help_text and "(default: left" in help_text
 
 
+def test_command_line_choices_are_the_library_ones():
+    """cli.common repeats SIDE_CHOICES and ATLASES (``--help`` imports no numpy); they must not drift."""
+    from fusplan.atlas import ATLASES
+    from fusplan.cli import common
+    from fusplan.targeting import SIDE_CHOICES
+
+    assert common.SIDE_CHOICES == SIDE_CHOICES and common.ATLASES == ATLASES
+
+
 def test_plan_synopsis_lists_target_and_atlas(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["plan", "--help"])

@@ -51,6 +51,8 @@ MIDLINE_AFIDS = (
 #: Plausible AC-PC distance (mm) in an adult brain.
 ACPC_LENGTH_RANGE_MM = (20.0, 35.0)
 SIDES = ("left", "right")
+#: What a front end offers for "which side" (``--side``, the plugin's side box) and the sides each means.
+SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": SIDES}
 
 
 @dataclass(frozen=True, eq=False)
