@@ -25,34 +25,8 @@ from typing import Mapping
 from ..errors import FusplanInputError
 from ..textfile import read_structured_file
 from .checker import Checker as _Checker
-from .limits import (  # the keys, bounds and ranges are part of this module's API
-    BUNDLED_PROTOCOLS,
-    DEFAULT_GRID,
-    DEFAULT_THRESHOLDS_CEM43,
-    EXTENT_RANGE_MM,
-    FOCUS_MARGIN_MM,
-    MAX_ABSORBED_POWER_W,
-    MAX_CONSOLE_ACOUSTIC_POWER_W,
-    MAX_COOLING_S,
-    MAX_DURATION_S,
-    MAX_FRAME_S,
-    MAX_GRID_VOXELS,
-    MAX_OFFSET_MM,
-    MAX_PEAK_C,
-    MAX_POWER_W,
-    MAX_REPEAT,
-    MAX_SONICATIONS,
-    MAX_THERMOMETRY_VOXEL_MM,
-    MAX_THRESHOLDS,
-    OFFSET_FRAMES,
-    PLAUSIBLE_RANGES,
-    POWER_KEYS,
-    REQUIRED_TOP_LEVEL_KEYS,
-    SONICATION_KEYS,
-    SPACING_RANGE_MM,
-    STAGES,
-    TOP_LEVEL_KEYS,
-)
+from .limits import *  # noqa: F401,F403  (limits.__all__: the keys, bounds and ranges are this module's API)
+from .limits import BUNDLED_PROTOCOLS
 from .model import Protocol, Sonication, Thermometry
 from .overrides import override_protocol, parse_override
 from .validate import build_protocol

@@ -5,6 +5,35 @@ rendered in docs/plausible_ranges.md (a test keeps the page in step with it).
 """
 from __future__ import annotations
 
+__all__ = [
+    "STAGES",
+    "OFFSET_FRAMES",
+    "POWER_KEYS",
+    "SONICATION_KEYS",
+    "TOP_LEVEL_KEYS",
+    "REQUIRED_TOP_LEVEL_KEYS",
+    "MAX_CONSOLE_ACOUSTIC_POWER_W",
+    "MAX_POWER_W",
+    "MAX_ABSORBED_POWER_W",
+    "MAX_PEAK_C",
+    "MAX_DURATION_S",
+    "MAX_COOLING_S",
+    "MAX_REPEAT",
+    "MAX_SONICATIONS",
+    "MAX_OFFSET_MM",
+    "FOCUS_MARGIN_MM",
+    "SPACING_RANGE_MM",
+    "EXTENT_RANGE_MM",
+    "MAX_GRID_VOXELS",
+    "MAX_THRESHOLDS",
+    "MAX_THERMOMETRY_VOXEL_MM",
+    "MAX_FRAME_S",
+    "PLAUSIBLE_RANGES",
+    "DEFAULT_GRID",
+    "DEFAULT_THRESHOLDS_CEM43",
+    "BUNDLED_PROTOCOLS",
+]
+
 STAGES = ("alignment", "verification", "treatment")
 OFFSET_FRAMES = ("acpc", "ras")
 POWER_KEYS = ("power_w", "absorbed_power_w", "peak_c")
