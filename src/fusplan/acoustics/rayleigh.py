@@ -20,8 +20,10 @@ focus of the default array (``x = 0.17`` for its 12 mm elements at 150 mm).
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -90,8 +92,9 @@ def _run_chunks(run: Callable[[int], None], starts: Sequence[int], threads: int 
 
     ``threads=None`` runs the chunks in the calling thread (small sums, no pool).
     ``progress(fraction, message)`` is called from the calling thread as chunks finish
-    (at most :data:`_MAX_REPORTS` times). An exception it raises cancels the chunks not
-    yet started and propagates once the running ones (at most ``threads``) are done.
+    (at most :data:`_MAX_REPORTS` times). At most ``2 threads`` chunks are queued at a
+    time, so an exception raised by ``progress`` stops the sum after the chunks already
+    queued (none are started after it).
     """
     starts = list(starts)
     every = max(1, math.ceil(len(starts) / _MAX_REPORTS))
@@ -105,14 +108,19 @@ def _run_chunks(run: Callable[[int], None], starts: Sequence[int], threads: int 
             run(start)
             report(done)
         return
+    queued: deque = deque()
+    upcoming = iter(starts)
     with _pool(threads) as pool:  # numpy releases the GIL in ufuncs and matmul
-        futures = [pool.submit(run, start) for start in starts]
         try:
-            for done, future in enumerate(futures, 1):
-                future.result()
+            for start in itertools.islice(upcoming, 2 * threads):
+                queued.append(pool.submit(run, start))
+            for done in range(1, len(starts) + 1):
+                queued.popleft().result()
                 report(done)
+                for start in itertools.islice(upcoming, 1):
+                    queued.append(pool.submit(run, start))
         except BaseException:
-            for future in futures:
+            for future in queued:
                 future.cancel()
             raise
 
