@@ -4,7 +4,7 @@ In the brain phantom with the hemispherical-array heat source (bundled CLT proto
 0.5 mm grid, 40 mm box):
 
 1. recovery: MR thermometry series of the alignment (60 W) and verification (100 W)
-   sonications are synthesised (:func:`fusplan.synthetic.synthetic_series`: exact
+   sonications are synthesised (:func:`fusplan.synthetic_thermometry.synthetic_series`: exact
    Fourier field, 1.1 x 1.1 x 3 mm voxels, 3.5 s frames, Gaussian noise 0.5 and 1 C)
    from a focus of known efficiency 0.7, spread 1.6 and offset (0.8, -0.6, 1.3) mm, and
    from an anisotropic Gaussian heat source 2.5 x 2.5 x 5 mm (not of the model's family);
@@ -44,7 +44,7 @@ from fusplan.focusmodel import run_protocol, side_model
 from fusplan.measured import MeasuredSonication, Measurements
 from fusplan.planner import clear_cache
 from fusplan.protocol import default_protocol_path, load_protocol
-from fusplan.synthetic import gaussian_source, synthetic_series, truth_model
+from fusplan.synthetic_thermometry import gaussian_source, synthetic_series, truth_model
 from fusplan.uncertainty import draw_offsets, draw_parameters, uncertainty_band
 
 POWERS = {1: 60.0, 2: 100.0}

@@ -2,6 +2,7 @@
 import copy
 
 import pytest
+import yaml
 
 from fusplan.atlas import load_atlas, sample_scan_path
 from fusplan.io import load_scan
@@ -23,6 +24,22 @@ _GAUSSIAN_SPEC = {
 }
 
 
+#: The three stages (alignment, verification, treatment) on a coarse 20 mm box at 1 mm
+#: (21^3 voxels): the fast protocol of the front-end tests (command line, batch, demo).
+_STAGED_GAUSSIAN_SPEC = {
+    "name": "quick staged gaussian",
+    "tissue": "brain",
+    "transducer": {"model": "gaussian", "fwhm_mm": [2.0, 2.0, 4.0]},
+    "grid": {"spacing_mm": 1.0, "extent_mm": 20},
+    "sonications": [
+        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
+        {"stage": "verification", "peak_c": 49, "duration_s": 6, "cooling_s": 10},
+        {"stage": "treatment", "peak_c": 57, "duration_s": 10, "cooling_s": 10},
+    ],
+    "thresholds_cem43": [17, 240],
+}
+
+
 @pytest.fixture
 def gaussian_spec() -> dict:
     """The Gaussian test protocol as a mapping (a fresh copy: edit freely)."""
@@ -33,6 +50,20 @@ def gaussian_spec() -> dict:
 def gaussian_protocol():
     """The Gaussian test protocol, loaded (frozen)."""
     return load_protocol(copy.deepcopy(_GAUSSIAN_SPEC))
+
+
+@pytest.fixture
+def staged_gaussian_spec() -> dict:
+    """The three-stage Gaussian test protocol as a mapping (a fresh copy: edit freely)."""
+    return copy.deepcopy(_STAGED_GAUSSIAN_SPEC)
+
+
+@pytest.fixture
+def staged_protocol_file(tmp_path):
+    """The three-stage Gaussian test protocol written to ``tmp_path/gaussian.yaml``."""
+    path = tmp_path / "gaussian.yaml"
+    path.write_text(yaml.safe_dump(_STAGED_GAUSSIAN_SPEC))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,19 @@ from fusplan.assessment import assess
 from fusplan.cli import main
 from fusplan.report import summary_markdown
 
-from test_cli_plan import GAUSSIAN_PROTOCOL, write_protocol
+from test_cli_plan import write_protocol
+
+#: Alignment then treatment on a Gaussian source, with no thresholds: the default regions
+#: (17, 100, 200, 240 CEM43) apply, as for a user's protocol that lists none.
+GAUSSIAN_PROTOCOL = {
+    "name": "cli gaussian",
+    "transducer": {"model": "gaussian", "fwhm_mm": [1.5, 1.5, 3.0]},
+    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
+    "sonications": [
+        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
+        {"stage": "treatment", "peak_c": 56, "duration_s": 10, "cooling_s": 20},
+    ],
+}
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "clinical_alignment.yaml"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from front_support import QUICK_PROTOCOL
 
 from fusplan.batch import (
     RUNS_DIR,
@@ -27,10 +26,9 @@ from fusplan.errors import FusplanInputError
 
 
 @pytest.fixture()
-def protocol_file(tmp_path) -> Path:
-    path = tmp_path / "gaussian.yaml"
-    path.write_text(yaml.safe_dump(QUICK_PROTOCOL))
-    return path
+def protocol_file(staged_protocol_file) -> Path:
+    """The three-stage Gaussian protocol file of conftest.py (``gaussian.yaml``, named in manifests)."""
+    return staged_protocol_file
 
 
 def _summary(out: Path) -> list[dict]:
@@ -60,14 +58,14 @@ def test_expand_sweeps_is_the_cartesian_product_in_order():
         expand_sweeps([("skull_transmission", [0.2]), ("transducer.skull_transmission", [0.3])])
 
 
-def test_run_ids_are_stable_and_distinct(protocol_file):
+def test_run_ids_are_stable_and_distinct(protocol_file, staged_gaussian_spec):
     first = plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak_c": [54, 56]})
     again = plan_runs(phantom=True, protocol=str(protocol_file), sweeps={"peak_c": [54, 56]})
     ids = [spec.run_id for spec, _ in first]
     assert ids == [spec.run_id for spec, _ in again]
     assert len(set(ids)) == 2 and all(i.startswith("phantom-") for i in ids)
     # The id follows the protocol's content, not its file name.
-    changed = {**QUICK_PROTOCOL, "name": "another name"}
+    changed = {**staged_gaussian_spec, "name": "another name"}
     protocol_file.write_text(yaml.safe_dump(changed))
     changed = plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak_c": [54, 56]})
     assert not set(ids) & {spec.run_id for spec, _ in changed}

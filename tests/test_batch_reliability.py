@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from front_support import QUICK_PROTOCOL
 
 from fusplan.batch import RUNS_DIR, plan_runs, run_batch
 from fusplan.cli import main
@@ -26,10 +25,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 @pytest.fixture()
-def protocol_file(tmp_path) -> Path:
-    path = tmp_path / "gaussian.yaml"
-    path.write_text(yaml.safe_dump(QUICK_PROTOCOL))
-    return path
+def protocol_file(staged_protocol_file) -> Path:
+    return staged_protocol_file
 
 
 def _env() -> dict:

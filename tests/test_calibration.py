@@ -14,7 +14,7 @@ from fusplan.focusmodel import (fwhm_voxels, gaussian_shift_filter, run_protocol
 from fusplan.grid import Grid
 from fusplan.measured import MeasuredSonication, Measurements
 from fusplan.protocol import default_protocol_path
-from fusplan.synthetic import synthetic_series, truth_model
+from fusplan.synthetic_thermometry import synthetic_series, truth_model
 
 TRUTH = {"efficiency": 0.7, "spread": 1.6, "offset_ras_mm": (0.8, -0.6, 1.3)}
 POWERS = {1: 60.0, 2: 100.0}

@@ -9,8 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-import yaml
-from front_support import QUICK_PROTOCOL, no_registration, no_simulation
+from front_support import no_registration, no_simulation
 
 from fusplan import planner, targeting
 from fusplan.atlas import sample_scan_path
@@ -39,6 +38,15 @@ def test_one_side_default_and_the_same_choices_everywhere(capsys):
         parser.parse_args(["simulate", "--help"])
     help_text = capsys.readouterr().out
     assert "left, right or both" in help_text and "(default: left" in help_text
+
+
+def test_command_line_choices_are_the_library_ones():
+    """cli.common repeats SIDE_CHOICES and ATLASES (``--help`` imports no numpy); they must not drift."""
+    from fusplan.atlas import ATLASES
+    from fusplan.cli import common
+    from fusplan.targeting import SIDE_CHOICES
+
+    assert common.SIDE_CHOICES == SIDE_CHOICES and common.ATLASES == ATLASES
 
 
 def test_plan_synopsis_lists_target_and_atlas(capsys):
@@ -95,7 +103,8 @@ def quick_registration():
     monkeypatch.undo()
 
 
-def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, monkeypatch, quick_registration):
+def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, monkeypatch, quick_registration,
+                                                           staged_protocol_file):
     out = tmp_path / "target-out"
     assert main(["target", SAMPLE, "--out", str(out), "--json"]) == 0
     captured = capsys.readouterr()
@@ -112,13 +121,12 @@ def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, mon
     again = json.loads(captured.out)
     np.testing.assert_allclose(again["targets"][0]["ras_mm"], first["targets"][0]["ras_mm"], atol=1e-6)
 
-    protocol = tmp_path / "quick.yaml"
-    protocol.write_text(yaml.safe_dump(QUICK_PROTOCOL))
+    protocol = staged_protocol_file
     plan_out = tmp_path / "plan-out"
     assert main(["plan", SAMPLE, "--protocol", str(protocol), "--registration", str(saved),
                  "--out", str(plan_out), "--json"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
-    assert report["protocol"] == QUICK_PROTOCOL["name"]
+    assert report["protocol"] == "quick staged gaussian"
     assert "simulating" in captured.err and "targeting" in captured.err
     assert (plan_out / "registration.npz").is_file() and (plan_out / "report.json").is_file()

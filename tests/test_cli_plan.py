@@ -8,37 +8,26 @@ import yaml
 
 from fusplan.cli import main
 
-GAUSSIAN_PROTOCOL = {
-    "name": "cli gaussian",
-    "transducer": {"model": "gaussian", "fwhm_mm": [1.5, 1.5, 3.0]},
-    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
-    "sonications": [
-        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
-        {"stage": "treatment", "peak_c": 56, "duration_s": 10, "cooling_s": 20},
-    ],
-}
-
-
 def write_protocol(folder, mapping):
     path = folder / "protocol.yaml"
     path.write_text(yaml.safe_dump(mapping))
     return path
 
 
-def test_simulate_phantom_prints_one_json_document_and_writes_outputs(tmp_path, capsys):
-    protocol = write_protocol(tmp_path, GAUSSIAN_PROTOCOL)
+def test_simulate_phantom_prints_one_json_document_and_writes_outputs(tmp_path, capsys, gaussian_spec):
+    protocol = write_protocol(tmp_path, gaussian_spec)
     out = tmp_path / "out"
     assert main(["simulate", str(protocol), "--json", "--out", str(out)]) == 0
     stdout = capsys.readouterr().out
     report = json.loads(stdout)  # exactly one document: json.loads rejects trailing text
-    assert report["protocol"] == "cli gaussian"
-    assert [s["stage"] for s in report["sonications"]] == ["alignment", "treatment"]
-    assert report["sonications"][1]["peak_temperature_c"] == pytest.approx(56.0, abs=0.05)
-    assert [l["threshold_cem43"] for l in report["lesions"]] == [17, 100, 200, 240]  # default thresholds
-    assert report["lesions"][2]["corresponds_to"].startswith("day-1 T1")
+    assert report["protocol"] == "test gaussian"
+    assert [s["stage"] for s in report["sonications"]] == ["alignment", "treatment", "treatment"]
+    assert report["sonications"][1]["peak_temperature_c"] == pytest.approx(55.0, abs=0.05)
+    assert {l["threshold_cem43"] for l in report["lesions"]} == {17, 240}
+    assert all(l["corresponds_to"] for l in report["lesions"])  # clinical labels (fusplan.clinical)
     assert all("side" not in lesion for lesion in report["lesions"])  # phantom: no side
     written = json.loads((out / "report.json").read_text())
-    assert written.pop("provenance")["protocol"]["name"] == "cli gaussian"  # report.json = stdout + provenance
+    assert written.pop("provenance")["protocol"]["name"] == "test gaussian"  # report.json = stdout + provenance
     assert written == report
     dose = nib.load(out / "dose_cem43.nii.gz")
     assert dose.shape == (33, 33, 33)
@@ -46,11 +35,11 @@ def test_simulate_phantom_prints_one_json_document_and_writes_outputs(tmp_path, 
     assert hidden == [".fusplan-outputs.json"], "no temporary files left behind, only the list of outputs"
 
 
-def test_simulate_text_summary(tmp_path, capsys):
-    protocol = write_protocol(tmp_path, GAUSSIAN_PROTOCOL)
+def test_simulate_text_summary(tmp_path, capsys, gaussian_spec):
+    protocol = write_protocol(tmp_path, gaussian_spec)
     assert main(["simulate", str(protocol)]) == 0
     text = capsys.readouterr().out
-    assert "cli gaussian" in text and "240" in text
+    assert "test gaussian" in text and "240" in text
 
 
 @pytest.mark.parametrize(
@@ -64,8 +53,8 @@ def test_simulate_text_summary(tmp_path, capsys):
         ({"transducer": {"model": "gaussian"}}, "fwhm_mm"),
     ],
 )
-def test_invalid_protocol_exits_2_naming_the_key(change, key, tmp_path, capsys):
-    protocol = write_protocol(tmp_path, {**GAUSSIAN_PROTOCOL, **change})
+def test_invalid_protocol_exits_2_naming_the_key(change, key, tmp_path, capsys, gaussian_spec):
+    protocol = write_protocol(tmp_path, {**gaussian_spec, **change})
     out = tmp_path / "out"
     assert main(["simulate", str(protocol), "--out", str(out)]) == 2
     captured = capsys.readouterr()
@@ -74,9 +63,9 @@ def test_invalid_protocol_exits_2_naming_the_key(change, key, tmp_path, capsys):
     assert captured.out == "" and not out.exists()
 
 
-def test_missing_protocol_and_bad_output_folder_exit_2(tmp_path, capsys):
+def test_missing_protocol_and_bad_output_folder_exit_2(tmp_path, capsys, gaussian_spec):
     assert main(["simulate", str(tmp_path / "nothing.yaml")]) == 2
-    protocol = write_protocol(tmp_path, GAUSSIAN_PROTOCOL)
+    protocol = write_protocol(tmp_path, gaussian_spec)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     assert main(["simulate", str(protocol), "--out", str(a_file)]) == 2

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from front_support import QUICK_PROTOCOL
 
 from fusplan.figures import (
     PLANES,
@@ -129,12 +128,12 @@ def test_animation_is_a_small_gif_with_one_frame_per_time(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_demo_on_the_sample_head(tmp_path):
+def test_run_demo_on_the_sample_head(tmp_path, staged_gaussian_spec):
     """End to end on the bundled head; the affine registration preset and a small gaussian protocol keep it short."""
     from fusplan.demo import run_demo
 
     calls = []
-    written = run_demo(tmp_path, protocol=dict(QUICK_PROTOCOL, thresholds_cem43=[17, 200, 240]), animation_frames=8,
+    written = run_demo(tmp_path, protocol=dict(staged_gaussian_spec, thresholds_cem43=[17, 200, 240]), animation_frames=8,
                        progress=lambda fraction, message: calls.append((fraction, message)),
                        registration_settings="affine", uncertainty_samples=8)
     fractions = [fraction for fraction, _ in calls]
@@ -161,7 +160,7 @@ def test_run_demo_on_the_sample_head(tmp_path):
     assert found.targets[0].side == "left"
 
 
-def test_dose_after_keeps_the_result_objects_and_matches_the_focus_dose():
+def test_dose_after_keeps_the_result_objects_and_matches_the_focus_dose(staged_gaussian_spec):
     """The dose "so far" comes from the result's Protocol and titrated powers, not from its JSON report.
 
     Oracle: the hottest voxel's dose after sonication k equals the dose accumulated on
@@ -172,9 +171,10 @@ def test_dose_after_keeps_the_result_objects_and_matches_the_focus_dose():
     from fusplan.planner import simulate
     from fusplan.protocol import load_protocol
 
-    result = simulate(load_protocol(QUICK_PROTOCOL))
+    protocol = load_protocol(staged_gaussian_spec)
+    result = simulate(protocol)
     result.to_dict = None  # dose_after must not go through the report
-    report = simulate(load_protocol(QUICK_PROTOCOL)).to_dict()
+    report = simulate(protocol).to_dict()
     time_s, focus_c = focus_curve(report)
     focus_dose = cumulative_dose(time_s, focus_c)
     full = result.sides[None].dose_cem43

@@ -17,12 +17,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from fusplan.atlas import ATLASES
+from fusplan.targeting import SIDE_CHOICES
+
 from ._layers import atlas_target_names, target_label
 from ._model import TargetingForm
 
-ATLASES = ("morel", "najdenovska")
 REGISTRATION_SETTINGS = ("standard", "fast")
-SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
 
 
 class Triple(QWidget):

@@ -23,6 +23,8 @@ from .io import resample
 
 #: Atlas names accepted by :func:`load_atlas`, with their folders.
 ATLAS_FOLDERS = {"morel": "morel", "najdenovska": "najdenovska2018"}
+#: Names of the bundled atlases (``load_atlas``, ``--atlas``, the plugin's atlas box).
+ATLASES = tuple(ATLAS_FOLDERS)
 
 
 def data_root() -> Path:

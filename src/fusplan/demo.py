@@ -25,12 +25,12 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .errors import FusplanInputError
 from .io import atomic_output
+from .progress import ProgressCallback, within
 from .targeting import SIDES
 from .teaching import demo_markdown
 
@@ -49,7 +49,6 @@ REGISTRATION_NAME = "registration.npz"
 _SPANS = {"targeting": (0.0, 0.45), "simulation": (0.45, 0.65), "uncertainty": (0.65, 0.75),
           "figures": (0.75, 1.0)}
 
-ProgressCallback = Callable[[float, str], None]
 
 
 def run_demo(
@@ -154,8 +153,7 @@ def run_demo(
 
 def _within(progress: ProgressCallback, step: str) -> ProgressCallback:
     """``progress`` rescaled to the share of ``step`` in the whole demo."""
-    lo, hi = _SPANS[step]
-    return lambda fraction, message="": progress(lo + (hi - lo) * min(max(fraction, 0.0), 1.0), message)
+    return within(progress, *_SPANS[step])
 
 
 def locate_demo_target(scan, side: str, cache: Path, settings: str, progress: ProgressCallback,

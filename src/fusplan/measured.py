@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import FusplanInputError
 from .protocol import _Checker
+from .targeting import SIDES
 from .textfile import read_structured_file
 
 __all__ = ["ThermometrySeries", "MeasuredSonication", "Measurements", "load_measurements", "load_series"]
@@ -120,7 +121,7 @@ def load_measurements(path_or_mapping, *, n_sonications: int | None = None,
     top = check.mapping(raw, "protocol", ("side", "measured"), required=("measured",))
     side = top.get("side")
     if side is not None:
-        side = check.choice(side, "side", ("left", "right"))
+        side = check.choice(side, "side", SIDES)
     entries = top["measured"]
     if not isinstance(entries, list) or not entries:
         raise check.error("measured", "must be a non-empty list of sonications")

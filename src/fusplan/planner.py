@@ -58,7 +58,8 @@ def clear_cache() -> None:
 
 
 def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis,
-                 threads: int | None = None, drive=None) -> np.ndarray:
+                 threads: int | None = None, drive=None,
+                 progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """Per-watt heat source, cached by transducer, tissue, grid, focus position and skull drive."""
     key = (
         repr(transducer), repr(tissue), grid.shape, grid.affine.round(9).tobytes(),
@@ -71,7 +72,7 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
     q = np.asarray(
         heat_source(transducer, grid, np.asarray(focus_mm, float), tissue,
                     geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float),
-                    threads=threads, **({} if drive is None else drive.field_keywords())),
+                    threads=threads, progress=progress, **({} if drive is None else drive.field_keywords())),
         dtype=float,
     )
     _SOURCE_CACHE[key] = q
@@ -331,7 +332,9 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     if skull is not None:
         progress(lo, f"skull ray tracing ({side or 'phantom'})")
         skull.model(centre_mm)
-    progress(lo, f"heat source ({side or 'phantom'})")
+    label = f"heat source ({side or 'phantom'})"
+    progress(lo, label)
+    n_foci = len({tuple(np.round(centre_mm + _offset_world(s, frame_axes), 6)) for s in protocol.sonications})
     sources: dict[tuple, np.ndarray] = {}
     absorbed_per_w: dict[tuple, float] = {}
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
@@ -342,11 +345,15 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         focus = centre_mm + _offset_world(sonication, frame_axes)
         key = tuple(np.round(focus, 6))
         if key not in sources:
+            share = (hi - lo) * 0.3 / n_foci  # heat sources take the first 30 % of the side's span
+            start_of_focus = lo + share * len(sources)
+            report = lambda f, m: progress(start_of_focus + share * f, f"{label}: {m}")  # noqa: E731
             if skull is None:
-                sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis, threads)
+                sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
+                                            progress=report)
             else:
                 sources[key] = _heat_source(skull.field_transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
-                                            drive=skull.drive(focus))
+                                            drive=skull.drive(focus), progress=report)
             absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
         if sonication.power_w is not None:
             power = float(sonication.power_w)

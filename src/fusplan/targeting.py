@@ -26,7 +26,8 @@ The subject's AC, PC and MCP are the template AFIDs mapped through the
 registration (or the user's ``ac_mm`` / ``pc_mm``). The midsagittal plane is the
 least-squares plane containing the AC-PC line that best fits the mapped midline
 AFIDs (the ten midline fiducials plus the midpoints of the eleven left/right
-pairs), so a user override of AC/PC keeps the same anatomical midline.
+pairs), so a user override of AC/PC keeps the same anatomical midline. The frame itself
+is :class:`fusplan.acpc.AcpcFrame` (also importable from here).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .acpc import AcpcFrame, rounded
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .grid import Grid
@@ -50,94 +52,10 @@ MIDLINE_AFIDS = (
 )
 #: Plausible AC-PC distance (mm) in an adult brain.
 ACPC_LENGTH_RANGE_MM = (20.0, 35.0)
+#: The two sides a plan can have (one vocabulary for the library, command line, batch and plugin).
 SIDES = ("left", "right")
-
-
-@dataclass(frozen=True, eq=False)
-class AcpcFrame:
-    """The AC-PC frame of the contract.
-
-    Attributes
-    ----------
-    ac_mm, pc_mm, mcp_mm : ndarray (3,)
-        World RAS mm of the anterior and posterior commissures and their midpoint.
-    axes : (3, 3) ndarray
-        Columns are the unit x (right), y (PC -> AC) and z (superior, in the
-        midsagittal plane) directions in world RAS; a proper rotation.
-    """
-
-    ac_mm: np.ndarray
-    pc_mm: np.ndarray
-    mcp_mm: np.ndarray
-    axes: np.ndarray
-
-    @classmethod
-    def from_landmarks(cls, ac_mm, pc_mm, midline_mm=None, right_hint=(1.0, 0.0, 0.0)) -> "AcpcFrame":
-        """Build the frame from AC, PC and points of the midsagittal plane.
-
-        Parameters
-        ----------
-        ac_mm, pc_mm : array_like (3,)
-            World RAS mm.
-        midline_mm : array_like (n, 3), optional
-            Points on the midsagittal plane. The plane is the one containing the
-            AC-PC line that fits them best (least squares). Without them (or if
-            they are collinear with AC-PC) the plane contains ``right_hint``'s
-            normal direction closest to the world's.
-        right_hint : array_like (3,)
-            Rough direction of the subject's right; fixes the sign of x.
-        """
-        ac = np.asarray(ac_mm, dtype=float)
-        pc = np.asarray(pc_mm, dtype=float)
-        y = ac - pc
-        length = np.linalg.norm(y)
-        if length < 1e-6:
-            raise FusplanInputError("AC and PC coincide: the AC-PC frame is undefined")
-        y /= length
-        mcp = (ac + pc) / 2
-        hint = np.asarray(right_hint, dtype=float)
-        helper = np.array([0.0, 0.0, 1.0]) if abs(y[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-        e1 = np.cross(y, helper)
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(y, e1)
-        normal = hint - (hint @ y) * y
-        if midline_mm is not None and len(midline_mm) >= 2:
-            q = np.asarray(midline_mm, dtype=float) - mcp
-            coords = np.stack([q @ e1, q @ e2], axis=1)
-            scatter = coords.T @ coords
-            values, vectors = np.linalg.eigh(scatter)
-            if values[1] > 1.0:  # the points span a plane with the AC-PC line
-                small = vectors[:, 0]
-                normal = small[0] * e1 + small[1] * e2
-        normal /= np.linalg.norm(normal)
-        if normal @ hint < 0:
-            normal = -normal
-        z = np.cross(normal, y)
-        axes = np.stack([normal, y, z / np.linalg.norm(z)], axis=1)
-        return cls(ac, pc, mcp, axes)
-
-    def to_acpc(self, ras_mm) -> np.ndarray:
-        """World RAS mm ``(..., 3)`` -> AC-PC mm."""
-        return (np.asarray(ras_mm, dtype=float) - self.mcp_mm) @ self.axes
-
-    def to_ras(self, acpc_mm) -> np.ndarray:
-        """AC-PC mm ``(..., 3)`` -> world RAS mm."""
-        return np.asarray(acpc_mm, dtype=float) @ self.axes.T + self.mcp_mm
-
-    @property
-    def acpc_length_mm(self) -> float:
-        """Distance between AC and PC in mm."""
-        return float(np.linalg.norm(self.ac_mm - self.pc_mm))
-
-    def to_dict(self) -> dict:
-        """JSON-ready: origin and the x, y, z axes in world RAS."""
-        return {
-            "origin_mm": _round(self.mcp_mm),
-            "x_axis": _round(self.axes[:, 0], 6),
-            "y_axis": _round(self.axes[:, 1], 6),
-            "z_axis": _round(self.axes[:, 2], 6),
-            "acpc_length_mm": round(self.acpc_length_mm, 3),
-        }
+#: What a front end offers for "which side" (``--side``, the plugin's side box) and the sides each means.
+SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": SIDES}
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,11 +69,7 @@ class Target:
 
     def to_dict(self) -> dict:
         """Contract entry ``{"name", "side", "ras_mm", "acpc_mm"}``."""
-        return {"name": self.name, "side": self.side, "ras_mm": _round(self.ras_mm), "acpc_mm": _round(self.acpc_mm)}
-
-
-def _round(values, digits: int = 3) -> list[float]:
-    return [round(float(v), digits) for v in np.asarray(values).ravel()]
+        return {"name": self.name, "side": self.side, "ras_mm": rounded(self.ras_mm), "acpc_mm": rounded(self.acpc_mm)}
 
 
 def _template_midline(landmarks: dict) -> np.ndarray:
@@ -298,7 +212,7 @@ class TargetingResult:
         """Contract ``targets`` / ``landmarks`` part."""
         return {
             "targets": [target.to_dict() for target in self.targets],
-            "landmarks": {name: _round(self.landmarks[name]) for name in ("AC", "PC", "MCP")},
+            "landmarks": {name: rounded(self.landmarks[name]) for name in ("AC", "PC", "MCP")},
         }
 
 

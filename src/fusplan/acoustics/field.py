@@ -33,6 +33,7 @@ import numpy as np
 
 from fusplan.errors import FusplanInputError
 from fusplan.grid import Grid
+from fusplan.progress import ProgressCallback, within
 from fusplan.threads import resolve_threads
 
 from .rayleigh import PistonSources, block_sum, exact_sum
@@ -170,6 +171,10 @@ _ELEMENT_DOC = """element_weights : (n_elements,) complex array_like, optional
         :func:`~fusplan.acoustics.element_layout` (refracted virtual sources); focusing
         phases follow the positions used."""
 
+_PROGRESS_DOC = """progress : callable(fraction, message), optional
+        Called between chunks of the Rayleigh sums (fraction of this field done);
+        an exception raised from it cancels the computation within one chunk."""
+
 
 def pressure_at(
     transducer: Transducer,
@@ -226,6 +231,7 @@ def pressure_field(
     element_positions_mm=None,
     element_normals=None,
     threads: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Complex pressure (Pa per sqrt(W) emitted) on ``grid``, complex64 of ``grid.shape``.
 
@@ -250,6 +256,7 @@ def pressure_field(
     {element_doc}
     threads : int, optional
         Worker threads (default :func:`fusplan.threads.resolve_threads`).
+    {progress_doc}
     """
     if transducer.model == "gaussian":
         raise FusplanInputError("transducer.model gaussian is a heat source, it has no pressure field")
@@ -263,10 +270,11 @@ def pressure_field(
     origin = grid.centre_mm * 1e-3
     if method == "exact":
         pts = grid.world_coordinates().reshape(-1, 3) * 1e-3
-        return exact_sum(pts, src, k, alpha, origin, threads=threads).reshape(grid.shape)
+        return exact_sum(pts, src, k, alpha, origin, threads=threads, progress=progress).reshape(grid.shape)
     if block is None:
         block = max(3, 2 * int(round(4.5 / grid.spacing_mm / 2)) + 1)
-    field = block_sum(grid, src, k, alpha, block, threads=threads)
+    field = block_sum(grid, src, k, alpha, block, threads=threads,
+                      progress=within(progress, 0.0, 0.6 if method == "fast" else 1.0))
     if method == "expansion":
         return field
     peak = float(np.abs(field).max())
@@ -279,7 +287,8 @@ def pressure_field(
     corners = np.zeros(grid.shape, bool)
     corners[np.ix_(*corner_axes)] = True
     corner_index = np.argwhere(corners)
-    exact_corners = exact_sum(grid.index_to_world(corner_index) * 1e-3, src, k, alpha, origin, threads=threads)
+    exact_corners = exact_sum(grid.index_to_world(corner_index) * 1e-3, src, k, alpha, origin, threads=threads,
+                              progress=within(progress, 0.6, 0.7))
     error = np.abs(field[corners] - exact_corners) / peak
     cube = tuple((corner_index // block).T)
     n_cubes = tuple(int(math.ceil(n / block)) for n in grid.shape)
@@ -294,7 +303,7 @@ def pressure_field(
     index = np.argwhere(mask)
     if len(index):
         pts = grid.index_to_world(index) * 1e-3
-        field[mask] = exact_sum(pts, src, k, alpha, origin, threads=threads)
+        field[mask] = exact_sum(pts, src, k, alpha, origin, threads=threads, progress=within(progress, 0.7, 1.0))
     return field
 
 
@@ -313,6 +322,7 @@ def intensity_field(
     element_positions_mm=None,
     element_normals=None,
     threads: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Intensity ``|p|^2 / (2 rho c)`` in W/m^2 per W emitted, float64 of ``grid.shape``.
 
@@ -323,6 +333,7 @@ def intensity_field(
         transducer, grid, focus_mm, medium, geometric_focus_mm=geometric_focus_mm, beam_axis=beam_axis, method=method,
         element_weights=element_weights, element_amplitude=element_amplitude, element_phase_rad=element_phase_rad,
         element_positions_mm=element_positions_mm, element_normals=element_normals, threads=threads,
+        progress=progress,
     )
     return np.abs(p).astype(np.float64) ** 2 / (2 * rho * c)
 
@@ -357,6 +368,7 @@ def heat_source(
     element_positions_mm=None,
     element_normals=None,
     threads: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Absorbed power density on ``grid``, W/m^3 per W, float64 of ``grid.shape``.
 
@@ -378,6 +390,7 @@ def heat_source(
     {element_doc}
     threads : int, optional
         Worker threads (default :func:`fusplan.threads.resolve_threads`).
+    {progress_doc}
     """
     if transducer.model == "gaussian":
         return _gaussian_source(transducer, grid, focus_mm, beam_axis)
@@ -386,9 +399,10 @@ def heat_source(
         transducer, grid, focus_mm, tissue, geometric_focus_mm=geometric_focus_mm, beam_axis=beam_axis,
         element_weights=element_weights, element_amplitude=element_amplitude, element_phase_rad=element_phase_rad,
         element_positions_mm=element_positions_mm, element_normals=element_normals, threads=threads,
+        progress=progress,
     )
     return 2 * alpha * intensity
 
 
 for _function in (pressure_at, pressure_field, heat_source):
-    _function.__doc__ = _function.__doc__.format(element_doc=_ELEMENT_DOC)
+    _function.__doc__ = _function.__doc__.format(element_doc=_ELEMENT_DOC, progress_doc=_PROGRESS_DOC)

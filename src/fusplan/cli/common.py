@@ -12,10 +12,12 @@ from typing import Callable
 
 from ..errors import FusplanInputError
 
-#: ``--side`` choices of every command and what they mean.
+#: ``--side`` choices of every command and what they mean (:data:`fusplan.targeting.SIDE_CHOICES`,
+#: repeated here so that ``fusplan --help`` imports no numerical module; a test keeps them equal).
 SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
 #: The one default for ``--side`` (target, simulate, plan, batch, demo).
 DEFAULT_SIDE = "left"
+#: :data:`fusplan.atlas.ATLASES`, repeated for the same reason.
 ATLASES = ("morel", "najdenovska")
 #: The registration written by ``target --out`` and ``plan --out`` (reuse with ``--registration``).
 REGISTRATION_NAME = "registration.npz"

@@ -1,0 +1,85 @@
+"""The validated protocol: frozen dataclasses built by :mod:`fusplan.protocol.validate`."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..acoustics import Transducer
+from ..tissue import Tissue
+from .limits import DEFAULT_THRESHOLDS_CEM43
+
+
+@dataclass(frozen=True)
+class Sonication:
+    """One sonication after ``repeat`` has been expanded.
+
+    Exactly one of ``power_w`` (emitted acoustic power), ``absorbed_power_w`` (heat
+    deposited in tissue) and ``peak_c`` (titrate to this peak temperature) is set.
+    ``offset_mm`` moves the focus from the target, in AC-PC mm (``offset_frame="acpc"``)
+    or world RAS mm (``"ras"``).
+    """
+
+    index: int
+    stage: str
+    duration_s: float
+    cooling_s: float = 0.0
+    power_w: float | None = None
+    absorbed_power_w: float | None = None
+    peak_c: float | None = None
+    offset_mm: tuple[float, float, float] | None = None
+    offset_frame: str = "acpc"
+
+
+@dataclass(frozen=True)
+class Thermometry:
+    """What MR thermometry shows: temperature averaged over a voxel and a frame."""
+
+    voxel_mm: tuple[float, float, float]
+    frame_s: float
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A validated sonication protocol (frozen, hashable, picklable).
+
+    Attributes
+    ----------
+    name : str
+    tissue : fusplan.tissue.Tissue
+    transducer : fusplan.acoustics.Transducer
+    spacing_mm, extent_mm : float
+        Voxel size and side of the cubic planning box centred on the target.
+    sonications : tuple of Sonication
+        ``repeat`` expanded, ``index`` counted from 1.
+    thresholds_cem43 : tuple of float
+    thermometry : Thermometry or None
+    source : str or None
+        The file the protocol was read from.
+    spec_json : str
+        The raw mapping as canonical JSON; :attr:`spec` returns it as a new dict.
+    """
+
+    name: str
+    tissue: Tissue
+    transducer: Transducer
+    spacing_mm: float
+    extent_mm: float
+    sonications: tuple[Sonication, ...]
+    thresholds_cem43: tuple[float, ...] = DEFAULT_THRESHOLDS_CEM43
+    thermometry: Thermometry | None = None
+    source: str | None = None
+    spec_json: str = field(default="{}", repr=False)
+
+    @property
+    def spec(self) -> dict:
+        """The raw protocol mapping (a fresh copy: editing it changes nothing)."""
+        return json.loads(self.spec_json)
+
+    def to_dict(self) -> dict:
+        """The protocol as run: the raw mapping it was built from (as :attr:`spec`)."""
+        return self.spec
+
+    @property
+    def total_time_s(self) -> float:
+        """Sum of all sonication and cooling times in s."""
+        return float(sum(s.duration_s + s.cooling_s for s in self.sonications))
