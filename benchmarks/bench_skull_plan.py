@@ -26,7 +26,6 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import replace
 
 from fusplan.atlas import sample_scan_path
 from fusplan.io import load_scan

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fusplan.batch import RUNS_DIR, plan_runs, run_batch
 from fusplan.cli import main
