@@ -54,3 +54,21 @@ def test_worker_traces_the_rows_ct(tmp_path, inputs):  # noqa: F811
     assert rows[0]["status"] == "ok", rows[0]
     report = (tmp_path / "out" / "runs" / f"{items[0][0].run_id}.json").read_text()
     assert '"source": "ct"' in report and '"ct": ' in report
+
+
+def test_batch_ct_flag_gives_the_one_scan_its_ct_and_refuses_ambiguity(tmp_path, inputs):  # noqa: F811
+    import pytest
+
+    from fusplan.errors import FusplanInputError
+
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(PROTOCOL))
+    shutil.copy(inputs["ct"], tmp_path / "ct.nii.gz")
+    scan = tmp_path / "ch2.nii.gz"
+    shutil.copy(sample_scan_path("ch2"), scan)
+    (spec, _), = plan_runs([scan], protocol=tmp_path / "p.yaml", ct=tmp_path / "ct.nii.gz")
+    assert spec.problem is None and spec.ct_path == str((tmp_path / "ct.nii.gz").resolve())
+    shutil.copy(scan, tmp_path / "other.nii.gz")
+    with pytest.raises(FusplanInputError, match="exactly one scan"):
+        plan_runs([scan, tmp_path / "other.nii.gz"], protocol=tmp_path / "p.yaml", ct=tmp_path / "ct.nii.gz")
+    with pytest.raises(FusplanInputError, match="no such CT"):
+        plan_runs([scan], protocol=tmp_path / "p.yaml", ct=tmp_path / "missing.nii.gz")

@@ -64,6 +64,7 @@ def run_batch(
     phantom: bool = False,
     atlas: str = "morel",
     target: str = "CLp",
+    ct: str | os.PathLike | None = None,
     workers: int | None = None,
     threads: int | None = None,
     dask: bool = False,
@@ -96,6 +97,9 @@ def run_batch(
         Simulate in the homogeneous phantom (no scans).
     atlas, target : str
         Defaults for targeting (manifest columns may override them).
+    ct : path-like, optional
+        The subject's head CT (NIfTI or DICOM folder) for a batch of exactly one scan;
+        a manifest gives one per row in its ``ct`` column.
     workers : int, optional
         Local worker processes (default :func:`default_workers`); 1 runs in this
         process. With Dask, the number of LocalCluster workers.
@@ -135,7 +139,7 @@ def run_batch(
         raise FusplanInputError(f"{out}: exists and is not a directory")
     threads = threads_per_worker(workers) if threads is None else int(threads)
     runs = plan_runs(inputs, protocol=protocol, sides=sides, sweeps=sweeps, overrides=overrides,
-                     phantom=phantom, atlas=atlas, target=target)
+                     phantom=phantom, atlas=atlas, target=target, ct=ct)
     with lock_output_dir(out, what="batch"):  # a second batch on the same --out is refused, not interleaved
         for folder in (out, out / RUNS_DIR, out / REGISTRATION_DIR):
             clean_stale_writes(folder)  # temporary files of a killed earlier batch

@@ -106,6 +106,7 @@ def plan_runs(
     phantom: bool = False,
     atlas: str = "morel",
     target: str = "CLp",
+    ct: str | os.PathLike | None = None,
 ) -> list[tuple[RunSpec, Any]]:
     """Expand the batch inputs into runs.
 
@@ -122,7 +123,7 @@ def plan_runs(
         Mistakes in the command, all listed in one message: no inputs, inputs with
         ``phantom``, a malformed manifest, a missing scan, folder or pattern, a bad
         sweep or side, a protocol that cannot be read, or an override (sweep or
-        ``overrides``) the protocol rejects.
+        ``overrides``) the protocol rejects, or ``ct`` without exactly one scan.
     """
     default_sides = parse_sides(sides, "--side")
     points = expand_sweeps(sweeps)
@@ -142,9 +143,11 @@ def plan_runs(
         scans = collect_scans([item for item in inputs if not item.lower().endswith(".csv")])
         for manifest in manifests:
             rows.extend(_manifest_rows(Path(manifest), protocol_text, default_sides, atlas, target))
+        ct_path = _command_ct(ct, scans, manifests)
         for scan in scans:
             rows.append(_row(scan, str(Path(scan).resolve()), default_sides, protocol_text,
-                             _protocol_path(protocol_text, Path.cwd()), atlas, target, {}, from_command=True))
+                             _protocol_path(protocol_text, Path.cwd()), atlas, target, {}, from_command=True,
+                             ct_path=ct_path))
     _check_regular_files(rows)
     protocols: dict[str, Any] = {}
     _check_command(rows, fixed, points, protocols)
@@ -160,6 +163,19 @@ def plan_runs(
                     seen.add(spec.run_id)
                     runs.append((spec, protocol_obj))
     return runs
+
+
+def _command_ct(ct, scans: list[str], manifests: list[str]) -> str | None:
+    """``--ct`` belongs to one subject: it needs exactly one scan (a manifest has a ``ct`` column)."""
+    if ct is None:
+        return None
+    if manifests or len(scans) != 1:
+        raise FusplanInputError(f"--ct {ct}: a CT belongs to one subject; give exactly one scan with it "
+                                f"(got {len(scans)} scans{' and a manifest' if manifests else ''}; "
+                                "a manifest takes a ct column per row)")
+    if not Path(ct).exists():
+        raise FusplanInputError(f"--ct {ct}: no such CT file or folder")
+    return str(Path(ct).resolve())
 
 
 def _check_regular_files(rows: list[dict]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from .common import add_side_option, check_out_dir, output_dir
 
@@ -50,6 +51,8 @@ def add_parser(commands) -> None:
                         help="override a protocol parameter for every run (repeatable)")
     parser.add_argument("--atlas", default="morel", help="atlas for targeting (default: morel)")
     parser.add_argument("--target", default="CLp", help="target rule for targeting (default: CLp)")
+    parser.add_argument("--ct", type=Path, default=None, metavar="CT",
+                        help="head CT (NIfTI or DICOM folder, HU) of the one scan given; manifests: a ct column")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="worker processes (default: min(2, CPUs)); 1 runs in-process")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
@@ -77,7 +80,7 @@ def run(args) -> int:
     overrides = dict(parse_override(text) for text in args.set_)
     try:
         result = run_batch(args.inputs, args.out, protocol=args.protocol, sides=args.side, sweeps=sweeps,
-                           overrides=overrides, phantom=args.phantom, atlas=args.atlas, target=args.target,
+                           overrides=overrides, phantom=args.phantom, atlas=args.atlas, target=args.target, ct=args.ct,
                            workers=args.workers, threads=args.threads, dask=args.dask, scheduler=args.scheduler,
                            progress=not args.no_progress)
     except KeyboardInterrupt:
