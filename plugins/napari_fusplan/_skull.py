@@ -59,9 +59,10 @@ def entry_points_layer(model, side: str | None) -> tuple:
 
 def skull_summary(document: dict) -> str:
     """``"skull (population template): SDR 1.00, 1024/1024 active, ..."`` ('' without a skull block)."""
-    blocks = document.get("skull_by_side") or ({None: document["skull"]} if "skull" in document else {})
+    from fusplan.skull.outputs import skull_blocks
+
     parts = []
-    for side, block in blocks.items():
+    for side, block in skull_blocks(document).items():
         sdr = "n/a" if block["sdr"] is None else f"{block['sdr']:.2f}"
         parts.append(f"skull{f' {side}' if side else ''} ({block['source']}): SDR {sdr}, "
                      f"{block['active_elements']}/{block['elements']} active elements, "

@@ -41,6 +41,16 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
+def checked_inputs(args, protocol_name):
+    """``--out``, the protocol and ``--thermometry`` checked, cheapest first: ``(protocol, measurements)``."""
+    from ..protocol import load_protocol
+    from .common import check_out_dir
+
+    check_out_dir(args.out)
+    protocol = load_protocol(protocol_name)
+    return protocol, load_thermometry(args, protocol)
+
+
 def load_thermometry(args, protocol):
     """Read and check ``--thermometry`` (cheap: before any registration or simulation)."""
     from ..measured import load_measurements

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .assessment import add_assessment_options, load_thermometry
-from .common import (REGISTRATION_NAME, add_ct_options, add_output_options, add_target_options, check_out_dir,
+from .assessment import add_assessment_options, checked_inputs
+from .common import (REGISTRATION_NAME, add_ct_options, add_output_options, add_target_options,
                      check_targeting, load_ct_input, locate, register_ct)
 from .simulate import simulate_and_report
 
@@ -25,11 +25,8 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from ..io import load_scan
-    from ..protocol import load_protocol
 
-    check_out_dir(args.out)
-    protocol = load_protocol(args.protocol)
-    measurements = load_thermometry(args, protocol)
+    protocol, measurements = checked_inputs(args, args.protocol)
     check_targeting(args)
     ct = load_ct_input(args)
     scan = load_scan(args.scan)

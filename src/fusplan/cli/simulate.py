@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import FusplanInputError
-from .assessment import add_assessment_options, load_thermometry, run_assessment
-from .common import (add_ct_options, add_output_options, add_target_options, check_out_dir, check_targeting,
+from .assessment import add_assessment_options, checked_inputs, run_assessment
+from .common import (add_ct_options, add_output_options, add_target_options, check_targeting,
                      load_ct_input, locate, print_json, progress_bar, register_ct, report_skull_warnings,
                      save_ct_registration, save_registration)
 
@@ -30,11 +30,8 @@ def add_parser(commands) -> None:
 
 def run(args) -> int:
     from ..io import load_scan
-    from ..protocol import load_protocol
 
-    check_out_dir(args.out)
-    protocol = load_protocol(args.protocol)
-    measurements = load_thermometry(args, protocol)
+    protocol, measurements = checked_inputs(args, args.protocol)
     scan = found = skull_ct = ct_registration = None
     if args.ct is not None and not args.scan:
         raise FusplanInputError("--ct needs --scan (the CT is registered to the scan)")

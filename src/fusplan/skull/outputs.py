@@ -86,9 +86,14 @@ def write_skull_outputs(models: Mapping[str | None, SkullModel], ct: SkullCT, fo
     return written
 
 
+def skull_blocks(report: dict) -> dict:
+    """A JSON report's skull blocks by side (``{None: block}`` without sides; ``{}`` without a skull)."""
+    return report.get("skull_by_side") or ({None: report["skull"]} if "skull" in report else {})
+
+
 def skull_markdown(report: dict) -> list[str]:
     """The ``## Skull`` section of ``summary.md`` from a JSON report ([] without a skull block)."""
-    blocks = report.get("skull_by_side") or ({"": report["skull"]} if "skull" in report else {})
+    blocks = skull_blocks(report)
     if not blocks:
         return []
     lines = ["## Skull", "", "| side | source | SDR | active elements | mean incidence deg | mean thickness mm | "
@@ -96,7 +101,7 @@ def skull_markdown(report: dict) -> list[str]:
     warnings = []
     for side, b in blocks.items():
         sdr = "-" if b["sdr"] is None else f"{b['sdr']:.2f}"
-        lines.append(f"| {side} | {b['source']} | {sdr} | {b['active_elements']}/{b['elements']} | "
+        lines.append(f"| {side or ''} | {b['source']} | {sdr} | {b['active_elements']}/{b['elements']} | "
                      f"{b['mean_incidence_deg']} | {b['mean_thickness_mm']} | {b['energy_transmission']} | "
                      f"{b.get('energy_absorbed_in_skull')} | {b['phase_correction']} |")
         warnings += [w for w in b.get("warnings", []) if w not in warnings]
@@ -106,4 +111,4 @@ def skull_markdown(report: dict) -> list[str]:
     return lines
 
 
-__all__ = ["write_skull_outputs", "skull_markdown", "phantom_ct_grid", "scan_ct_grid", "PHANTOM_CT_EXTENT_MM", "PHANTOM_CT_SPACING_MM"]
+__all__ = ["write_skull_outputs", "skull_blocks", "skull_markdown", "phantom_ct_grid", "scan_ct_grid", "PHANTOM_CT_EXTENT_MM", "PHANTOM_CT_SPACING_MM"]
