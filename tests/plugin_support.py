@@ -1,23 +1,22 @@
 """Shared pieces of the napari plugin tests (imported by tests/test_plugin_*.py)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-#: A small, fast protocol: Gaussian source, 16 mm box at 0.5 mm, the three stages.
-FAST_PROTOCOL = {
-    "name": "Gaussian-source three-stage demo",
-    "tissue": "brain",
-    "transducer": {"model": "gaussian", "fwhm_mm": [2.5, 2.5, 5.0]},
-    "grid": {"spacing_mm": 0.5, "extent_mm": 16},
-    "sonications": [
-        {"stage": "alignment", "peak_c": 43, "duration_s": 5, "cooling_s": 10},
-        {"stage": "verification", "peak_c": 49, "duration_s": 6, "cooling_s": 15},
-        {"stage": "treatment", "peak_c": 58, "duration_s": 12, "cooling_s": 20},
-    ],
-    "thresholds_cem43": [17, 240],
-}
+def readme_images_script():
+    """``scripts/make_readme_images.py`` as a module (the README screenshots and these tests share it)."""
+    spec = importlib.util.spec_from_file_location(
+        "make_readme_images", Path(__file__).resolve().parents[1] / "scripts" / "make_readme_images.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The small, fast three-stage protocol of the README screenshots (Gaussian source, 16 mm box).
+FAST_PROTOCOL = readme_images_script().FAST_PROTOCOL
 
 WIDGET_NAME = "Thalamotomy planner"
 
