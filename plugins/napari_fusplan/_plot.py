@@ -29,10 +29,11 @@ class FocusPlot(QWidget):
 
         self.clear()
         for side in sides:
-            figure = focus_figure(document, side=side, title=f"{side} side" if side else "phantom")
-            figure.set_size_inches(8 / max(len(sides), 1) + 2, 3.2)
+            figure = focus_figure(document, side=side, title=f"{side} side" if side else "phantom",
+                                  annotate_peaks=False)  # the Results tab lists the peaks; the dock is small
+            figure.set_size_inches(8 / max(len(sides), 1) + 2, 3.6)
             canvas = FigureCanvasQTAgg(figure)
-            canvas.setMinimumHeight(220)
+            canvas.setMinimumHeight(260)
             self.layout_.addWidget(canvas)
             axes = figure.axes[0]
             cursor = axes.axvline(axes.get_xlim()[0], color="#1f77b4", lw=1.2, animated=True)

@@ -60,7 +60,7 @@ class ResultsTab(QScrollArea):
 
         self.clinical.setText(clinical_text(document))
         skull = skull_summary(document)
-        self.summary.setText(f"<b>Result of {provenance.describe()}</b>: {len(document['sonications'])} sonications"
+        self.summary.setText(f"<b>Result of {provenance.describe()}</b>: {_sonication_count(document)}"
                              + (f"<br>{skull}" if skull else ""))
 
     def clear(self) -> None:
@@ -97,3 +97,11 @@ def _fill(widget: QTableWidget, columns, rows) -> None:
     widget.resizeColumnsToContents()
     height = widget.horizontalHeader().height() + sum(widget.rowHeight(r) for r in range(len(rows)))
     widget.setMinimumHeight(min(height + 2 * widget.frameWidth() + 20, 320))
+
+
+def _sonication_count(document: dict) -> str:
+    """``"7 sonications"``, or ``"7 sonications per side"`` when the report lists them per side."""
+    entries = document["sonications"]
+    sides = {entry.get("side") for entry in entries}
+    per_side = len(entries) // max(len(sides), 1)
+    return f"{per_side} sonications" + (" per side" if len(sides) > 1 else "")
