@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
+from .progress import within
 from .uncertainty import UncertaintyBand, uncertainty_band
 
 __all__ = ["Assessment", "assess"]
@@ -83,16 +84,15 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=No
     say = progress or (lambda fraction, message="": None)
     out = Assessment()
     if measurements is not None:
-        out.calibration = calibrate(result, measurements, progress=lambda f, m="": say(0.3 * f, m))
+        out.calibration = calibrate(result, measurements, progress=within(say, 0.0, 0.3))
         say(0.3, "predicting the treatment")
         out.prediction = predict_treatment(result, out.calibration)
     if uncertainty_samples:
         sides = [out.calibration.side] if out.calibration is not None else list(result.sides)
         for i, side in enumerate(sides):
-            lo, width = 0.4 + 0.6 * i / len(sides), 0.6 / len(sides)
+            low, width = 0.4 + 0.6 * i / len(sides), 0.6 / len(sides)
             out.bands.append(uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side,
-                                              seed=seed, engine=engine,
-                                              progress=lambda f, m="", lo=lo, width=width: say(lo + width * f, m)))
+                                              seed=seed, engine=engine, progress=within(say, low, low + width)))
     say(1.0, "assessed")
     result.assessment = out
     return out
