@@ -35,7 +35,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import FusplanInputError
-from .protocol import _Checker
+from .protocol.checker import Checker
 from .targeting import SIDES
 from .textfile import read_structured_file
 
@@ -117,7 +117,7 @@ def load_measurements(path_or_mapping, *, n_sonications: int | None = None,
         path = Path(path_or_mapping)
         raw, label = _read(path), str(path)
         folder = Path(base_dir) if base_dir is not None else path.parent
-    check = _Checker(label)
+    check = Checker(label)
     top = check.mapping(raw, "protocol", ("side", "measured"), required=("measured",))
     side = top.get("side")
     if side is not None:
@@ -215,7 +215,7 @@ def load_series(path: str | os.PathLike) -> ThermometrySeries:
 
 def _sidecar_times(sidecar: Path, n_frames: int) -> tuple[np.ndarray, float]:
     raw = read_structured_file(sidecar, what="thermometry sidecar")
-    check = _Checker(str(sidecar))
+    check = Checker(str(sidecar))
     top = check.mapping(raw, "protocol", ("frame_times_s", "frame_s"), required=("frame_times_s",))
     value = top["frame_times_s"]
     if not isinstance(value, list):

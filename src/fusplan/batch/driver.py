@@ -175,7 +175,7 @@ def _run_locked(out: Path, runs, workers: int, threads: int, dask: bool, schedul
             meter = _Progress(progress, len(jobs), len(todo))
             try:
                 t0 = time.perf_counter()
-                failed_scans = _register_all(engine, out, jobs, threads, meter)
+                failed_scans = _register_all(engine, out, jobs, meter)
                 registration_s = time.perf_counter() - t0
                 for spec, _ in todo:
                     if spec.scan_path is not None and spec.scan_path in failed_scans:
@@ -228,13 +228,13 @@ def _valid_cache(path: Path) -> bool:
     return True
 
 
-def _register_all(engine, out: Path, jobs, threads: int, meter: "_Progress") -> dict[str, str]:
+def _register_all(engine, out: Path, jobs, meter: "_Progress") -> dict[str, str]:
     """Phase 1: register each distinct (scan, atlas) once; returns scan_path -> error."""
     failed: dict[str, str] = {}
     futures = {}
     for scan_path, scan_hash, atlas in jobs:
         cache = str(registration_cache_path(out, scan_hash, atlas))
-        futures[engine.submit(register_scan, scan_path, atlas, cache, threads)] = scan_path
+        futures[engine.submit(register_scan, scan_path, atlas, cache)] = scan_path
     for future in engine.as_completed(futures):
         scan_path = futures[future]
         try:

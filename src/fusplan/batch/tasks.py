@@ -27,7 +27,7 @@ def registration_cache_path(out_dir: str | os.PathLike, scan_hash: str, atlas: s
     return Path(out_dir) / REGISTRATION_DIR / f"{scan_hash[:16]}-{slug(atlas)}.npz"
 
 
-def register_scan(scan_path: str, atlas: str, cache_path: str, threads: int | None = None) -> dict:
+def register_scan(scan_path: str, atlas: str, cache_path: str) -> dict:
     """Phase 1 task: register the atlas template to one scan and cache the result.
 
     Returns ``{"ok": bool, "error": str | None, "elapsed_s": float}``; never raises

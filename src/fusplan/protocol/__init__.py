@@ -24,7 +24,6 @@ from typing import Mapping
 
 from ..errors import FusplanInputError
 from ..textfile import read_structured_file
-from .checker import Checker as _Checker
 from .limits import *  # noqa: F401,F403  (limits.__all__: the keys, bounds and ranges are this module's API)
 from .limits import BUNDLED_PROTOCOLS
 from .model import Protocol, Sonication, Thermometry
