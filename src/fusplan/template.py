@@ -93,11 +93,13 @@ def prepared_template(atlas: Atlas, spacing_mm: float | None) -> PreparedTemplat
     return template
 
 
-def to_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def to_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float,
+               cval: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Smooth and resample onto a world-axis-aligned grid on the ``spacing_mm`` world lattice.
 
     The grid's voxel centres are multiples of ``spacing_mm`` in world coordinates,
-    so every storage order of the same data gives the same output array.
+    so every storage order of the same data gives the same output array. ``cval``
+    fills the grid outside the data (e.g. -1000 HU, air, for a CT).
     """
     affine = np.asarray(affine, dtype=float)
     world = corners_world_mm(affine, data.shape)
@@ -109,4 +111,4 @@ def to_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float) -> tuple
     sizes = voxel_sizes_mm(affine)
     sigma_mm = np.sqrt(np.clip(spacing_mm**2 - sizes**2, 0, None)) / 2.355
     smoothed = ndimage.gaussian_filter(data.astype(np.float32), sigma_mm / sizes) if np.any(sigma_mm > 0) else data
-    return resample(smoothed, affine, new_shape, new_affine, order=1), new_affine
+    return resample(smoothed, affine, new_shape, new_affine, order=1, cval=cval), new_affine

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FusplanInputError
-from ..io import Scan, atomic_output, resample, voxel_sizes_mm
+from ..io import Scan, atomic_output
+from ..template import to_lattice
 from .ct import SkullCT
 
 _FORMAT_VERSION = 1
@@ -104,26 +105,13 @@ def load_ct_registration(path: str | os.PathLike) -> CtRegistration:
                           time_s=float(meta["time_s"]))
 
 
-def _on_lattice(data: np.ndarray, affine: np.ndarray, spacing_mm: float,
-                outside: float) -> tuple[np.ndarray, np.ndarray]:
-    """Resample to an isotropic ``spacing_mm`` grid along the storage axes (anti-aliased)."""
-    from scipy import ndimage
-
-    spacing = voxel_sizes_mm(affine)
-    sigma = np.where(spacing < spacing_mm, spacing_mm / spacing / 2.355, 0.0)
-    smooth = ndimage.gaussian_filter(data.astype(np.float32), sigma=sigma)
-    shape = tuple(int(np.ceil(n * s / spacing_mm)) for n, s in zip(data.shape, spacing))
-    target = np.asarray(affine, float).copy()
-    target[:3, :3] = target[:3, :3] / spacing * spacing_mm
-    return resample(smooth, affine, shape, target, order=1, cval=outside), target
-
-
 def register_ct_to_mr(ct: SkullCT, scan: Scan, *, spacing_mm: float = 3.0, progress=None) -> CtRegistration:
     """Rigidly register a head CT to the subject's MR by mutual information (dipy).
 
-    Centre of mass, then translation, then rigid (6 parameters, about the MR's centre), on both images resampled
-    to ``spacing_mm`` (3 mm: the CT-MR rigid fit is driven by the head outline and the skull,
-    well sampled at that scale; about 1 mm accuracy).
+    Centre of mass, then translation, then rigid (6 parameters, about the MR's centre), on
+    both images resampled onto the ``spacing_mm`` world lattice
+    (:func:`fusplan.template.to_lattice`; 3 mm: the CT-MR rigid fit is driven by the head
+    outline and the skull, well sampled at that scale; about 1 mm accuracy).
 
     Parameters
     ----------
@@ -144,8 +132,8 @@ def register_ct_to_mr(ct: SkullCT, scan: Scan, *, spacing_mm: float = 3.0, progr
     from ..registration import scan_fingerprint
 
     start = time.perf_counter()
-    static, static_affine = _on_lattice(np.asarray(scan.data, np.float32), scan.affine, spacing_mm, 0.0)
-    moving, moving_affine = _on_lattice(np.clip(ct.data, -1000.0, 2000.0), ct.affine, spacing_mm, -1000.0)
+    static, static_affine = to_lattice(np.asarray(scan.data, np.float32), scan.affine, spacing_mm)
+    moving, moving_affine = to_lattice(np.clip(ct.data, -1000.0, 2000.0), ct.affine, spacing_mm, cval=-1000.0)
     # optimise about the MR's centre: rotations about a far-away world origin (a CT's origin
     # is often a corner) couple with translation and stall the optimiser
     centre = static_affine[:3, :3] @ ((np.array(static.shape) - 1) / 2) + static_affine[:3, 3]
