@@ -18,6 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import FusplanInputError
+from ..io import voxel_to_world
 
 #: HU at or below which a voxel is air (Kranion's air test).
 AIR_HU = -500.0
@@ -72,7 +73,7 @@ class SkullCT:
         if self.subject_to_ct is not None:
             points = self.subject_to_ct(points)
         flat = points.reshape(-1, 3)
-        index = flat @ self._inverse[:3, :3].T + self._inverse[:3, 3]
+        index = voxel_to_world(self._inverse, flat)  # the inverse affine, cached: this is the ray-marching loop
         outside = -1000.0 if self.source == "ct" else 0.0
         values = ndimage.map_coordinates(self.data, index.T, order=1, mode="constant", cval=outside)
         return values.reshape(points.shape[:-1])

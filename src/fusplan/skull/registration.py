@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FusplanInputError
-from ..io import Scan, atomic_output
+from ..io import Scan, atomic_output, voxel_to_world
 from ..template import to_lattice
 from .ct import SkullCT
 
@@ -136,7 +136,7 @@ def register_ct_to_mr(ct: SkullCT, scan: Scan, *, spacing_mm: float = 3.0, progr
     moving, moving_affine = to_lattice(np.clip(ct.data, -1000.0, 2000.0), ct.affine, spacing_mm, cval=-1000.0)
     # optimise about the MR's centre: rotations about a far-away world origin (a CT's origin
     # is often a corner) couple with translation and stall the optimiser
-    centre = static_affine[:3, :3] @ ((np.array(static.shape) - 1) / 2) + static_affine[:3, 3]
+    centre = voxel_to_world(static_affine, (np.array(static.shape) - 1) / 2)
     shift = np.eye(4)
     shift[:3, 3] = -centre
     static_affine, moving_affine = shift @ static_affine, shift @ moving_affine
