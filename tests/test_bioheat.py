@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fusplan.bioheat import (
+    DriverSettings,
     HeterogeneousBioheat,
     Pulse,
     ResponseTable,
@@ -159,7 +160,7 @@ def test_thermometry_titration_targets_the_averaged_peak():
     q /= (0.5e-3) ** 3 * q.sum()
     solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=30)
     hist = simulate_pulses(solver, {"a": q}, [Pulse(0.0, 12.0, "a", None, 50.0, cooling_s=18.0)],
-                           thermometry_voxel_mm=(1.1, 1.1, 3.0), thermometry_frame_s=3.5)
+                           DriverSettings(thermometry_voxel_mm=(1.1, 1.1, 3.0), thermometry_frame_s=3.5))
     result = hist.results[0]
     assert result.thermometry_peak_c == pytest.approx(50.0, abs=1e-6)
     assert result.peak_temperature_c > result.thermometry_peak_c + 1.0  # a 1.4 mm spot is under-read
@@ -235,8 +236,8 @@ def test_titration_over_the_power_limit_is_refused(unit_source):
     solver = SpectralBioheat(grid.shape, 0.5, BRAIN, duration_s=20)
     pulses = [Pulse(0.0, 5.0, "a", None, 55.0, cooling_s=5.0)]
     with pytest.raises(FusplanInputError, match="max_power_w 0.01 W"):
-        simulate_pulses(solver, {"a": q}, pulses, max_power_w=0.01)
-    assert simulate_pulses(solver, {"a": q}, pulses, max_power_w=10.0).results[0].peak_temperature_c == pytest.approx(55)
+        simulate_pulses(solver, {"a": q}, pulses, DriverSettings(max_power_w=0.01))
+    assert simulate_pulses(solver, {"a": q}, pulses, DriverSettings(max_power_w=10.0)).results[0].peak_temperature_c == pytest.approx(55)
 
 
 def test_nothing_above_39_c_gives_zero_dose_without_error(unit_source):
@@ -256,7 +257,7 @@ def test_memory_budget_is_checked_before_building_tables(unit_source):
     sources = {i: np.roll(q, i, axis=0) for i in range(3)}
     pulses = [Pulse(10.0 * i, 5.0, i, 0.2, cooling_s=5.0) for i in range(3)]
     with pytest.raises(FusplanInputError, match=r"sonications: 3 distinct foci .*budget"):
-        simulate_pulses(solver, sources, pulses, memory_budget_bytes=10 * 1024**2)
+        simulate_pulses(solver, sources, pulses, DriverSettings(memory_budget_bytes=10 * 1024**2))
 
 
 def test_dose_in_voxel_chunks_matches_one_chunk(unit_source, monkeypatch):

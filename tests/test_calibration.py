@@ -173,3 +173,21 @@ def test_numbers_read_off_a_thermometry_image_give_a_consistent_fit(base):
     assert abs(fit.focal_spread - TRUTH["spread"]) < 2 * sd["focal_spread"]
     assert np.all(np.abs(fit.offset_ras_mm - TRUTH["offset_ras_mm"]) <= series.voxel_mm)  # read on whole voxels
     np.testing.assert_allclose(sd["offset_ras_mm"], 0.5 * series.voxel_mm, rtol=0.05)
+
+
+def test_a_prediction_over_the_console_maximum_is_refused_naming_the_sonication(base, series_case):
+    """Prediction runs through the plan's driver: the console bound and the protocol key apply."""
+    from fusplan.driver import sonication_keys
+    from fusplan.protocol import MAX_CONSOLE_ACOUSTIC_POWER_W
+
+    result, _ = base
+    _, _, fit = series_case
+    weak = dataclasses.replace(fit, heating_efficiency=0.02)  # ~50x the plan's ~70 W treatment power
+    first_titrated = next(i for i, s in enumerate(result.protocol.sonications)
+                          if s.peak_c is not None and s.index not in fit.given_powers_w)  # measured ones keep theirs
+    key = sonication_keys(result.protocol)[first_titrated]
+    with pytest.raises(FusplanInputError) as refused:
+        predict_treatment(result, weak)
+    peak = result.protocol.sonications[first_titrated].peak_c
+    assert str(refused.value).startswith(
+        f"{key}.peak_c {peak:g} C is not reachable with max_power_w {MAX_CONSOLE_ACOUSTIC_POWER_W:g} W")

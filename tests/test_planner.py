@@ -12,7 +12,6 @@ from fusplan.protocol import load_protocol
 
 @pytest.fixture(scope="module")
 def phantom(gaussian_protocol):
-    planner.clear_cache()
     calls = []
     original = planner.heat_source
 
@@ -72,6 +71,22 @@ def test_heat_source_computed_once_per_focus(phantom):
     _, calls = phantom
     assert len(calls) == 2  # target and the 1 mm offset, three sonications
     assert np.allclose(calls[1] - calls[0], [1.0, 0, 0])
+
+
+def test_a_callers_cache_shares_heat_sources_between_runs_and_nothing_else_does(gaussian_protocol, monkeypatch):
+    from fusplan.execution import ExecutionOptions, HeatSourceCache
+
+    calls = []
+    original = planner.heat_source
+    monkeypatch.setattr(planner, "heat_source", lambda *a, **k: calls.append(1) or original(*a, **k))
+    simulate(gaussian_protocol)
+    simulate(gaussian_protocol)
+    assert len(calls) == 4  # no module-global cache: each run computes its two foci
+    shared = ExecutionOptions(heat_sources=HeatSourceCache())
+    first = simulate(gaussian_protocol, execution=shared)
+    again = simulate(gaussian_protocol, execution=shared)
+    assert len(calls) == 6 and len(shared.heat_sources) == 2
+    np.testing.assert_array_equal(again.dose_cem43, first.dose_cem43)
 
 
 def test_offset_moves_the_dose(phantom):

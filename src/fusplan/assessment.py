@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
+from .execution import ExecutionOptions, execution_options
 from .progress import within
 from .uncertainty import UncertaintyBand, uncertainty_band
 
@@ -53,8 +54,8 @@ class Assessment:
                     entry["uncertainty"] = band.lesion_uncertainty()
 
 
-def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=None, seed: int = 0,
-           progress=None) -> Assessment:
+def assess(result, measurements=None, *, uncertainty_samples: int = 0, seed: int = 0,
+           execution: ExecutionOptions | None = None, progress=None) -> Assessment:
     """Calibrate, predict and/or compute the uncertainty band; store it on ``result``.
 
     Parameters
@@ -65,10 +66,11 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=No
     uncertainty_samples : int
         Samples of the band (0: no band). With a calibration the band is for the
         calibrated side; without, for every simulated side.
-    engine : optional
-        Batch engine for the band's runs (:func:`fusplan.batch.engines.make_engine`).
     seed : int
+    execution : fusplan.execution.ExecutionOptions, optional
+        Threads, and where the band's runs go (``engine``, ``workers``); resolved here once.
     progress : callable(fraction, message), optional
+        Overrides ``execution.progress``.
 
     Returns
     -------
@@ -81,18 +83,20 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=No
     FusplanInputError
         Bad measurements or an implausible fit.
     """
-    say = progress or (lambda fraction, message="": None)
+    options = execution_options(execution, progress=progress)
+    say = options.say
     out = Assessment()
     if measurements is not None:
-        out.calibration = calibrate(result, measurements, progress=within(say, 0.0, 0.3))
+        out.calibration = calibrate(result, measurements, progress=within(say, 0.0, 0.3), threads=options.threads)
         say(0.3, "predicting the treatment")
-        out.prediction = predict_treatment(result, out.calibration)
+        out.prediction = predict_treatment(result, out.calibration, threads=options.threads)
     if uncertainty_samples:
         sides = [out.calibration.side] if out.calibration is not None else list(result.sides)
         for i, side in enumerate(sides):
             low, width = 0.4 + 0.6 * i / len(sides), 0.6 / len(sides)
+            band_options = options.with_progress(within(say, low, low + width))
             out.bands.append(uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side,
-                                              seed=seed, engine=engine, progress=within(say, low, low + width)))
+                                              seed=seed, execution=band_options))
     say(1.0, "assessed")
     result.assessment = out
     return out

@@ -34,7 +34,6 @@ further than :data:`OFFSET_MAX_MM` from the target are refused
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +42,7 @@ from scipy.optimize import least_squares
 
 from .bioheat import ResponseTable, SpectralBioheat, hermite_weights
 from .clinical import clinical_regions, lesion_model
+from .driver import redrive
 from .errors import FusplanInputError
 from .focusmodel import (SideModel, fwhm_voxels, broadening_sigma_mm, gaussian_shift_filter, run_protocol,
                          side_model, source_sigma_mm)
@@ -209,9 +209,8 @@ def _series_voxel_on_grid(series, grid) -> np.ndarray:
     return np.sqrt((r**2) @ zooms**2)
 
 
-def _observations(model: SideModel, measurements: Measurements, powers: dict) -> list[_Observation]:
-    pulses = [dataclasses.replace(p, power_w=powers.get(s.index, p.power_w), peak_c=None)
-              for s, p in zip(model.protocol.sonications, model.pulses)]
+def _observations(model: SideModel, measurements: Measurements, powers: dict, threads: int) -> list[_Observation]:
+    pulses = redrive(model.pulses, given_powers_w=powers, titrate=False)
     last = max(m.sonication for m in measurements.measured)
     end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses[:last])
     for m in measurements.measured:  # a series may run past the sonication's cooling
@@ -225,7 +224,7 @@ def _observations(model: SideModel, measurements: Measurements, powers: dict) ->
     affine = grid.affine.copy()
     affine[:3, 3] = grid.index_to_world(lo)
     box_grid = Grid(tuple(int(v) for v in hi - lo), grid.spacing_mm, affine)
-    solver = SpectralBioheat(grid.shape, grid.spacing_mm, model.tissue, duration_s=end + 10.0)
+    solver = SpectralBioheat(grid.shape, grid.spacing_mm, model.tissue, duration_s=end + 10.0, threads=threads)
     keys = {p.source for p in pulses[:last]}
     tables = {k: ResponseTable.build(solver, solver.spectrum(model.sources[k]), lo, hi, end + 10.0) for k in keys}
     tissue = model.tissue
@@ -288,7 +287,7 @@ def _resolve_side(result, measurements: Measurements) -> str | None:
     return measurements.side
 
 
-def calibrate(result, measurements, *, progress=None) -> Calibration:
+def calibrate(result, measurements, *, progress=None, threads: int = 1) -> Calibration:
     """Fit heating efficiency, focal spread and spot offset to measured thermometry.
 
     Parameters
@@ -298,6 +297,8 @@ def calibrate(result, measurements, *, progress=None) -> Calibration:
     measurements : Measurements, path or mapping
         What thermometry showed (:func:`fusplan.measured.load_measurements`).
     progress : callable(fraction, message), optional
+    threads : int
+        FFT worker threads (resolved by the entry point).
 
     Returns
     -------
@@ -321,7 +322,7 @@ def calibrate(result, measurements, *, progress=None) -> Calibration:
     powers = {m.sonication: (m.power_w if m.power_w is not None else model.pulses[m.sonication - 1].power_w)
               for m in measurements.measured}
     say(0.1, "thermometry model")
-    observations = _observations(model, measurements, powers)
+    observations = _observations(model, measurements, powers, threads)
     sigma0 = source_sigma_mm(model.sources[model.pulses[measurements.measured[0].sonication - 1].source],
                              model.grid.spacing_mm)
     has_spot = any(m.spot_ras_mm is not None or m.series is not None for m in measurements.measured)
@@ -417,19 +418,21 @@ def calibrate(result, measurements, *, progress=None) -> Calibration:
         covariance, float(np.sqrt(np.mean(temperature_residuals**2))), fitted_names, powers, records)
 
 
-def predict_treatment(result, calibration: Calibration) -> TreatmentPrediction:
+def predict_treatment(result, calibration: Calibration, *, threads: int = 1) -> TreatmentPrediction:
     """Simulate the protocol with the calibrated focus model.
 
     Sonications that were measured keep the power actually given; ``peak_c`` sonications
     are titrated under the calibrated model (the powers and energies the treatment will
-    need); fixed powers stay. The focus is where the calibrated spot is
-    (``target + offset``); the steering offset that puts it back on the target is
-    ``-offset`` (RAS mm, and along the grid axes: AC-PC mm on a scan).
+    need; as in the plan, a power over the console's maximum acoustic power is refused
+    naming the sonication's protocol key); fixed powers stay. The focus is where the
+    calibrated spot is (``target + offset``); the steering offset that puts it back on
+    the target is ``-offset`` (RAS mm, and along the grid axes: AC-PC mm on a scan).
+    ``threads``: FFT worker threads (resolved by the entry point).
     """
     model = side_model(result, calibration.side)
     history, grid = run_protocol(model, efficiency=calibration.heating_efficiency,
                                  spread=calibration.focal_spread, offset_ras_mm=calibration.offset_ras_mm,
-                                 fixed_powers_w=calibration.given_powers_w)
+                                 fixed_powers_w=calibration.given_powers_w, threads=threads)
     records = []
     for sonication, pulse, res in zip(model.protocol.sonications, history.pulses, history.results):
         record = {"index": sonication.index, "stage": sonication.stage, "power_w": float(res.power_w),

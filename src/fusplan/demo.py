@@ -20,7 +20,6 @@ The prose lives in :mod:`fusplan.teaching`, the command line in :mod:`fusplan.cl
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import replace
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FusplanInputError
+from .focusmodel import run_protocol, side_model
 from .io import atomic_output
 from .progress import ProgressCallback, within
 from .targeting import SIDES
@@ -259,25 +259,20 @@ def stage_snapshots(result, report, side: str | None) -> list[dict]:
 def dose_after(result, side: str | None, last_index: int) -> np.ndarray:
     """CEM43 accumulated by the end of sonication ``last_index`` (1-based, its cooling included).
 
-    Simulates the result's protocol truncated after that sonication, with every
-    power fixed to the value the full simulation titrated (so the history up to
-    there is the same), on the result's own scan and targets.
+    Runs the result's first ``last_index`` pulses through the protocol driver
+    (:func:`fusplan.focusmodel.run_protocol`) with every power fixed to the value the
+    full simulation titrated (so the history up to there is the same), on the result's
+    own heat sources.
     """
-    from .planner import simulate
-
     side_result = result.sides[side]
-    protocol = result.protocol
-    if last_index >= len(protocol.sonications):
+    if last_index >= len(result.protocol.sonications):
         return np.asarray(side_result.dose_cem43)
-    key = "power_w" if protocol.transducer.kind.radiates else "absorbed_power_w"
-    fixed = tuple(
-        replace(sonication, **{"power_w": None, "absorbed_power_w": None, "peak_c": None, key: float(getattr(record, key))})
-        for sonication, record in zip(protocol.sonications[:last_index], side_result.sonications))
-    spec = {**protocol.spec, "sonications": [
-        {k: v for k, v in vars(s).items() if k != "index" and v is not None} for s in fixed]}
-    truncated = replace(protocol, sonications=fixed, spec_json=json.dumps(spec, sort_keys=True))
-    run = simulate(truncated, scan=result.scan, targets=result.targets, sides=None if side is None else (side,))
-    return np.asarray(run.sides[side].dose_cem43)
+    model = side_model(result, side)
+    done = model.pulses[:last_index]
+    history, _ = run_protocol(replace(model, pulses=done),
+                              fixed_powers_w={i + 1: pulse.power_w for i, pulse in enumerate(done)},
+                              threads=side_result.solver.threads)
+    return np.asarray(history.dose_cem43)
 
 
 # ---------------------------------------------------------------------------- figures

@@ -17,7 +17,8 @@ import numpy as np
 
 from .threads import resolve_threads
 
-__all__ = ["REGISTRATION_PRESETS", "DEFAULT_REGISTRATION_PRESET", "ExecutionOptions", "HeatSourceCache"]
+__all__ = ["REGISTRATION_PRESETS", "DEFAULT_REGISTRATION_PRESET", "ExecutionOptions", "HeatSourceCache",
+           "execution_options"]
 
 #: Names of the registration presets (:data:`fusplan.registration.settings.SETTINGS`).
 REGISTRATION_PRESETS = ("standard", "fast", "affine")
@@ -102,6 +103,18 @@ class ExecutionOptions:
     def with_progress(self, progress: Callable[[float, str], None] | None) -> "ExecutionOptions":
         """These options reporting to ``progress`` instead."""
         return replace(self, progress=progress)
+
+
+def execution_options(execution: ExecutionOptions | None = None, *, threads: int | None = None,
+                      progress: Callable[[float, str], None] | None = None) -> ExecutionOptions:
+    """``execution`` (default: the defaults) resolved, the explicit ``threads`` / ``progress`` keywords of an
+    entry point taking precedence over its fields."""
+    options = ExecutionOptions() if execution is None else execution
+    if threads is not None:
+        options = replace(options, threads=threads)
+    if progress is not None:
+        options = replace(options, progress=progress)
+    return options.resolved()
 
 
 def _silent(fraction: float, message: str = "") -> None:

@@ -24,7 +24,6 @@ response, the thermometry voxel and frame averages) commutes with them.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Sequence
@@ -32,7 +31,8 @@ from typing import Any, Hashable, Sequence
 import numpy as np
 import scipy.fft as sfft
 
-from .bioheat import Pulse, SpectralBioheat, simulate_pulses
+from .bioheat import Pulse
+from .driver import redrive, run_pulses
 from .grid import Grid
 
 __all__ = ["SideModel", "side_model", "source_sigma_mm", "fwhm_voxels", "broadening_sigma_mm", "gaussian_shift_filter",
@@ -186,18 +186,21 @@ def crop_grid(grid: Grid, centre_ras_mm, half_extent_mm: float) -> tuple[Grid, t
 
 def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1.0, offset_ras_mm=(0.0, 0.0, 0.0),
                  tissue=None, fixed_powers_w: dict[int, float] | None = None,
-                 peak_shift_c: Sequence[float] | None = None, crop_mm: float | None = None,
-                 **solver_options):
-    """Simulate the side's protocol with a changed focus model (and optionally tissue).
+                 peak_shift_c: Sequence[float] | None = None, crop_mm: float | None = None, threads: int = 1,
+                 **settings):
+    """Simulate the side's protocol (or its first pulses) with a changed focus model (and optionally tissue).
 
-    Sonications with a fixed power keep it (``fixed_powers_w`` maps 1-based indices to the
-    powers actually given, e.g. measured ones); ``peak_c`` sonications are titrated under
-    the changed model, to ``peak_c + peak_shift_c[i]`` when given (a thermometry reading
-    error). ``crop_mm`` runs on a sub-grid of half that extent around the target. A
-    ``tissue`` with another ``attenuation_np_m`` scales the heat source by the ratio
-    (absorption ``Q = 2 alpha I``; the change of attenuation along the short brain path
-    is neglected). ``solver_options`` go to :func:`fusplan.bioheat.simulate_pulses`
-    (e.g. ``dose_rtol``, ``dose_floor_c``).
+    The protocol driver runs it (:mod:`fusplan.driver`: console power bound, errors naming
+    the protocol key), on the plan's pulses re-driven by :func:`fusplan.driver.redrive`:
+    sonications with a given power keep it (``fixed_powers_w`` maps 1-based indices to
+    the powers actually given, e.g. measured ones); ``peak_c`` sonications are titrated
+    under the changed model, to ``peak_c + peak_shift_c[i]`` when given (a thermometry
+    reading error); fixed powers stay. ``crop_mm`` runs on a sub-grid of half that
+    extent around the target. A ``tissue`` with another ``attenuation_np_m`` scales the
+    heat source by the ratio (absorption ``Q = 2 alpha I``; the change of attenuation
+    along the short brain path is neglected). ``settings`` replace fields of the
+    driver's :class:`~fusplan.bioheat.DriverSettings` (e.g. ``dose_rtol``,
+    ``dose_floor_c``).
 
     Returns
     -------
@@ -208,25 +211,13 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
     tissue = model.tissue if tissue is None else tissue
     grid, crop = (model.grid, (slice(None),) * 3) if crop_mm is None else crop_grid(model.grid, model.target_ras_mm,
                                                                                    crop_mm)
+    pulses = redrive(model.pulses, given_powers_w=fixed_powers_w, peak_shift_c=peak_shift_c)
+    used = {p.source for p in pulses}
     sources = {}
     for key, q in model.sources.items():
+        if key not in used:
+            continue
         moved = transform_source(q, model.grid, efficiency=efficiency, spread=spread, offset_ras_mm=offset_ras_mm)
         sources[key] = moved[crop] * (tissue.attenuation_np_m / model.tissue.attenuation_np_m)
-    fixed = dict(fixed_powers_w or {})
-    pulses = []
-    for i, (sonication, pulse) in enumerate(zip(model.protocol.sonications, model.pulses)):
-        if sonication.index in fixed:
-            power, peak = fixed[sonication.index], None
-        elif sonication.peak_c is None:
-            power, peak = pulse.power_w, None
-        else:
-            shift = 0.0 if peak_shift_c is None else float(peak_shift_c[i])
-            power, peak = None, sonication.peak_c + shift
-        pulses.append(dataclasses.replace(pulse, power_w=power, peak_c=peak))
-    end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)
-    solver = SpectralBioheat(grid.shape, grid.spacing_mm, tissue, duration_s=end)
-    voxel, frame = model.thermometry
-    with_thermometry = model.protocol.thermometry is not None
-    history = simulate_pulses(solver, sources, pulses, thermometry_voxel_mm=voxel if with_thermometry else None,
-                              thermometry_frame_s=frame if with_thermometry else None, **solver_options)
+    history = run_pulses(model.protocol, grid, tissue, sources, pulses, threads=threads, **settings)
     return history, grid

@@ -4,7 +4,9 @@
 tissue phantom (focus at the grid centre, grid axes = RAS) or on a scan for every
 located target (grid centred on the target, axes = the subject's AC-PC frame, beam
 along the frame's superior axis). Per side it computes the heat source of every
-distinct focus once (module cache, see :func:`clear_cache`), then lets
+distinct focus once (shared across runs through the caller's
+:class:`~fusplan.execution.HeatSourceCache`, ``execution.heat_sources``), then the
+protocol driver (:mod:`fusplan.driver`: pulses, console bound, key-named errors) lets
 :func:`fusplan.bioheat.simulate_pulses` titrate ``peak_c`` sonications, sample the
 focus curve and integrate CEM43 over the whole protocol.
 
@@ -25,75 +27,53 @@ world affine) and gives the contract's JSON via :meth:`SimulationResult.to_dict`
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from .acoustics import HEMISPHERICAL_ARRAY, heat_source
-from .bioheat import Pulse, SpectralBioheat, simulate_pulses
+from .driver import plan_pulses, run_pulses
 from .errors import FusplanInputError
+from .execution import ExecutionOptions, HeatSourceCache, execution_options
 from .grid import Grid
 from .lesion import measure_lesion
-from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
+from .protocol import Protocol, Sonication
 from .results import SideResult, SimulationResult, SonicationRecord
-from .threads import resolve_threads
 from .skull import SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 
 if TYPE_CHECKING:
     from .io import Scan
     from .targeting import Target, TargetingResult
 
-__all__ = ["simulate", "SimulationResult", "SideResult", "SonicationRecord", "clear_cache"]
-
-_SOURCE_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-_CACHE_SIZE = 16
+__all__ = ["simulate", "SimulationResult", "SideResult", "SonicationRecord", "focus_heat_source"]
 
 
-def clear_cache() -> None:
-    """Forget cached heat sources."""
-    _SOURCE_CACHE.clear()
+def focus_heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis, *, threads: int,
+                      drive=None, cache: HeatSourceCache | None = None,
+                      progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+    """Per-watt heat source of one focus (:func:`fusplan.acoustics.heat_source`), through ``cache`` if given.
 
-
-def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, beam_axis,
-                 threads: int | None = None, drive=None,
-                 progress: Callable[[float, str], None] | None = None) -> np.ndarray:
-    """Per-watt heat source, cached by transducer, tissue, grid, focus position and skull drive."""
+    The cache key holds the transducer, tissue, grid, focus, array position and skull
+    drive, so a cached source never outlives any of them.
+    """
     key = (
         repr(transducer), repr(tissue), grid.shape, grid.affine.round(9).tobytes(),
         tuple(np.round(focus_mm, 6)), tuple(np.round(geometric_focus_mm, 6)), tuple(np.round(beam_axis, 9)),
         None if drive is None else drive.key,
     )
-    if key in _SOURCE_CACHE:
-        _SOURCE_CACHE.move_to_end(key)
-        return _SOURCE_CACHE[key]
+    cached = None if cache is None else cache.get(key)
+    if cached is not None:
+        return cached
     q = np.asarray(
         heat_source(transducer, grid, np.asarray(focus_mm, float), tissue,
                     geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float),
                     threads=threads, progress=progress, drive=None if drive is None else drive.element_drive),
         dtype=float,
     )
-    _SOURCE_CACHE[key] = q
-    while len(_SOURCE_CACHE) > _CACHE_SIZE:
-        _SOURCE_CACHE.popitem(last=False)
+    if cache is not None:
+        cache.put(key, q)
     return q
-
-
-def sonication_keys(protocol: Protocol) -> list[str]:
-    """``"<file>: sonications[i]"`` for every expanded sonication, as validation errors name it.
-
-    ``i`` is the entry of the file's list, counted from 0 (an entry with ``repeat: 3``
-    names three sonications).
-    """
-    label = protocol.source or "protocol"
-    keys = []
-    for i, entry in enumerate(protocol.spec.get("sonications", [])):
-        repeat = entry.get("repeat", 1) if isinstance(entry, dict) else 1
-        keys.extend([f"{label}: sonications[{i}]"] * int(repeat))
-    if len(keys) != len(protocol.sonications):  # a protocol built another way: count the expanded list
-        keys = [f"{label}: sonication {s.index}" for s in protocol.sonications]
-    return keys
 
 
 def _offset_world(sonication: Sonication, frame_axes: np.ndarray) -> np.ndarray:
@@ -149,9 +129,9 @@ class _SkullPath:
 
 
 def _simulate_side(protocol: Protocol, target: Target | None, targets: TargetingResult | None,
-                   progress: Callable[[float, str], None], span: tuple[float, float],
-                   threads: int | None = None, skull_ct: SkullCT | None = None) -> SideResult:
+                   options: ExecutionOptions, span: tuple[float, float], skull_ct: SkullCT | None = None) -> SideResult:
     """One side (``target`` None: the phantom, focus at the origin, grid axes = RAS)."""
+    progress = options.say
     side = None if target is None else target.side
     centre_mm = np.zeros(3) if target is None else np.asarray(target.ras_mm, dtype=float)
     frame_axes = np.eye(3) if targets is None else np.asarray(targets.frame.axes, dtype=float)
@@ -165,50 +145,27 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         skull.model(centre_mm)
     label = f"heat source ({side or 'phantom'})"
     progress(lo, label)
-    n_foci = len({tuple(np.round(centre_mm + _offset_world(s, frame_axes), 6)) for s in protocol.sonications})
+    foci = [centre_mm + _offset_world(s, frame_axes) for s in protocol.sonications]
+    keys = [tuple(np.round(focus, 6)) for focus in foci]
+    n_foci = len(set(keys))
     sources: dict[tuple, np.ndarray] = {}
     absorbed_per_w: dict[tuple, float] = {}
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
-    pulses = []
-    start = 0.0
-    names = sonication_keys(protocol)
-    for sonication, name in zip(protocol.sonications, names):
-        focus = centre_mm + _offset_world(sonication, frame_axes)
-        key = tuple(np.round(focus, 6))
-        if key not in sources:
-            share = (hi - lo) * 0.3 / n_foci  # heat sources take the first 30 % of the side's span
-            start_of_focus = lo + share * len(sources)
-            report = lambda f, m: progress(start_of_focus + share * f, f"{label}: {m}")  # noqa: E731
-            if skull is None:
-                sources[key] = _heat_source(protocol.transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
-                                            progress=report)
-            else:
-                sources[key] = _heat_source(skull.field_transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
-                                            drive=skull.drive(focus), progress=report)
-            absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
-        if sonication.power_w is not None:
-            power = float(sonication.power_w)
-        elif sonication.absorbed_power_w is not None:
-            power = float(sonication.absorbed_power_w) / absorbed_per_w[key]
-            if power > MAX_CONSOLE_ACOUSTIC_POWER_W:
-                raise FusplanInputError(
-                    f"{name}.absorbed_power_w {sonication.absorbed_power_w:g} W needs {power:.4g} W emitted, more "
-                    f"than the console's maximum acoustic power of {MAX_CONSOLE_ACOUSTIC_POWER_W:g} W")
-        else:
-            power = None
-        pulses.append(Pulse(start, sonication.duration_s, key, power, sonication.peak_c, sonication.cooling_s))
-        start += sonication.duration_s + sonication.cooling_s
-    solver = SpectralBioheat(grid.shape, grid.spacing_mm, tissue, duration_s=start)
+    for focus, key in zip(foci, keys):
+        if key in sources:
+            continue
+        share = (hi - lo) * 0.3 / n_foci  # heat sources take the first 30 % of the side's span
+        start_of_focus = lo + share * len(sources)
+        report = lambda f, m: progress(start_of_focus + share * f, f"{label}: {m}")  # noqa: E731
+        transducer, drive = (protocol.transducer, None) if skull is None else (skull.field_transducer,
+                                                                             skull.drive(focus))
+        sources[key] = focus_heat_source(transducer, grid, focus, tissue, centre_mm, beam_axis, threads=options.threads,
+                                         drive=drive, cache=options.heat_sources, progress=report)
+        absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
+    pulses = plan_pulses(protocol, keys, absorbed_per_w)
     thermometry = protocol.thermometry
     progress(lo + 0.3 * (hi - lo), f"bioheat ({side or 'phantom'})")
-    history = simulate_pulses(
-        solver, sources, pulses,
-        thermometry_voxel_mm=None if thermometry is None else tuple(thermometry.voxel_mm),
-        thermometry_frame_s=None if thermometry is None else float(thermometry.frame_s),
-        max_power_w=MAX_CONSOLE_ACOUSTIC_POWER_W,  # titrated power is bounded by the console
-        pulse_names=names,
-        threads=threads,
-    )
+    history = run_pulses(protocol, grid, tissue, sources, pulses, threads=options.threads)
     records = [
         SonicationRecord(
             index=sonication.index, stage=sonication.stage, power_w=float(res.power_w),
@@ -232,7 +189,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     ]
     return SideResult(side, target, grid, history.peak_temperature_c, history.dose_cem43, records,
                       history.focus_time_s, history.focus_temperature_c, lesions,
-                      tuple(protocol.thresholds_cem43), history, solver, history.spectra, labels,
+                      tuple(protocol.thresholds_cem43), history, history.solver, history.spectra, labels,
                       skull=None if skull is None else skull.model(centre_mm))
 
 
@@ -245,7 +202,8 @@ def _skull_powers(model: SkullModel, power_w: float) -> dict:
 def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingResult | None = None, *,
              sides: Sequence[str] | None = None,
              progress: Callable[[float, str], None] | None = None,
-             threads: int | None = None, skull_ct: SkullCT | None = None) -> SimulationResult:
+             threads: int | None = None, skull_ct: SkullCT | None = None,
+             execution: ExecutionOptions | None = None) -> SimulationResult:
     """Simulate ``protocol`` in the phantom or at located targets.
 
     Parameters
@@ -263,14 +221,19 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     sides : sequence of str, optional
         Restrict to these sides (default: every target).
     progress : callable(fraction, message), optional
+        Overrides ``execution.progress``.
     threads : int, optional
-        Threads for the field and FFT work (default: :func:`fusplan.threads.resolve_threads`).
+        Threads for the field and FFT work; overrides ``execution.threads`` (default:
+        :func:`fusplan.threads.resolve_threads`).
     skull_ct : fusplan.skull.SkullCT, optional
         The patient's head CT, samplable at subject world mm (registered with
         :func:`fusplan.skull.register_ct_to_mr` and :meth:`~fusplan.skull.CtRegistration.apply`).
         Without it, ``transducer.skull`` defaults to the population skull on a scan
         (:func:`fusplan.skull.population_skull` through ``targets.registration``) and to
         none in the phantom (where a CT, e.g. a synthetic shell, lives in grid world mm).
+    execution : fusplan.execution.ExecutionOptions, optional
+        Threads, progress and a heat-source cache shared with the caller's other runs
+        (resolved here once).
 
     Returns
     -------
@@ -282,13 +245,13 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
         ``scan`` without ``targets``, no target on the requested sides, a skull
         choice the inputs cannot serve, or a CT that does not cover the skull cap.
     """
-    say = progress or (lambda fraction, message: None)
+    options = execution_options(execution, threads=threads, progress=progress)
+    say = options.say
     if scan is not None and targets is None:
         raise FusplanInputError("simulate: a scan needs targets; locate them first (fusplan.locate_targets)")
     skull_ct = _resolve_skull(protocol, targets, skull_ct)
-    threads = resolve_threads(threads)
     if targets is None:
-        side = _simulate_side(protocol, None, None, say, (0.0, 1.0), threads, skull_ct)
+        side = _simulate_side(protocol, None, None, options, (0.0, 1.0), skull_ct)
         say(1.0, "done")
         return SimulationResult(protocol, {None: side}, scan=scan, targets=None, skull_ct=skull_ct)
     chosen = [t for t in targets.targets if sides is None or t.side in sides]
@@ -297,6 +260,6 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     results = {}
     for i, target in enumerate(chosen):
         span = (i / len(chosen), (i + 1) / len(chosen))
-        results[target.side] = _simulate_side(protocol, target, targets, say, span, threads, skull_ct)
+        results[target.side] = _simulate_side(protocol, target, targets, options, span, skull_ct)
     say(1.0, "done")
     return SimulationResult(protocol, results, scan=scan, targets=targets, skull_ct=skull_ct)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["MAX_DEFAULT_THREADS", "resolve_threads"]
+__all__ = ["MAX_DEFAULT_THREADS", "resolve_threads", "checked_threads"]
 
 #: Cap of the default: the field and bioheat kernels are memory-bound beyond ~4 threads.
 MAX_DEFAULT_THREADS = 4
@@ -24,6 +24,11 @@ def resolve_threads(threads: int | None, workers: int = 1) -> int:
     """
     if threads is None:
         return max(1, min(MAX_DEFAULT_THREADS, (os.cpu_count() or 1) // max(1, int(workers))))
-    if isinstance(threads, bool) or int(threads) != threads:
+    return checked_threads(threads)
+
+
+def checked_threads(threads: int) -> int:
+    """An explicit thread count as an int (at least 1); what low-level functions do with theirs."""
+    if threads is None or isinstance(threads, bool) or int(threads) != threads:
         raise ValueError(f"threads must be an integer (got {threads!r})")
     return max(1, int(threads))

@@ -21,8 +21,11 @@ focus translates the dose map (homogeneous tissue). So the draws are split in tw
   coverage and spill.
 
 This is plain Monte Carlo with draws shared between samples (a stratified two-level
-design); percentiles of size come from the structural draws. Structural draws can run
-in worker processes (``workers``).
+design); percentiles of size come from the structural draws. Structural draws run
+where the caller's :class:`~fusplan.execution.ExecutionOptions` say: on its ``engine``
+(process pool or Dask), else in ``workers`` local processes, else in this process; a
+draw that would need more than the console's maximum acoustic power is refused
+naming the sonication, as in the plan.
 
 After :func:`fusplan.calibration.calibrate` the efficiency, spread and spot offset are
 drawn from the fit's Gaussian posterior instead of their priors (spread floored at
@@ -39,6 +42,7 @@ import numpy as np
 from scipy import ndimage
 
 from .clinical import DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .execution import ExecutionOptions, execution_options
 from .focusmodel import SideModel, crop_grid, run_protocol, side_model
 from .lesion import measure_lesion
 
@@ -111,7 +115,7 @@ def draw_offsets(calibration, n: int, rng: np.random.Generator) -> np.ndarray:
     return targeting + spot
 
 
-def _structural_run(model: SideModel, draw: dict, threshold: float, calibration):
+def _structural_run(model: SideModel, draw: dict, threshold: float, calibration, threads: int):
     tissue = dataclasses.replace(
         model.tissue, perfusion_ml_min_kg=model.tissue.perfusion_ml_min_kg * draw["perfusion"],
         conductivity_w_m_k=model.tissue.conductivity_w_m_k * draw["conductivity"],
@@ -119,7 +123,7 @@ def _structural_run(model: SideModel, draw: dict, threshold: float, calibration)
     fixed = None if calibration is None else calibration.given_powers_w
     history, grid = run_protocol(model, efficiency=draw["efficiency"], spread=draw["spread"], tissue=tissue,
                                  fixed_powers_w=fixed, peak_shift_c=draw["peak_shift_c"], crop_mm=_BOX_MM,
-                                 dose_rtol=0.05, dose_floor_c=41.0)
+                                 dose_rtol=0.05, dose_floor_c=41.0, threads=threads)
     size = measure_lesion(history.dose_cem43, grid, threshold).to_dict()
     return history.dose_cem43.astype(np.float32), grid, size
 
@@ -153,6 +157,20 @@ class UncertaintyBand:
         return out
 
 
+def _run_all(options: ExecutionOptions, tasks: list[tuple]):
+    """:func:`_structural_run` of every task, in order, on the options' engine, local pool or this process."""
+    if options.engine is not None:
+        for future in [options.engine.submit(_structural_run, *task) for task in tasks]:
+            yield future.result()
+    elif options.workers > 1:
+        with ProcessPoolExecutor(options.workers) as pool:
+            for future in [pool.submit(_structural_run, *task) for task in tasks]:
+                yield future.result()
+    else:
+        for task in tasks:
+            yield _structural_run(*task)
+
+
 def _percentiles(values) -> dict:
     p5, p50, p95 = np.percentile(np.asarray(values, float), [5, 50, 95])
     return {"p5": float(p5), "p50": float(p50), "p95": float(p95)}
@@ -160,7 +178,7 @@ def _percentiles(values) -> dict:
 
 def uncertainty_band(result, calibration=None, *, samples: int = 200, structural: int | None = None,
                      side: str | None = None, threshold_cem43: float | None = None, seed: int = 0,
-                     workers: int = 1, engine=None, progress=None) -> UncertaintyBand:
+                     execution: ExecutionOptions | None = None, progress=None) -> UncertaintyBand:
     """Propagate :data:`UNCERTAINTY_TABLE` to the lesion of one simulated side.
 
     Parameters
@@ -178,14 +196,16 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
         Region measured (default the day-1 T1 comparison, 200 CEM43).
     seed : int
         Random seed (results are deterministic).
-    workers : int
-        Processes for the structural runs (1: in this process).
-    engine : optional
-        A batch engine (:func:`fusplan.batch.engines.make_engine`: process pool or Dask)
-        to run the structural runs on instead; the caller closes it.
+    execution : fusplan.execution.ExecutionOptions, optional
+        Where the structural runs go: ``engine`` (a batch engine,
+        :func:`fusplan.batch.engines.make_engine`: process pool or Dask; the caller
+        closes it), else ``workers`` local processes (1: this process); ``threads``
+        each.
     progress : callable(fraction, message), optional
+        Overrides ``execution.progress``.
     """
-    say = progress or (lambda fraction, message="": None)
+    options = execution_options(execution, progress=progress)
+    say = options.say
     if samples < 2:
         raise ValueError("samples must be >= 2")
     if threshold_cem43 is None:
@@ -197,21 +217,10 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     draws = draw_parameters(model, calibration, n_struct, rng)
     offsets = draw_offsets(calibration, samples, rng)
     runs = []
-    if engine is not None:
-        futures = [engine.submit(_structural_run, model, d, threshold_cem43, calibration) for d in draws]
-        for i, f in enumerate(futures):
-            runs.append(f.result())
-            say((i + 1) / (n_struct + 1), f"uncertainty: run {i + 1}/{n_struct}")
-    elif workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            futures = [pool.submit(_structural_run, model, d, threshold_cem43, calibration) for d in draws]
-            for i, f in enumerate(futures):
-                runs.append(f.result())
-                say((i + 1) / (n_struct + 1), f"uncertainty: run {i + 1}/{n_struct}")
-    else:
-        for i, d in enumerate(draws):
-            runs.append(_structural_run(model, d, threshold_cem43, calibration))
-            say((i + 1) / (n_struct + 1), f"uncertainty: run {i + 1}/{n_struct}")
+    for i, run in enumerate(_run_all(options, [(model, d, threshold_cem43, calibration, options.threads)
+                                              for d in draws])):
+        runs.append(run)
+        say((i + 1) / (n_struct + 1), f"uncertainty: run {i + 1}/{n_struct}")
     box, crop = crop_grid(model.grid, model.target_ras_mm, _BOX_MM)
     labels = None if model.labels is None else np.asarray(model.labels)[crop]
     target_name = None

@@ -49,25 +49,25 @@ def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registrati
     """Phase 2 task: simulate runs that share a scan and side; write their reports.
 
     The scan is loaded and its targets located once for the whole task (from the
-    cached registration when ``registration_path`` exists); the planner's
-    heat-source cache serves every run whose focus and geometry match. With
-    ``reuse=False`` every run registers its scan afresh and the heat-source cache
-    is cleared between runs (the benchmark's baseline).
+    cached registration when ``registration_path`` exists); the task's heat-source
+    cache (:class:`~fusplan.execution.HeatSourceCache`) serves every run whose focus and
+    geometry match. With ``reuse=False`` every run registers its scan afresh and
+    computes its own heat sources (the benchmark's baseline).
 
     Returns one summary row per run (failures become error rows).
     """
-    from ..planner import clear_cache
+    from ..execution import ExecutionOptions, HeatSourceCache
     from ..report import dumps_json
 
     rows = []
     context: dict[str, Any] = {}
+    execution = ExecutionOptions(threads=threads, heat_sources=HeatSourceCache() if reuse else None)
     for spec, protocol in items:
         start = time.perf_counter()
         try:
             if not reuse:
                 context = {}
-                clear_cache()
-            doc = _simulate_one(spec, protocol, registration_path if reuse else None, context, threads, out_dir)
+            doc = _simulate_one(spec, protocol, registration_path if reuse else None, context, execution, out_dir)
             doc["run"] = {**spec.describe(), "status": "ok", "elapsed_s": round(time.perf_counter() - start, 3)}
             text = dumps_json(doc)
             with atomic_output(Path(out_dir) / RUNS_DIR / f"{spec.run_id}.json") as tmp:
@@ -80,11 +80,11 @@ def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registrati
 
 
 def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, context: dict,
-                  threads: int | None, out_dir: str | None = None) -> dict:
+                  execution, out_dir: str | None = None) -> dict:
     from ..planner import simulate
 
     if spec.scan_path is None:
-        return simulate(protocol, threads=threads).to_dict()
+        return simulate(protocol, execution=execution).to_dict()
     ct = None
     if spec.ct_path:  # cheap check first: the CT loads as a head CT in HU, before any registration
         from ..skull import load_ct
@@ -108,7 +108,7 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
     if ct is not None and context.get("ct_path") != spec.ct_path:
         context.update(ct_path=spec.ct_path, ct=ct, skull_ct=_registered_ct(ct, context["scan"], out_dir))
     return simulate(protocol, scan=context["scan"], targets=context["targets"], sides=(spec.side,),
-                    threads=threads, skull_ct=context["skull_ct"] if ct is not None else None).to_dict()
+                    execution=execution, skull_ct=context["skull_ct"] if ct is not None else None).to_dict()
 
 
 def _registered_ct(ct, scan, out_dir: str | None):

@@ -20,7 +20,7 @@ Modules (data flows down the list):
 
 Thread counts are an explicit ``threads`` keyword (the solvers' constructors,
 :func:`simulate_pulses`, :func:`kspace_stepping`), resolved once by
-:func:`fusplan.threads.resolve_threads`.
+:class:`fusplan.execution.ExecutionOptions` at the entry point.
 """
 from .pulses import ThermalHistory, simulate_pulses
 from .run import DEFAULT_MEMORY_BUDGET_BYTES, DriverSettings

@@ -57,21 +57,16 @@ class ThermalHistory:
     dose_cem43: np.ndarray
     spectra: dict = field(default_factory=dict, repr=False)
     stats: dict = field(default_factory=dict)
+    #: The solver the history was computed with (its grid, tissue and padding: what ``spectra`` mean).
+    solver: SpectralBioheat | None = field(default=None, repr=False)
 
 
 def simulate_pulses(
     solver: SpectralBioheat,
     sources: Mapping[Hashable, np.ndarray],
     pulses: Sequence[Pulse],
+    settings: DriverSettings | None = None,
     *,
-    thermometry_voxel_mm=None,
-    thermometry_frame_s: float | None = None,
-    dose_floor_c: float = 39.0,
-    focus_interval_s: float = 0.5,
-    dose_rtol: float = 1e-2,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-    max_power_w: float | None = None,
-    pulse_names: Sequence[str] | None = None,
     progress: Callable[[float, str], None] | None = None,
     threads: int | None = None,
 ) -> ThermalHistory:
@@ -84,28 +79,13 @@ def simulate_pulses(
         Heat source (W/m^3 per W) of every distinct focus, on the solver's grid.
     pulses : sequence of Pulse
         In time order; ``power_w=None`` with ``peak_c`` titrates that pulse so that its
-        peak (thermometry-equivalent if ``thermometry_voxel_mm`` is given) equals ``peak_c``.
-    thermometry_voxel_mm, thermometry_frame_s
-        MR thermometry model: average over a voxel box aligned with the grid axes and a
-        sliding frame window.
-    dose_floor_c : float
-        Voxels that never exceed this temperature get their dose and peak from coarse
-        snapshots at the end of each pulse (their dose is below ``0.25**(43 - floor)`` x
-        protocol minutes, 0.03 CEM43 for 39 C over 8 min; their peak may read low by
-        ~0.2 C where it comes late in the cooling).
-    focus_interval_s : float
-        Sampling of the focus curve while a pulse is on (coarser in cooling).
-    dose_rtol : float
-        Per-step relative tolerance of the adaptive CEM43 integration.
-    memory_budget_bytes : int
-        Refuse (FusplanInputError naming the protocol keys) a run whose estimated
-        memory exceeds this (default 2 GiB).
-    max_power_w : float, optional
-        Refuse a titration that needs more power than this.
-    pulse_names : sequence of str, optional
-        What to call each pulse in messages, e.g. ``"clt.yaml: sonications[2]"`` (the
-        protocol file and the key of its entry, as validation errors name it);
-        default ``"sonication <i>"`` counted from 1.
+        peak (thermometry-equivalent if ``settings.thermometry_voxel_mm`` is given)
+        equals ``peak_c``.
+    settings : DriverSettings, optional
+        The thermometry model, the dose floor, sampling and tolerances, the memory
+        budget, the largest power a titration may reach and the pulses' names in
+        messages (default: :class:`DriverSettings`'s defaults; a protocol's come from
+        :func:`fusplan.driver.driver_settings`).
     progress : callable(fraction, message), optional
         Told the fraction done at each phase.
     threads : int, optional
@@ -115,14 +95,10 @@ def simulate_pulses(
     ------
     FusplanInputError
         A ``peak_c`` that cannot be reached (already exceeded, no heating, over
-        ``max_power_w``) or a protocol over the memory budget.
+        ``settings.max_power_w``) or a protocol over the memory budget.
     """
     solver = solver.with_threads(threads)
-    settings = DriverSettings(
-        None if thermometry_voxel_mm is None else tuple(thermometry_voxel_mm), thermometry_frame_s, dose_floor_c,
-        focus_interval_s, dose_rtol, memory_budget_bytes, max_power_w,
-        None if pulse_names is None else tuple(str(name) for name in pulse_names),
-    )
+    settings = DriverSettings() if settings is None else settings
     say = progress or (lambda fraction, message: None)
     t_end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)
     shape = solver.shape
@@ -140,12 +116,13 @@ def simulate_pulses(
         stats["table_seconds"] = time.perf_counter() - tick
         history = _run_once(run, box)
         # Every voxel that got hotter than the dose floor must lie inside the box (not on its rim).
-        hot = np.argwhere(history.peak_temperature_c >= dose_floor_c - 0.5)
+        hot = np.argwhere(history.peak_temperature_c >= settings.dose_floor_c - 0.5)
         inner_lo = np.where(lo > 0, lo + 1, 0)
         inner_hi = np.where(hi < shape, hi - 1, shape)
         if hot.size == 0 or (np.all(hot.min(0) >= inner_lo) and np.all(hot.max(0) < inner_hi)):
             history.stats.update(stats, box_shape=box.shape, attempts=attempt + 1)
             history.spectra = spectra
+            history.solver = solver
             say(1.0, "bioheat: done")
             return history
         lo = np.minimum(lo, hot.min(0))

@@ -21,7 +21,32 @@ DEFAULT_MEMORY_BUDGET_BYTES = 2 * 1024**3
 
 @dataclass(frozen=True)
 class DriverSettings:
-    """How :func:`simulate_pulses` samples and bounds a run (see its parameters)."""
+    """How :func:`~fusplan.bioheat.simulate_pulses` samples and bounds a run.
+
+    Attributes
+    ----------
+    thermometry_voxel_mm, thermometry_frame_s
+        MR thermometry model: average over a voxel box aligned with the grid axes and a
+        sliding frame window (None: titrate and report the voxel peak).
+    dose_floor_c : float
+        Voxels that never exceed this temperature get their dose and peak from coarse
+        snapshots at the end of each pulse (their dose is below ``0.25**(43 - floor)`` x
+        protocol minutes, 0.03 CEM43 for 39 C over 8 min; their peak may read low by
+        ~0.2 C where it comes late in the cooling).
+    focus_interval_s : float
+        Sampling of the focus curve while a pulse is on (coarser in cooling).
+    dose_rtol : float
+        Per-step relative tolerance of the adaptive CEM43 integration.
+    memory_budget_bytes : int
+        Refuse (FusplanInputError naming the protocol keys) a run whose estimated
+        memory exceeds this (default 2 GiB).
+    max_power_w : float, optional
+        Refuse a titration that needs more power than this.
+    pulse_names : tuple of str, optional
+        What to call each pulse in messages, e.g. ``"clt.yaml: sonications[2]"`` (the
+        protocol file and the key of its entry, as validation errors name it);
+        default ``"sonication <i>"`` counted from 1.
+    """
 
     thermometry_voxel_mm: tuple[float, float, float] | None = None
     thermometry_frame_s: float | None = None
@@ -30,7 +55,6 @@ class DriverSettings:
     dose_rtol: float = 1e-2
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
     max_power_w: float | None = None
-    #: Name of each pulse's protocol entry for messages (``"clt.yaml: sonications[2]"``).
     pulse_names: tuple[str, ...] | None = None
 
 

@@ -24,7 +24,7 @@ from typing import Hashable, Mapping, Sequence
 import numpy as np
 import scipy.fft as sfft
 
-from fusplan.threads import resolve_threads
+from fusplan.threads import checked_threads
 from fusplan.tissue import Tissue
 
 __all__ = ["Pulse", "padded_length", "axis_wavenumbers_squared", "wavenumbers_squared", "SpectralBioheat"]
@@ -94,16 +94,16 @@ class SpectralBioheat:
         Longest time the solver will be asked about (sets the padding).
     margin_mm : float, optional
         Override the padding margin (see :func:`padded_length`).
-    threads : int, optional
-        FFT worker threads (default :func:`fusplan.threads.resolve_threads`).
+    threads : int
+        FFT worker threads (resolved by the entry point: :class:`fusplan.execution.ExecutionOptions`).
     """
 
     def __init__(self, shape, spacing_mm: float, tissue: Tissue, duration_s: float = 600.0,
-                 margin_mm: float | None = None, *, threads: int | None = None):
+                 margin_mm: float | None = None, *, threads: int = 1):
         self.shape = tuple(int(n) for n in shape)
         self.spacing_mm = float(spacing_mm)
         self.tissue = tissue
-        self.threads = resolve_threads(threads)
+        self.threads = checked_threads(threads)
         self.padded_shape = tuple(padded_length(n, spacing_mm, tissue, duration_s, margin_mm) for n in self.shape)
         self.diffusivity = tissue.diffusivity_m2_s
         self.perfusion = tissue.perfusion_rate_per_s
@@ -115,7 +115,7 @@ class SpectralBioheat:
         if threads is None:
             return self
         other = copy.copy(self)
-        other.threads = resolve_threads(threads)
+        other.threads = checked_threads(threads)
         return other
 
     # -- transforms -------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from fusplan.dose import cem43_step
-from fusplan.threads import resolve_threads
+from fusplan.threads import checked_threads
 from fusplan.tissue import Tissue
 
 from .spectral import Pulse, SpectralBioheat, padded_length, wavenumbers_squared
@@ -146,13 +146,13 @@ class HeterogeneousBioheat:
         Zero padding (default as :func:`padded_length` for the most diffusive tissue).
     duration_s : float
         Longest time the solver will be asked about (sets the padding).
-    threads : int, optional
-        FFT worker threads (default :func:`fusplan.threads.resolve_threads`).
+    threads : int
+        FFT worker threads (resolved by the entry point: :class:`fusplan.execution.ExecutionOptions`).
     """
 
     def __init__(self, labels: np.ndarray, tissues: Mapping[int, Tissue], spacing_mm: float,
-                 margin_mm: float | None = None, duration_s: float = 600.0, *, threads: int | None = None):
-        self.threads = resolve_threads(threads)
+                 margin_mm: float | None = None, duration_s: float = 600.0, *, threads: int = 1):
+        self.threads = checked_threads(threads)
         labels = np.asarray(labels)
         used = [int(v) for v in np.unique(labels)]
         missing = [v for v in used if v not in tissues]

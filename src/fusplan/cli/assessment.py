@@ -64,6 +64,7 @@ def run_assessment(result, measurements, args) -> None:
     """Calibrate and/or compute the band when asked; stores ``result.assessment``."""
     from ..assessment import assess
     from ..batch.engines import make_engine
+    from ..execution import ExecutionOptions
 
     if measurements is None and not args.uncertainty:
         return
@@ -71,7 +72,8 @@ def run_assessment(result, measurements, args) -> None:
         else None
     update, close = progress_bar("calibration and uncertainty", enabled=not args.no_progress)
     try:
-        assess(result, measurements, uncertainty_samples=args.uncertainty, engine=engine, progress=update)
+        assess(result, measurements, uncertainty_samples=args.uncertainty,
+               execution=ExecutionOptions(workers=args.workers, engine=engine, progress=update))
     finally:
         close()
         if engine is not None:
