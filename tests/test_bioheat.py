@@ -237,7 +237,8 @@ def test_titration_over_the_power_limit_is_refused(unit_source):
     pulses = [Pulse(0.0, 5.0, "a", None, 55.0, cooling_s=5.0)]
     with pytest.raises(FusplanInputError, match="max_power_w 0.01 W"):
         simulate_pulses(solver, {"a": q}, pulses, DriverSettings(max_power_w=0.01))
-    assert simulate_pulses(solver, {"a": q}, pulses, DriverSettings(max_power_w=10.0)).results[0].peak_temperature_c == pytest.approx(55)
+    bounded = simulate_pulses(solver, {"a": q}, pulses, DriverSettings(max_power_w=10.0))
+    assert bounded.results[0].peak_temperature_c == pytest.approx(55)
 
 
 def test_nothing_above_39_c_gives_zero_dose_without_error(unit_source):
