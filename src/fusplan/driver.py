@@ -24,6 +24,7 @@ import numpy as np
 from .bioheat import DriverSettings, Pulse, SpectralBioheat, ThermalHistory, simulate_pulses
 from .errors import FusplanInputError
 from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W
+from .thermometry import resolve_thermometry
 
 if TYPE_CHECKING:
     from .grid import Grid
@@ -111,9 +112,11 @@ def redrive(pulses: Sequence[Pulse], *, given_powers_w: Mapping[int, float] | No
     return tuple(out)
 
 
-def driver_settings(protocol: Protocol, **overrides) -> DriverSettings:
+def driver_settings(protocol: Protocol, *, displayed: bool = False, **overrides) -> DriverSettings:
     """How the protocol's pulses are run: its thermometry block, the console bound, its keys.
 
+    ``displayed`` also computes the maps MR thermometry would show, with the protocol's
+    thermometry (else the clinical default, :func:`fusplan.thermometry.resolve_thermometry`).
     ``overrides`` replace other :class:`~fusplan.bioheat.DriverSettings` fields (e.g.
     ``dose_rtol``, ``dose_floor_c`` of a coarse run).
     """
@@ -123,6 +126,7 @@ def driver_settings(protocol: Protocol, **overrides) -> DriverSettings:
         thermometry_frame_s=None if thermometry is None else float(thermometry.frame_s),
         max_power_w=MAX_CONSOLE_ACOUSTIC_POWER_W,  # titrated power is bounded by the console
         pulse_names=tuple(sonication_keys(protocol)),
+        displayed=resolve_thermometry(thermometry) if displayed else None,
         **overrides,
     )
 
@@ -146,7 +150,8 @@ def run_pulses(protocol: Protocol, grid: Grid, tissue, sources: Mapping[Hashable
         FFT worker threads (resolved by the entry point).
     progress : callable(fraction, message), optional
     **overrides
-        Other :class:`~fusplan.bioheat.DriverSettings` fields.
+        ``displayed`` and other :class:`~fusplan.bioheat.DriverSettings` fields
+        (:func:`driver_settings`).
 
     Raises
     ------

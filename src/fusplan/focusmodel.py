@@ -34,14 +34,13 @@ import scipy.fft as sfft
 from .bioheat import Pulse
 from .driver import redrive, run_pulses
 from .grid import Grid
+from .thermometry import DEFAULT_THERMOMETRY, resolve_thermometry
 
 __all__ = ["SideModel", "side_model", "source_sigma_mm", "fwhm_voxels", "broadening_sigma_mm", "gaussian_shift_filter",
            "transform_source", "crop_grid", "run_protocol",
            "DEFAULT_THERMOMETRY"]
 
 SIGMA_PER_FWHM = 1.0 / math.sqrt(8.0 * math.log(2.0))
-#: Clinical PRF thermometry when the protocol has no ``thermometry`` block (physics.md).
-DEFAULT_THERMOMETRY = ((1.1, 1.1, 3.0), 3.5)
 
 
 @dataclass
@@ -66,8 +65,7 @@ class SideModel:
     @property
     def thermometry(self) -> tuple[tuple[float, float, float], float]:
         """Thermometry voxel (mm) and frame (s): the protocol's, else the clinical default."""
-        th = self.protocol.thermometry
-        return DEFAULT_THERMOMETRY if th is None else (tuple(th.voxel_mm), float(th.frame_s))
+        return resolve_thermometry(self.protocol.thermometry)
 
     @property
     def main_source(self) -> Hashable:
@@ -187,7 +185,7 @@ def crop_grid(grid: Grid, centre_ras_mm, half_extent_mm: float) -> tuple[Grid, t
 def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1.0, offset_ras_mm=(0.0, 0.0, 0.0),
                  tissue=None, fixed_powers_w: dict[int, float] | None = None,
                  peak_shift_c: Sequence[float] | None = None, crop_mm: float | None = None, threads: int = 1,
-                 **settings):
+                 displayed: bool = True, **settings):
     """Simulate the side's protocol (or its first pulses) with a changed focus model (and optionally tissue).
 
     The protocol driver runs it (:mod:`fusplan.driver`: console power bound, errors naming
@@ -198,9 +196,10 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
     reading error); fixed powers stay. ``crop_mm`` runs on a sub-grid of half that
     extent around the target. A ``tissue`` with another ``attenuation_np_m`` scales the
     heat source by the ratio (absorption ``Q = 2 alpha I``; the change of attenuation
-    along the short brain path is neglected). ``settings`` replace fields of the
-    driver's :class:`~fusplan.bioheat.DriverSettings` (e.g. ``dose_rtol``,
-    ``dose_floor_c``).
+    along the short brain path is neglected). ``displayed`` also computes what
+    thermometry would show (``history.thermometry_peak_c`` / ``thermometry_dose_cem43``,
+    with the side's thermometry). ``settings`` replace fields of the driver's
+    :class:`~fusplan.bioheat.DriverSettings` (e.g. ``dose_rtol``, ``dose_floor_c``).
 
     Returns
     -------
@@ -219,5 +218,6 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
             continue
         moved = transform_source(q, model.grid, efficiency=efficiency, spread=spread, offset_ras_mm=offset_ras_mm)
         sources[key] = moved[crop] * (tissue.attenuation_np_m / model.tissue.attenuation_np_m)
-    history = run_pulses(model.protocol, grid, tissue, sources, pulses, threads=threads, **settings)
+    history = run_pulses(model.protocol, grid, tissue, sources, pulses, threads=threads, displayed=displayed,
+                         **settings)
     return history, grid

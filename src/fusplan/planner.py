@@ -165,7 +165,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     pulses = plan_pulses(protocol, keys, absorbed_per_w)
     thermometry = protocol.thermometry
     progress(lo + 0.3 * (hi - lo), f"bioheat ({side or 'phantom'})")
-    history = run_pulses(protocol, grid, tissue, sources, pulses, threads=options.threads)
+    history = run_pulses(protocol, grid, tissue, sources, pulses, threads=options.threads,
+                         displayed=True)  # lesions on the basis the thresholds were made on
     records = [
         SonicationRecord(
             index=sonication.index, stage=sonication.stage, power_w=float(res.power_w),

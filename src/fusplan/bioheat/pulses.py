@@ -32,6 +32,7 @@ from fusplan.dose import adaptive_cem43, cem43_nodes, cem43_step
 from fusplan.errors import FusplanInputError
 from fusplan.thermometry import box_kernel_1d, voxel_average
 
+from .displayed import displayed_maps
 from .run import DEFAULT_MEMORY_BUDGET_BYTES, DriverSettings, HotBox, RunContext, pulse_powers
 from .spectral import Pulse, SpectralBioheat
 from .tables import ResponseTable, table_build_bytes, table_bytes, table_rise
@@ -47,7 +48,12 @@ _CORE_FRACTION = 0.3  # candidate voxels for the peak
 
 @dataclass
 class ThermalHistory:
-    """Result of :func:`simulate_pulses` on one grid."""
+    """Result of :func:`simulate_pulses` on one grid.
+
+    ``thermometry_peak_c`` and ``thermometry_dose_cem43`` are the peak and dose MR
+    thermometry would show (:mod:`fusplan.bioheat.displayed`; None unless asked for with
+    ``DriverSettings.displayed``).
+    """
 
     pulses: tuple[Pulse, ...]
     results: list[PulseResult]
@@ -57,6 +63,8 @@ class ThermalHistory:
     dose_cem43: np.ndarray
     spectra: dict = field(default_factory=dict, repr=False)
     stats: dict = field(default_factory=dict)
+    thermometry_peak_c: np.ndarray | None = None
+    thermometry_dose_cem43: np.ndarray | None = None
     #: The solver the history was computed with (its grid, tissue and padding: what ``spectra`` mean).
     solver: SpectralBioheat | None = field(default=None, repr=False)
 
@@ -135,9 +143,12 @@ def simulate_pulses(
 
 def _box_margin(run: RunContext) -> list[int]:
     """Voxels added around the hot box: the thermometry kernel's half width + 2 (at least 3)."""
-    voxel = run.settings.thermometry_voxel_mm
-    halves = [0, 0, 0] if voxel is None else [box_kernel_1d(w, run.solver.spacing_mm).size // 2 for w in voxel]
-    return [max(3, h + 2) for h in halves]
+    voxels = [run.settings.thermometry_voxel_mm, None if run.settings.displayed is None else run.settings.displayed[0]]
+    halves = np.zeros(3, int)
+    for voxel in voxels:
+        if voxel is not None:
+            halves = np.maximum(halves, [box_kernel_1d(w, run.solver.spacing_mm).size // 2 for w in voxel])
+    return [max(3, int(h) + 2) for h in halves]
 
 
 def _initial_box(run: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,8 +239,14 @@ def _run_once(run: RunContext, box: HotBox) -> ThermalHistory:
     tick = time.perf_counter()
     n_eval, n_hot = _box_dose(run, box, done, box_peak, peak_full, dose_full)
     clock["dose"] = time.perf_counter() - tick
+    displayed = (None, None)
+    if run.settings.displayed is not None:
+        tick = time.perf_counter()
+        displayed = displayed_maps(run, box, done, peak_full, dose_full, *run.settings.displayed)
+        clock["displayed"] = time.perf_counter() - tick
     stats = {"dose_times": n_eval, "hot_voxels": n_hot, "core_voxels": int(box.core_positions.size), "seconds": clock}
-    return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats)
+    return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats,
+                          thermometry_peak_c=displayed[0], thermometry_dose_cem43=displayed[1])
 
 
 # ----------------------------------------------------------------------------- maps

@@ -46,6 +46,10 @@ class DriverSettings:
         What to call each pulse in messages, e.g. ``"clt.yaml: sonications[2]"`` (the
         protocol file and the key of its entry, as validation errors name it);
         default ``"sonication <i>"`` counted from 1.
+    displayed : (voxel_mm, frame_s), optional
+        Also compute the peak and dose MR thermometry of that voxel (mm, along the grid
+        axes) and frame (s) would show (``ThermalHistory.thermometry_peak_c`` and
+        ``thermometry_dose_cem43``, :func:`fusplan.bioheat.displayed.displayed_maps`).
     """
 
     thermometry_voxel_mm: tuple[float, float, float] | None = None
@@ -56,6 +60,7 @@ class DriverSettings:
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
     max_power_w: float | None = None
     pulse_names: tuple[str, ...] | None = None
+    displayed: tuple[tuple[float, float, float], float] | None = None
 
 
 @dataclass
