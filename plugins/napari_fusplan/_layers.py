@@ -210,18 +210,8 @@ def atlas_target_names(atlas_name: str) -> list[str]:
 
 
 def check_target_name(atlas_name: str, target: str, sides: Sequence[str]) -> None:
-    """Raise :class:`~fusplan.errors.FusplanInputError` unless ``atlas_name`` has ``target`` on ``sides``.
+    """Raise :class:`~fusplan.errors.FusplanInputError` unless ``atlas_name`` has ``target`` on ``sides``
+    (:func:`fusplan.targeting.check_target`: cheap, so a typo fails before a registration of a minute)."""
+    from fusplan.targeting import check_target
 
-    Cheap (reads the label table), so a typo fails before a registration of a minute.
-    """
-    from fusplan.atlas import load_atlas
-    from fusplan.errors import FusplanInputError
-
-    atlas = load_atlas(atlas_name)
-    if target == "CLp":
-        if not any(label.abbreviation == "CL" for label in atlas.label_table):
-            raise FusplanInputError(f"atlas {atlas_name!r} has no central lateral (CL) label, so no CLp target; "
-                                    f"choose one of its labels")
-        return
-    for side in sides:
-        atlas.find_labels(target, side)
+    check_target(atlas_name, target, sides)

@@ -9,7 +9,7 @@ is one ``sonications`` entry of the report.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol as Interface
 
 import numpy as np
 
@@ -22,11 +22,18 @@ from .protocol import Protocol
 from .skull import SkullCT, SkullModel
 
 if TYPE_CHECKING:
-    from .assessment import Assessment
     from .io import Scan
     from .targeting import Target, TargetingResult
 
-__all__ = ["SonicationRecord", "SideResult", "SimulationResult"]
+__all__ = ["ReportAddition", "SonicationRecord", "SideResult", "SimulationResult"]
+
+
+class ReportAddition(Interface):
+    """What a later step adds to the JSON report (an interface of this layer, so the result never
+    depends on the step above it: :class:`fusplan.assessment.Assessment` is one)."""
+
+    def update_report(self, doc: dict) -> None:
+        """Add this step's blocks to ``doc`` (in place)."""
 
 
 @dataclass(frozen=True)
@@ -108,15 +115,15 @@ class SideResult:
 class SimulationResult:
     """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`.
 
-    ``assessment`` (set by :func:`fusplan.assessment.assess`) adds the calibration,
-    the calibrated prediction and the uncertainty band to the report.
+    ``assessment`` (set by :func:`fusplan.assessment.assess`, any :class:`ReportAddition`)
+    adds the calibration, the calibrated prediction and the uncertainty band to the report.
     """
 
     protocol: Protocol
     sides: dict[str | None, SideResult]
     scan: Scan | None = None
     targets: TargetingResult | None = None
-    assessment: Assessment | None = None
+    assessment: ReportAddition | None = None
     skull_ct: SkullCT | None = field(default=None, repr=False)
 
     @property
@@ -158,7 +165,7 @@ class SimulationResult:
 
     def to_dict(self) -> dict:
         """The contract's JSON report (plain Python types)."""
-        from . import __version__
+        from ._version import __version__
 
         sided = any(side is not None for side in self.sides)
         if self.targets is not None:

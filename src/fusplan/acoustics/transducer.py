@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from fusplan.errors import FusplanInputError
+from fusplan.vocabulary import SKULL_SOURCES
 
 __all__ = [
     "MODELS",
@@ -46,8 +47,6 @@ _SPEC_KEYS = (
     "phase_correction",
     "tilt_deg",
 )
-#: ``transducer.skull`` values: no skull model, the population template, the patient's CT.
-SKULL_SOURCES = ("none", "population", "ct")
 #: ``transducer.phase_correction`` values (with a skull model).
 PHASE_CORRECTIONS = ("ct", "none")
 #: Largest tilt of the array axis from the subject's superior axis, per component (deg).

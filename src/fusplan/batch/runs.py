@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FusplanInputError
 from ..protocol import BUNDLED_PROTOCOLS, default_protocol_path, load_protocol, override_protocol
-from ..targeting import SIDES
 from ..textfile import display_path, parse_yaml_value
+from ..vocabulary import DEFAULT_ATLAS, DEFAULT_TARGET, parse_sides
 from .inputs import (canonical_key, check_plain_value, check_regular_file, collect_scans, expand_sweeps,
                      raise_problems, read_manifest, value_text)
 
@@ -104,8 +104,8 @@ def plan_runs(
     sweeps=None,
     overrides: Mapping[str, Any] | None = None,
     phantom: bool = False,
-    atlas: str = "morel",
-    target: str = "CLp",
+    atlas: str = DEFAULT_ATLAS,
+    target: str = DEFAULT_TARGET,
     ct: str | os.PathLike | None = None,
 ) -> list[tuple[RunSpec, Any]]:
     """Expand the batch inputs into runs.
@@ -318,20 +318,6 @@ def _protocol_path(text: str, base: Path) -> str:
     if not candidate.exists() and text.lower() in BUNDLED_PROTOCOLS:
         return str(default_protocol_path(text))
     return str(candidate.resolve())
-
-
-def parse_sides(value, what: str) -> tuple:
-    """``"left"``, ``"right"``, ``"both"``, ``"left;right"`` or a sequence -> sides in :data:`SIDES` order."""
-    if isinstance(value, str):
-        value = value.strip().lower()
-        if value == "both":
-            return SIDES
-        parts = [p.strip() for p in re.split(r"[;+ ]+", value) if p.strip()]
-    else:
-        parts = [str(p).strip().lower() for p in value]
-    if not parts or any(p not in SIDES for p in parts):
-        raise FusplanInputError(f"{what} must be left, right or both (got {value!r})")
-    return tuple(s for s in SIDES if s in parts)
 
 
 def _scan_stem(scan: str) -> str:

@@ -1,0 +1,271 @@
+"""Prepare a subject for planning: the steps every front end shares, written once.
+
+The command line (``target``, ``simulate``, ``plan``), the batch runner, the demo and
+the napari plugin all call :func:`prepare_subject`, which runs, cheapest first:
+
+1. check the targeting request against the atlas (:meth:`TargetRequest.check`: a
+   typo fails before a registration of a minute);
+2. load the head CT (it must load as a head CT in HU);
+3. load the scan;
+4. locate the targets (:func:`locate`), reusing a saved atlas registration when one
+   is given or cached;
+5. register the CT to the scan (:func:`register_ct`), reusing a saved CT
+   registration when one is given or cached, and apply it.
+
+Reuse has one rule for both registrations: a registration the user *gives* must load
+and belong to these inputs (else :class:`~fusplan.errors.FusplanInputError`); a
+*cached* one is used only when it loads, belongs to these inputs and (atlas
+registrations) was computed with the requested preset; otherwise it is ignored and a
+new registration is computed and written back to the cache.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from .errors import FusplanInputError
+from .io import Scan, load_scan
+from .progress import ProgressCallback, within
+from .registration import Registration, load_registration, scan_fingerprint
+from .registration.settings import SETTINGS
+from .skull import SkullCT, load_ct
+from .skull.registration import CtRegistration, ct_fingerprint, load_ct_registration, register_ct_to_mr
+from .targeting import TargetingResult, check_target, locate_targets
+from .vocabulary import (CT_REGISTRATION_FILE, DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE,
+                         DEFAULT_TARGET, REGISTRATION_PRESETS, parse_sides)
+
+#: Share of :func:`prepare_subject`'s progress for targeting when a CT is registered too.
+TARGETING_SHARE = 0.7
+
+
+@dataclass(frozen=True)
+class TargetRequest:
+    """Where to place the targets and which atlas registration to reuse.
+
+    Attributes
+    ----------
+    atlas : str
+        An atlas of :data:`fusplan.vocabulary.ATLASES`.
+    sides : str or sequence of str
+        Read by :func:`fusplan.vocabulary.parse_sides` (stored as a tuple in side order).
+    target : str
+        ``CLp`` or an atlas label (abbreviation or name).
+    acpc_mm, ac_mm, pc_mm : (x, y, z) or None
+        A target in AC-PC mm instead of the atlas rule; user AC and PC in world RAS mm.
+    registration : path, Registration or None
+        A registration of this scan the user gives: it must load and match the scan.
+    registration_cache : path or None
+        A cached registration, used when it loads and matches the scan, the atlas and
+        the preset; a new registration is written there.
+    preset : str
+        Registration preset (:data:`fusplan.vocabulary.REGISTRATION_PRESETS`).
+    """
+
+    atlas: str = DEFAULT_ATLAS
+    sides: tuple[str, ...] = (DEFAULT_SIDE,)
+    target: str = DEFAULT_TARGET
+    acpc_mm: Sequence[float] | None = None
+    ac_mm: Sequence[float] | None = None
+    pc_mm: Sequence[float] | None = None
+    registration: str | os.PathLike | Registration | None = None
+    registration_cache: str | os.PathLike | None = None
+    preset: str = DEFAULT_REGISTRATION_PRESET
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sides", parse_sides(self.sides))
+
+    def check(self) -> None:
+        """Cheap checks before any registration: the preset, AC with PC, the target on the atlas.
+
+        Raises
+        ------
+        FusplanInputError
+            An unknown preset, AC without PC (or the reverse), an unknown atlas, or
+            a target the atlas cannot place on the requested sides.
+        """
+        check_preset(self.preset)
+        if (self.ac_mm is None) != (self.pc_mm is None):
+            raise FusplanInputError("AC and PC must be given together (--ac with --pc)")
+        if self.acpc_mm is None:
+            check_target(self.atlas, self.target, self.sides)
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """A scan ready to plan on: its targets and, with a CT, the CT registered to it.
+
+    Attributes
+    ----------
+    scan : Scan
+    targets : TargetingResult
+    skull_ct : SkullCT or None
+        The patient's CT, samplable at the scan's world RAS mm.
+    ct_registration : CtRegistration or None
+        The CT -> MR registration behind ``skull_ct``.
+    """
+
+    scan: Scan
+    targets: TargetingResult
+    skull_ct: SkullCT | None = None
+    ct_registration: CtRegistration | None = None
+
+
+@dataclass(frozen=True)
+class CtRequest:
+    """The patient's head CT and which CT -> MR registration to reuse.
+
+    Attributes
+    ----------
+    ct : path or SkullCT
+    registration : path or None
+        A CT registration the user gives: it must load and belong to this CT and scan.
+    reuse : sequence of path
+        Saved CT registrations used when one loads and belongs to this CT and scan.
+    cache_dir : path or None
+        A folder of CT registrations named by CT and scan; a new registration is
+        written there (and one found there is reused).
+    """
+
+    ct: str | os.PathLike | SkullCT
+    registration: str | os.PathLike | None = None
+    reuse: Sequence[str | os.PathLike] = field(default_factory=tuple)
+    cache_dir: str | os.PathLike | None = None
+
+
+def check_preset(preset: str) -> None:
+    """Raise :class:`FusplanInputError` unless ``preset`` names a registration preset."""
+    if preset not in REGISTRATION_PRESETS:
+        raise FusplanInputError(f"unknown registration preset {preset!r}; choose one of "
+                                f"{', '.join(REGISTRATION_PRESETS)}")
+
+
+def prepare_subject(scan: str | os.PathLike | Scan, request: TargetRequest, ct: CtRequest | None = None,
+                    progress: ProgressCallback | None = None) -> Subject:
+    """Check the request, load the CT and the scan, locate the targets, register the CT.
+
+    Parameters
+    ----------
+    scan : path or Scan
+    request : TargetRequest
+    ct : CtRequest, optional
+    progress : callable(fraction, message), optional
+        Raising inside it cancels.
+
+    Returns
+    -------
+    Subject
+
+    Raises
+    ------
+    FusplanInputError
+        Bad input, cheapest first (see the module docstring).
+    """
+    request.check()
+    skull_ct = None
+    if ct is not None:
+        skull_ct = ct.ct if isinstance(ct.ct, SkullCT) else load_ct(ct.ct)
+    scan = scan if isinstance(scan, Scan) else load_scan(scan)
+    share = 1.0 if ct is None else TARGETING_SHARE
+    found = locate(scan, request, within(progress, 0.0, share))
+    if ct is None:
+        return Subject(scan, found)
+    registration = register_ct(skull_ct, scan, ct, within(progress, share, 1.0))
+    return Subject(scan, found, registration.apply(skull_ct), registration)
+
+
+def locate(scan: Scan, request: TargetRequest, progress: ProgressCallback | None = None) -> TargetingResult:
+    """Place the targets of ``request`` on ``scan``, reusing a given or cached atlas registration.
+
+    A new registration is written to ``request.registration_cache`` (atomically).
+    """
+    registration = request.registration
+    if registration is not None and not isinstance(registration, Registration):
+        registration = load_registration(registration, scan=scan)
+    cache = None if request.registration_cache is None else Path(request.registration_cache)
+    if registration is None and cache is not None:
+        registration = _cached_registration(cache, scan, request)
+        if progress is not None and registration is not None:
+            progress(0.0, f"reusing the cached registration in {cache}")
+    if progress is not None and registration is None:
+        progress(0.0, f"registering the atlas to {scan.path.name if scan.path else 'the scan'}")
+    found = locate_targets(scan, atlas=request.atlas, sides=request.sides, target=request.target,
+                           acpc_mm=request.acpc_mm, ac_mm=request.ac_mm, pc_mm=request.pc_mm,
+                           registration=registration, progress=progress, settings=request.preset)
+    if registration is None and cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        found.registration.save(cache)
+    return found
+
+
+def _cached_registration(path: Path, scan: Scan, request: TargetRequest) -> Registration | None:
+    """The registration cached at ``path`` if it loads and fits the scan, atlas and preset, else None."""
+    if not path.is_file():
+        return None
+    try:
+        registration = load_registration(path, scan=scan)
+    except FusplanInputError:  # damaged, foreign or older: register afresh
+        return None
+    if registration.atlas != request.atlas or registration.settings != preset_settings(request.preset):
+        return None
+    return registration
+
+
+def preset_settings(preset: str) -> dict:
+    """The settings a registration records for ``preset`` (:attr:`Registration.settings`)."""
+    return json.loads(json.dumps(SETTINGS[preset].__dict__))
+
+
+def register_ct(ct: SkullCT, scan: Scan, request: CtRequest,
+                progress: ProgressCallback | None = None) -> CtRegistration:
+    """The CT -> MR registration of ``ct`` to ``scan``: given, reused or computed (then cached).
+
+    Raises
+    ------
+    FusplanInputError
+        A given registration that does not load or belongs to another CT or scan.
+    """
+    if request.registration is not None:
+        saved = load_ct_registration(request.registration)
+        if not saved.matches(ct, scan):
+            raise FusplanInputError(f"{request.registration}: this CT registration was computed for another CT "
+                                    "or scan")
+        return saved
+    cache = None if request.cache_dir is None else ct_cache_path(request.cache_dir, ct, scan)
+    for path in [*request.reuse, *([cache] if cache is not None else [])]:
+        saved = _cached_ct_registration(Path(path), ct, scan)
+        if saved is not None:
+            return saved
+    registration = register_ct_to_mr(ct, scan, progress=progress)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        registration.save(cache)
+    return registration
+
+
+def _cached_ct_registration(path: Path, ct: SkullCT, scan: Scan) -> CtRegistration | None:
+    if not path.is_file():
+        return None
+    try:
+        saved = load_ct_registration(path)
+    except FusplanInputError:  # damaged or another format: register afresh
+        return None
+    return saved if saved.matches(ct, scan) else None
+
+
+def ct_cache_path(folder: str | os.PathLike, ct: SkullCT, scan: Scan) -> Path:
+    """Where a folder caches the registration of ``ct`` to ``scan`` (named by both fingerprints)."""
+    return Path(folder) / f"ct-{ct_fingerprint(ct)[:16]}-{scan_fingerprint(scan)[:16]}.npz"
+
+
+def ct_registration_beside(registration: str | os.PathLike | None) -> tuple[Path, ...]:
+    """The CT registration saved next to an atlas registration file (as ``--out`` writes them), if any."""
+    if registration is None or isinstance(registration, Registration):
+        return ()
+    return (Path(registration).parent / CT_REGISTRATION_FILE,)
+
+
+__all__ = ["CtRequest", "Subject", "TargetRequest", "check_preset", "ct_cache_path", "ct_registration_beside",
+           "locate", "prepare_subject", "register_ct"]
