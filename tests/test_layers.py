@@ -21,6 +21,7 @@ LAYERS = {
     "_version": 0, "errors": 0, "progress": 0, "threads": 0, "dose": 0, "grid": 0, "thermometry": 0,
     "timeline": 0,
     "vocabulary": 1, "textfile": 1, "tissue": 1, "acpc": 1,
+    "execution": 2,
     "nifti_check": 2, "outputs": 2, "registration_file": 2,
     "io": 3,
     "atlas": 4, "acoustics": 4, "bioheat": 4, "figures": 4, "lesion": 4,

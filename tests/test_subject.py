@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fusplan.errors import FusplanInputError
+from fusplan.execution import ExecutionOptions
 from fusplan.registration import Registration
 from fusplan.subject import TargetRequest, ct_registration_beside, locate, preset_settings
 from fusplan.vocabulary import CT_REGISTRATION_FILE, SIDES, parse_sides
@@ -26,7 +27,6 @@ def test_a_word_that_is_not_a_side_is_refused_naming_what(value):
 
 @pytest.mark.parametrize("fields, message", [
     ({"ac_mm": (0, 2, 0)}, "AC and PC must be given together"),
-    ({"preset": "quick"}, "unknown registration preset 'quick'"),
     ({"target": "XYZ"}, "no label 'XYZ'"),
     ({"atlas": "najdenovska"}, "no central lateral"),
     ({"atlas": "nope"}, "unknown atlas"),
@@ -64,12 +64,12 @@ def test_a_cache_is_reused_only_for_the_same_scan_atlas_and_preset(tmp_path, ch2
     monkeypatch.setattr(targeting, "register", identity_register)
     cache = tmp_path / "cache" / "registration.npz"
     for preset, registered in (("affine", 1), ("affine", 1), ("fast", 2), ("fast", 2)):
-        found = locate(ch2, TargetRequest(registration_cache=cache, preset=preset))
+        found = locate(ch2, TargetRequest(registration_cache=cache), ExecutionOptions(registration_preset=preset))
         assert len(calls) == registered and found.targets[0].side == "left", preset
     cache.write_bytes(cache.read_bytes()[:-50])  # damaged
     with pytest.raises(FusplanInputError):
         locate(ch2, TargetRequest(registration=cache))
-    locate(ch2, TargetRequest(registration_cache=cache, preset="fast"))
+    locate(ch2, TargetRequest(registration_cache=cache), ExecutionOptions(registration_preset="fast"))
     assert calls == ["affine", "fast", "fast"]
 
 

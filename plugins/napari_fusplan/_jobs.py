@@ -20,14 +20,16 @@ def locate(layer, options: dict, name: str, ct_path: str | None = None):
     scan after the targets, reusing the CT registration saved beside a given registration file.
     Returns ``(scan, found, reslice, skull_ct)``."""
     def job(progress):
+        from fusplan.execution import ExecutionOptions
         from fusplan.subject import CtRequest, TargetRequest, ct_registration_beside, prepare_subject
 
         from ._layers import resliced_scan_layer, scan_from_layer
 
         fields = dict(options)
-        request = TargetRequest(preset=fields.pop("settings"), **fields)
+        execution = ExecutionOptions(progress=progress, registration_preset=fields.pop("settings"))
+        request = TargetRequest(**fields)
         ct = None if ct_path is None else CtRequest(ct_path, reuse=ct_registration_beside(request.registration))
-        subject = prepare_subject(scan_from_layer(layer), request, ct, progress=progress)
+        subject = prepare_subject(scan_from_layer(layer), request, ct, execution)
         return subject.scan, subject.targets, resliced_scan_layer(subject.scan, name), subject.skull_ct
 
     return job

@@ -158,13 +158,14 @@ def locate_demo_target(scan, side: str, cache: Path, settings: str, progress: Pr
                        registration=None):
     """Locate CLp on ``side`` (:func:`fusplan.subject.locate`), reusing ``registration`` or the one
     cached at ``cache`` when it fits the scan; a fresh registration is saved to ``cache`` (atomically)."""
+    from .execution import ExecutionOptions
     from .subject import TargetRequest, locate
 
     if registration is not None:
         progress(0.0, "reusing the given registration")
     request = TargetRequest(sides=(side,), registration=registration,
-                            registration_cache=cache if registration is None else None, preset=settings)
-    return locate(scan, request, progress)
+                            registration_cache=cache if registration is None else None)
+    return locate(scan, request, ExecutionOptions(progress=progress, registration_preset=settings))
 
 
 def write_teaching_figures(
@@ -252,7 +253,7 @@ def dose_after(result, side: str | None, last_index: int) -> np.ndarray:
     protocol = result.protocol
     if last_index >= len(protocol.sonications):
         return np.asarray(side_result.dose_cem43)
-    key = "absorbed_power_w" if protocol.transducer.model == "gaussian" else "power_w"
+    key = "power_w" if protocol.transducer.kind.radiates else "absorbed_power_w"
     fixed = tuple(
         replace(sonication, **{"power_w": None, "absorbed_power_w": None, "peak_c": None, key: float(getattr(record, key))})
         for sonication, record in zip(protocol.sonications[:last_index], side_result.sonications))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import FusplanInputError
+from .execution import ExecutionOptions
 from .io import Scan, load_scan
 from .progress import ProgressCallback, within
 from .registration import Registration, load_registration, scan_fingerprint
@@ -34,8 +35,7 @@ from .registration.settings import SETTINGS
 from .skull import SkullCT, load_ct
 from .skull.registration import CtRegistration, ct_fingerprint, load_ct_registration, register_ct_to_mr
 from .targeting import TargetingResult, check_target, locate_targets
-from .vocabulary import (CT_REGISTRATION_FILE, DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE,
-                         DEFAULT_TARGET, REGISTRATION_PRESETS, parse_sides)
+from .vocabulary import CT_REGISTRATION_FILE, DEFAULT_ATLAS, DEFAULT_SIDE, DEFAULT_TARGET, parse_sides
 
 #: Share of :func:`prepare_subject`'s progress for targeting when a CT is registered too.
 TARGETING_SHARE = 0.7
@@ -59,9 +59,7 @@ class TargetRequest:
         A registration of this scan the user gives: it must load and match the scan.
     registration_cache : path or None
         A cached registration, used when it loads and matches the scan, the atlas and
-        the preset; a new registration is written there.
-    preset : str
-        Registration preset (:data:`fusplan.vocabulary.REGISTRATION_PRESETS`).
+        the registration preset; a new registration is written there.
     """
 
     atlas: str = DEFAULT_ATLAS
@@ -72,21 +70,19 @@ class TargetRequest:
     pc_mm: Sequence[float] | None = None
     registration: str | os.PathLike | Registration | None = None
     registration_cache: str | os.PathLike | None = None
-    preset: str = DEFAULT_REGISTRATION_PRESET
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sides", parse_sides(self.sides))
 
     def check(self) -> None:
-        """Cheap checks before any registration: the preset, AC with PC, the target on the atlas.
+        """Cheap checks before any registration: AC with PC, the target on the atlas.
 
         Raises
         ------
         FusplanInputError
-            An unknown preset, AC without PC (or the reverse), an unknown atlas, or
-            a target the atlas cannot place on the requested sides.
+            AC without PC (or the reverse), an unknown atlas, or a target the atlas
+            cannot place on the requested sides.
         """
-        check_preset(self.preset)
         if (self.ac_mm is None) != (self.pc_mm is None):
             raise FusplanInputError("AC and PC must be given together (--ac with --pc)")
         if self.acpc_mm is None:
@@ -135,15 +131,8 @@ class CtRequest:
     cache_dir: str | os.PathLike | None = None
 
 
-def check_preset(preset: str) -> None:
-    """Raise :class:`FusplanInputError` unless ``preset`` names a registration preset."""
-    if preset not in REGISTRATION_PRESETS:
-        raise FusplanInputError(f"unknown registration preset {preset!r}; choose one of "
-                                f"{', '.join(REGISTRATION_PRESETS)}")
-
-
 def prepare_subject(scan: str | os.PathLike | Scan, request: TargetRequest, ct: CtRequest | None = None,
-                    progress: ProgressCallback | None = None) -> Subject:
+                    options: ExecutionOptions | None = None) -> Subject:
     """Check the request, load the CT and the scan, locate the targets, register the CT.
 
     Parameters
@@ -151,8 +140,8 @@ def prepare_subject(scan: str | os.PathLike | Scan, request: TargetRequest, ct: 
     scan : path or Scan
     request : TargetRequest
     ct : CtRequest, optional
-    progress : callable(fraction, message), optional
-        Raising inside it cancels.
+    options : ExecutionOptions, optional
+        Its ``registration_preset`` and ``progress`` (raising inside it cancels) are used.
 
     Returns
     -------
@@ -163,44 +152,48 @@ def prepare_subject(scan: str | os.PathLike | Scan, request: TargetRequest, ct: 
     FusplanInputError
         Bad input, cheapest first (see the module docstring).
     """
+    options = options or ExecutionOptions()
     request.check()
     skull_ct = None
     if ct is not None:
         skull_ct = ct.ct if isinstance(ct.ct, SkullCT) else load_ct(ct.ct)
     scan = scan if isinstance(scan, Scan) else load_scan(scan)
     share = 1.0 if ct is None else TARGETING_SHARE
-    found = locate(scan, request, within(progress, 0.0, share))
+    found = locate(scan, request, options.with_progress(within(options.progress, 0.0, share)))
     if ct is None:
         return Subject(scan, found)
-    registration = register_ct(skull_ct, scan, ct, within(progress, share, 1.0))
+    registration = register_ct(skull_ct, scan, ct, within(options.progress, share, 1.0))
     return Subject(scan, found, registration.apply(skull_ct), registration)
 
 
-def locate(scan: Scan, request: TargetRequest, progress: ProgressCallback | None = None) -> TargetingResult:
+def locate(scan: Scan, request: TargetRequest, options: ExecutionOptions | None = None) -> TargetingResult:
     """Place the targets of ``request`` on ``scan``, reusing a given or cached atlas registration.
 
-    A new registration is written to ``request.registration_cache`` (atomically).
+    A new registration (``options.registration_preset``) is written to
+    ``request.registration_cache`` (atomically).
     """
+    options = options or ExecutionOptions()
+    progress = options.progress
     registration = request.registration
     if registration is not None and not isinstance(registration, Registration):
         registration = load_registration(registration, scan=scan)
     cache = None if request.registration_cache is None else Path(request.registration_cache)
     if registration is None and cache is not None:
-        registration = _cached_registration(cache, scan, request)
+        registration = _cached_registration(cache, scan, request.atlas, options.registration_preset)
         if progress is not None and registration is not None:
             progress(0.0, f"reusing the cached registration in {cache}")
     if progress is not None and registration is None:
         progress(0.0, f"registering the atlas to {scan.path.name if scan.path else 'the scan'}")
     found = locate_targets(scan, atlas=request.atlas, sides=request.sides, target=request.target,
                            acpc_mm=request.acpc_mm, ac_mm=request.ac_mm, pc_mm=request.pc_mm,
-                           registration=registration, progress=progress, settings=request.preset)
+                           registration=registration, progress=progress, settings=options.registration_preset)
     if registration is None and cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         found.registration.save(cache)
     return found
 
 
-def _cached_registration(path: Path, scan: Scan, request: TargetRequest) -> Registration | None:
+def _cached_registration(path: Path, scan: Scan, atlas: str, preset: str) -> Registration | None:
     """The registration cached at ``path`` if it loads and fits the scan, atlas and preset, else None."""
     if not path.is_file():
         return None
@@ -208,7 +201,7 @@ def _cached_registration(path: Path, scan: Scan, request: TargetRequest) -> Regi
         registration = load_registration(path, scan=scan)
     except FusplanInputError:  # damaged, foreign or older: register afresh
         return None
-    if registration.atlas != request.atlas or registration.settings != preset_settings(request.preset):
+    if registration.atlas != atlas or registration.settings != preset_settings(preset):
         return None
     return registration
 
@@ -267,5 +260,5 @@ def ct_registration_beside(registration: str | os.PathLike | None) -> tuple[Path
     return (Path(registration).parent / CT_REGISTRATION_FILE,)
 
 
-__all__ = ["CtRequest", "Subject", "TargetRequest", "check_preset", "ct_cache_path", "ct_registration_beside",
+__all__ = ["CtRequest", "Subject", "TargetRequest", "ct_cache_path", "ct_registration_beside",
            "locate", "prepare_subject", "register_ct"]

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from ..errors import FusplanInputError
 from ..io import atomic_output
+from ..vocabulary import DEFAULT_REGISTRATION_PRESET
 from .runs import RunSpec, slug
 from .summary import error_row, summary_row
 
@@ -22,12 +23,15 @@ RUNS_DIR = "runs"
 REGISTRATION_DIR = "registration"
 
 
-def registration_cache_path(out_dir: str | os.PathLike, scan_hash: str, atlas: str) -> Path:
-    """Where the registration of a scan (by content hash) to an atlas is cached."""
-    return Path(out_dir) / REGISTRATION_DIR / f"{scan_hash[:16]}-{slug(atlas)}.npz"
+def registration_cache_path(out_dir: str | os.PathLike, scan_hash: str, atlas: str,
+                            preset: str = DEFAULT_REGISTRATION_PRESET) -> Path:
+    """Where the registration of a scan (by content hash) to an atlas is cached (a preset other
+    than the standard one is named in the file name)."""
+    suffix = "" if preset == DEFAULT_REGISTRATION_PRESET else f"-{slug(preset)}"
+    return Path(out_dir) / REGISTRATION_DIR / f"{scan_hash[:16]}-{slug(atlas)}{suffix}.npz"
 
 
-def register_scan(scan_path: str, atlas: str, cache_path: str) -> dict:
+def register_scan(scan_path: str, atlas: str, cache_path: str, preset: str = DEFAULT_REGISTRATION_PRESET) -> dict:
     """Phase 1 task: register the atlas template to one scan and cache the result.
 
     Returns ``{"ok": bool, "error": str | None, "elapsed_s": float}``; never raises
@@ -38,7 +42,7 @@ def register_scan(scan_path: str, atlas: str, cache_path: str) -> dict:
         from ..io import load_scan
         from ..registration import register
 
-        register(load_scan(scan_path), atlas).save(cache_path)  # save() is atomic
+        register(load_scan(scan_path), atlas, settings=preset).save(cache_path)  # save() is atomic
         return {"ok": True, "error": None, "elapsed_s": time.perf_counter() - start}
     except Exception as error:  # noqa: BLE001 - every failure becomes an error row
         return {"ok": False, "error": one_line(error), "elapsed_s": time.perf_counter() - start}
@@ -83,6 +87,7 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
                   threads: int | None, out_dir: str | None = None) -> dict:
     """Simulate one run; its subject (:func:`fusplan.subject.prepare_subject`) is prepared once per
     scan, side, atlas, target and CT and kept in ``context`` for the next run of the task."""
+    from ..execution import ExecutionOptions
     from ..planner import simulate
     from ..subject import CtRequest, TargetRequest, prepare_subject
 
@@ -96,7 +101,8 @@ def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, contex
         if spec.ct_path:
             ct = CtRequest(spec.ct_path, cache_dir=None if out_dir is None else Path(out_dir) / REGISTRATION_DIR)
         context.clear()
-        context.update(key=key, subject=prepare_subject(spec.scan_path, request, ct))
+        options = ExecutionOptions(registration_preset=spec.registration_preset)
+        context.update(key=key, subject=prepare_subject(spec.scan_path, request, ct, options))
     subject = context["subject"]
     return simulate(protocol, scan=subject.scan, targets=subject.targets, sides=(spec.side,), threads=threads,
                     skull_ct=subject.skull_ct).to_dict()

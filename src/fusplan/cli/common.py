@@ -128,8 +128,7 @@ def target_request(args):
     from ..subject import TargetRequest
 
     return TargetRequest(atlas=args.atlas, sides=SIDE_CHOICES[args.side], target=args.target, acpc_mm=args.acpc,
-                         ac_mm=args.ac, pc_mm=args.pc, registration=args.registration,
-                         preset=args.registration_preset)
+                         ac_mm=args.ac, pc_mm=args.pc, registration=args.registration)
 
 
 def ct_request(args):
@@ -147,12 +146,14 @@ def ct_request(args):
 
 def prepare(args, scan: Path):
     """:func:`fusplan.subject.prepare_subject` of the command's options, with a progress bar."""
+    from ..execution import ExecutionOptions
     from ..subject import prepare_subject
 
     request, ct = target_request(args), ct_request(args)
     update, close = progress_bar("targeting", enabled=not args.no_progress)
     try:
-        return prepare_subject(scan, request, ct, progress=update)
+        options = ExecutionOptions(progress=update, registration_preset=args.registration_preset)
+        return prepare_subject(scan, request, ct, options)
     finally:
         close()
 
