@@ -38,6 +38,7 @@ from .grid import Grid
 from .lesion import measure_lesion
 from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
 from .results import SideResult, SimulationResult, SonicationRecord
+from .thermometry import resolve_thermometry
 from .threads import resolve_threads
 from .skull import SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 
@@ -208,6 +209,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         max_power_w=MAX_CONSOLE_ACOUSTIC_POWER_W,  # titrated power is bounded by the console
         pulse_names=names,
         threads=threads,
+        displayed_thermometry=resolve_thermometry(thermometry),  # lesions on the basis the thresholds were made on
     )
     records = [
         SonicationRecord(
