@@ -18,6 +18,7 @@ import numpy as np
 
 from fusplan.grid import Grid
 from fusplan.io import Scan, corners_world_mm, resample, scan_from_array
+from fusplan.vocabulary import CLP_TARGET
 
 from ._reader import AXIS_LABELS
 
@@ -206,7 +207,7 @@ def atlas_target_names(atlas_name: str) -> list[str]:
     from fusplan.atlas import load_atlas
 
     names = sorted({label.abbreviation for label in load_atlas(atlas_name).label_table})
-    return (["CLp"] if "CL" in names else []) + names
+    return ([CLP_TARGET] if "CL" in names else []) + names
 
 
 def check_target_name(atlas_name: str, target: str, sides: Sequence[str]) -> None:

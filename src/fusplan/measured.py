@@ -36,8 +36,8 @@ import numpy as np
 
 from .errors import FusplanInputError
 from .protocol.checker import Checker
-from .targeting import SIDES
 from .textfile import read_structured_file
+from .vocabulary import SIDES
 
 __all__ = ["ThermometrySeries", "MeasuredSonication", "Measurements", "load_measurements", "load_series"]
 
