@@ -91,8 +91,12 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=No
         sides = [out.calibration.side] if out.calibration is not None else list(result.sides)
         for i, side in enumerate(sides):
             low, width = 0.4 + 0.6 * i / len(sides), 0.6 / len(sides)
-            out.bands.append(uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side,
-                                              seed=seed, engine=engine, progress=within(say, low, low + width)))
+            band = uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side, seed=seed,
+                                    engine=engine, progress=within(say, low, low + width))
+            if out.calibration is None:  # the band is the plan's: name where the plan's own lesion lies in it
+                band.nominal_diameter_mm = next((r.equivalent_diameter_mm for r in result.sides[side].lesions
+                                                 if r.threshold_cem43 == band.threshold_cem43), None)
+            out.bands.append(band)
     say(1.0, "assessed")
     result.assessment = out
     return out
