@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .clinical import DEFAULT_BASIS
 from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
 from .progress import within
 from .uncertainty import UncertaintyBand, uncertainty_band
@@ -94,7 +95,9 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=No
             band = uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side, seed=seed,
                                     engine=engine, progress=within(say, low, low + width))
             if out.calibration is None:  # the band is the plan's: name where the plan's own lesion lies in it
-                band.nominal_diameter_mm = next((r.equivalent_diameter_mm for r in result.sides[side].lesions
+                nominal = (result.thermometry_lesions(side) if DEFAULT_BASIS == "thermometry"
+                           else result.sides[side].lesions)
+                band.nominal_diameter_mm = next((r.equivalent_diameter_mm for r in nominal
                                                  if r.threshold_cem43 == band.threshold_cem43), None)
             out.bands.append(band)
     say(1.0, "assessed")

@@ -368,6 +368,9 @@ def _day1_section(regions: Sequence[Region]) -> list[str]:
         return []
     text = (f"The **day-1 T1 equivalent lesion** ({DAY1_T1_CEM43:g} CEM43) is "
             f"{fmt.length(region.lesion.equivalent_diameter_mm)} mm in equivalent diameter")
+    if region.thermometry is not None:
+        text += (f" on the true field and {fmt.length(region.thermometry.equivalent_diameter_mm)} mm on the simulated "
+                 "MR thermometry (voxel and frame averaged, the basis the threshold was fitted on)")
     band = region.uncertainty
     if band:
         d = band["equivalent_diameter_mm"]

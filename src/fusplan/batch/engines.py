@@ -16,6 +16,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 from ..errors import FusplanInputError
+from ..threads import resolve_threads
 from .tasks import one_line
 
 
@@ -25,8 +26,12 @@ def default_workers() -> int:
 
 
 def threads_per_worker(workers: int) -> int:
-    """Threads each of ``workers`` processes may use so they do not oversubscribe the cores."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    """Threads each of ``workers`` processes may use so they do not oversubscribe the cores.
+
+    The one rule of :func:`fusplan.threads.resolve_threads`: ``workers x threads <= cores``,
+    at most :data:`~fusplan.threads.MAX_DEFAULT_THREADS`.
+    """
+    return resolve_threads(None, workers)
 
 
 def make_engine(workers: int, use_dask: bool = False, scheduler: str | None = None):
