@@ -60,11 +60,12 @@ class ClinicalRegion:
     source: str
 
 
+#: In ascending level within each kind: the order of ``lesions[]`` everywhere (plan and calibrated prediction).
 CLINICAL_REGIONS: tuple[ClinicalRegion, ...] = (
-    ClinicalRegion("cem43_240", "dose", ABLATION_CEM43, MEANINGS[ABLATION_CEM43], "Sapareto & Dewey 1984; Huang 2018"),
-    ClinicalRegion("cem43_200", "dose", DAY1_T1_CEM43, MEANINGS[DAY1_T1_CEM43], "Huang et al. 2018, JMRI, PMC6181766"),
-    ClinicalRegion("cem43_100", "dose", DAY1_T2_CEM43, MEANINGS[DAY1_T2_CEM43], "Huang et al. 2018, JMRI, PMC6181766"),
     ClinicalRegion("cem43_17", "dose", INJURY_CEM43, MEANINGS[INJURY_CEM43], "Huang 2018; console practice"),
+    ClinicalRegion("cem43_100", "dose", DAY1_T2_CEM43, MEANINGS[DAY1_T2_CEM43], "Huang et al. 2018, JMRI, PMC6181766"),
+    ClinicalRegion("cem43_200", "dose", DAY1_T1_CEM43, MEANINGS[DAY1_T1_CEM43], "Huang et al. 2018, JMRI, PMC6181766"),
+    ClinicalRegion("cem43_240", "dose", ABLATION_CEM43, MEANINGS[ABLATION_CEM43], "Sapareto & Dewey 1984; Huang 2018"),
     ClinicalRegion("max_51c", "isotherm", 51.0, "day-1 T2 lesion (Bond & Elias 2018)",
                    "Bond & Elias 2018, Neurosurg Focus 44:E5"),
     ClinicalRegion("max_54c", "isotherm", 54.0, "54 C maximum-temperature isotherm (Bond & Elias 2018)",

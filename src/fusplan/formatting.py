@@ -44,6 +44,11 @@ def power(value_w) -> str:
     return f"{float(value_w):.3g}" if 0 < abs(float(value_w)) < 0.05 else fixed(value_w, 1)
 
 
+def absorbed_power(value_w) -> str:
+    """Power absorbed in the tissue (a few W): two decimals (``0.81``, ``3.15``)."""
+    return fixed(value_w, 2)
+
+
 def energy(value_j) -> str:
     """An energy in J: whole joules (``6523``); below 10 J one decimal."""
     if _missing(value_j):
@@ -99,6 +104,16 @@ def ratio(value) -> str:
     return fixed(value, 2)
 
 
+def fraction(value) -> str:
+    """A share of energy or power (0..1): three decimals (``0.089``)."""
+    return fixed(value, 3)
+
+
+def angle(value_deg) -> str:
+    """An angle in degrees: one decimal (``8.9``)."""
+    return fixed(value_deg, 1)
+
+
 def vector(values: Iterable | None, decimals: int = 1) -> str:
     """A point in mm as ``(x, y, z)`` with ``decimals`` decimals."""
     if values is None:
@@ -109,10 +124,10 @@ def vector(values: Iterable | None, decimals: int = 1) -> str:
 #: JSON key suffix -> (formatter, unit written in headings), longest suffix first.
 _BY_SUFFIX = (
     ("_cem43", dose, "CEM43 min"), ("_mm3", volume, "mm³"), ("_mm", length, "mm"), ("_c", temperature, "°C"),
-    ("_w", power, "W"), ("_j", energy, "J"), ("_s", duration, "s"),
+    ("_w", power, "W"), ("_j", energy, "J"), ("_s", duration, "s"), ("_deg", angle, "deg"),
 )
 #: Keys whose suffix would mislead: rules of their own.
-_BY_KEY = {"threshold_cem43": (threshold, "CEM43 min"), "fraction_of_lesion": (percent, "%"),
+_BY_KEY = {"threshold_cem43": (threshold, "CEM43 min"), "absorbed_power_w": (absorbed_power, "W"), "fraction_of_lesion": (percent, "%"),
            "fraction_of_nucleus": (percent, "%"), "index": (None, ""),
            "target_coverage_probability": (probability, "")}
 #: Words of headings that are abbreviations.

@@ -154,7 +154,9 @@ def _power_text(step: dict) -> str:
     if step["power_w"] is None:
         return "the titrated power"
     prefix = "up to " if len(step["sonications"]) > 1 else ""
-    return f"{prefix}{fmt.power(step['power_w'])} W" + (" absorbed" if step["power_kind"] == "absorbed" else "")
+    if step["power_kind"] == "absorbed":
+        return f"{prefix}{fmt.absorbed_power(step['power_w'])} W absorbed"
+    return f"{prefix}{fmt.power(step['power_w'])} W"
 
 
 def _peak_text(step: dict) -> str:
