@@ -253,3 +253,23 @@ def test_summary_writes_both_sides_with_the_same_digits_and_the_skull_watts():
     assert "| 1 | right | treatment | 14.0 | 60.0 | 175.3 | 3.10 | 2455 | 60.0 | 91.2 |" in text
     assert "| left | population template | 1.00 | 1024/1024 | 10.0 | 7.10 | 0.089 | 0.500 | ct |" in text
     assert "| right | population template | 1.00 | 1024/1024 | 8.9 | 7.10 | 0.100 | 0.500 | ct |" in text
+
+
+def test_provenance_records_resolved_paths(tmp_path, monkeypatch):
+    """A scan and a protocol named relative to the working folder are recorded absolute (issue 20.9)."""
+    import nibabel as nib
+
+    from fusplan.io import load_scan
+    from fusplan.protocol import load_protocol
+
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((12, 12, 12)).astype(np.float32), np.eye(4)),
+             tmp_path / "head.nii.gz")
+    (tmp_path / "p.json").write_text(json.dumps({"name": "p", "transducer": {"model": "gaussian",
+                                                                           "fwhm_mm": [2, 2, 4]},
+                                                 "sonications": [{"stage": "alignment", "duration_s": 5,
+                                                                  "absorbed_power_w": 0.5}]}))
+    monkeypatch.chdir(tmp_path)
+    result = _Result([_side(None, (0.0, 0.0, 0.0))])
+    result.scan = load_scan("head.nii.gz")
+    assert load_protocol("p.json").source == str(tmp_path.resolve() / "p.json")
+    assert report_module.provenance(result)["scan"]["path"] == str(tmp_path.resolve() / "head.nii.gz")

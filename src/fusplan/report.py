@@ -165,7 +165,8 @@ def provenance(result: SimulationResult) -> dict:
     """How ``result`` was made: scan, atlas, target rule, registration, protocol, version.
 
     The same keys in the phantom (scan, atlas, target rule and registration are
-    then ``None`` and ``sides`` is empty) as on a scan. The registration's run
+    then ``None`` and ``sides`` is empty) as on a scan. File paths are resolved
+    (absolute), so the report names the files whatever folder it was made from. The registration's run
     time is left out so the report of a re-run is byte-identical.
     """
     from . import __version__
@@ -183,7 +184,8 @@ def provenance(result: SimulationResult) -> dict:
                      "spec": result.protocol.to_dict()},
     }
     if scan is not None:
-        doc["scan"] = {"path": None if scan.path is None else str(scan.path), "fingerprint": scan_fingerprint(scan),
+        doc["scan"] = {"path": None if scan.path is None else str(Path(scan.path).resolve()),
+                       "fingerprint": scan_fingerprint(scan),
                        "shape": list(scan.shape), "affine_source": scan.affine_source}
     if targets is not None:
         facts = targets.registration.facts()
@@ -192,7 +194,7 @@ def provenance(result: SimulationResult) -> dict:
                    registration=facts)
     ct = getattr(result, "skull_ct", None)  # stand-in results (tests, plugin) may lack it
     if ct is not None:  # only with a skull model: reports without one keep their bytes
-        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(ct.path)}
+        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(Path(ct.path).resolve())}
     return doc
 
 
