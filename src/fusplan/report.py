@@ -38,7 +38,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .clinical_summary import clinical_sections
+from .clinical_summary import clinical_sections, thermometry_columns
 from .figures import lesion_figure
 from .io import Scan, atomic_output, save_nifti
 from .outputs import clean_stale_writes, record_outputs, staged_result_set
@@ -295,9 +295,11 @@ def summary_markdown(report: dict) -> str:
         sided = any("side" in lesion for lesion in lesions)
         head = (["side"] if sided else []) + [
             "threshold CEM43", "corresponds to", "LR mm", "AP mm", "SI mm", "volume mm^3", "diameter mm",
-            "nuclei (% of lesion, % of nucleus)"
+            "on thermometry: LR x AP x SI mm", "on thermometry: diameter mm", "nuclei (% of lesion, % of nucleus)"
         ]
-        lines += ["## Lesions", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["## Lesions", "", "Sizes on the true field, and on the simulated MR thermometry (voxel and frame "
+                  "averaged; the basis the clinical thresholds were fitted on).", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for lesion in lesions:
             nuclei = ", ".join(
                 f"{name} {100 * n['fraction_of_lesion']:.0f}%, {100 * n['fraction_of_nucleus']:.2g}%"
@@ -311,6 +313,7 @@ def summary_markdown(report: dict) -> str:
                 _num(lesion.get("si_mm"), 2),
                 _num(lesion.get("volume_mm3"), 1),
                 _num(lesion.get("equivalent_diameter_mm"), 2),
+                *thermometry_columns(lesion),
                 nuclei or "-",
             ]
             lines.append("| " + " | ".join(row) + " |")

@@ -16,6 +16,8 @@ import numpy as np
 
 from fusplan.errors import FusplanInputError
 
+from .kinds import HEMISPHERICAL_ARRAY, KINDS, MODELS, TransducerKind
+
 __all__ = [
     "MODELS",
     "Transducer",
@@ -26,7 +28,6 @@ __all__ = [
     "cap_area_mm2",
 ]
 
-MODELS = ("hemispherical_array", "focused_bowl", "gaussian")
 _GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 _SPEC_KEYS = (
     "model",
@@ -129,7 +130,7 @@ class Transducer:
         Default (0, 0): the axis along the superior axis of the planning frame.
     """
 
-    model: str = "hemispherical_array"
+    model: str = HEMISPHERICAL_ARRAY
     frequency_khz: float = 650.0
     elements: int = 1024
     radius_mm: float = 150.0
@@ -162,7 +163,7 @@ class Transducer:
         if not _is_number(self.max_polar_angle_deg) or not 0 < self.max_polar_angle_deg <= 90:
             raise _bad("max_polar_angle_deg", f"must be in (0, 90] (got {self.max_polar_angle_deg!r})")
         cap_per_element = cap_area_mm2(self.radius_mm, self.max_polar_angle_deg) / self.elements
-        if self.model == "hemispherical_array" and self.element_area_mm2 > cap_per_element * (1 + 1e-9):
+        if self.kind.elements and self.element_area_mm2 > cap_per_element * (1 + 1e-9):
             raise _bad(
                 "element_area_mm2",
                 f"{self.element_area_mm2} exceeds the cap area per element ({cap_per_element:.1f} mm^2)",
@@ -180,8 +181,8 @@ class Transducer:
             ):
                 raise _bad("fwhm_mm", f"must be three numbers > 0 [lr, ap, si] (got {fwhm!r})")
             object.__setattr__(self, "fwhm_mm", tuple(float(v) for v in fwhm))
-        if self.model == "gaussian" and self.fwhm_mm is None:
-            raise _bad("fwhm_mm", "is required for model gaussian")
+        if not self.kind.radiates and self.fwhm_mm is None:
+            raise _bad("fwhm_mm", f"is required for model {self.model}")
         if not _is_number(self.skull_transmission) or not 0 < self.skull_transmission <= 1:
             raise _bad("skull_transmission", f"must be in (0, 1] (got {self.skull_transmission!r})")
         if not _is_number(self.phase_aberration_std_rad) or not 0 <= self.phase_aberration_std_rad <= 10:
@@ -195,8 +196,8 @@ class Transducer:
             raise _bad("brain_path_mm", f"must be in [0, 1000] (got {self.brain_path_mm!r})")
         if self.skull is not None and self.skull not in SKULL_SOURCES:
             raise _bad("skull", f"must be one of {', '.join(SKULL_SOURCES)} (got {self.skull!r})")
-        if self.skull in ("population", "ct") and self.model != "hemispherical_array":
-            raise _bad("skull", f"{self.skull} needs model hemispherical_array (got {self.model})")
+        if self.skull in ("population", "ct") and not self.kind.elements:
+            raise _bad("skull", f"{self.skull} needs model {HEMISPHERICAL_ARRAY} (got {self.model})")
         if self.phase_correction not in PHASE_CORRECTIONS:
             raise _bad("phase_correction", f"must be one of {', '.join(PHASE_CORRECTIONS)} (got {self.phase_correction!r})")
         tilt = self.tilt_deg
@@ -209,6 +210,11 @@ class Transducer:
             raise _bad("tilt_deg", f"{list(tilt)} tilts the array axis {total_deg:.1f} deg from superior, more than "
                                    f"{MAX_TILT_DEG:g} deg (the skull cap the array faces)")
         object.__setattr__(self, "tilt_deg", (float(tilt[0]), float(tilt[1])))
+
+    @property
+    def kind(self) -> TransducerKind:
+        """What this ``model`` can do (:data:`fusplan.acoustics.kinds.KINDS`)."""
+        return KINDS[self.model]
 
     @property
     def bowl_aperture_mm(self) -> float:
@@ -295,8 +301,8 @@ def element_layout(
     The array is placed with its geometric focus (the centre of its sphere) at
     ``geometric_focus_mm`` and its apex along ``beam_axis`` (the world vector from the
     focus towards the apex). Element ``i`` of the result is element ``i`` of every
-    per-element array the field functions accept (``element_weights``,
-    ``element_amplitude``, ...), so a skull model can trace one ray per row.
+    per-element array of an :class:`~fusplan.acoustics.ElementDrive`, so a skull model
+    can trace one ray per row.
 
     Parameters
     ----------
@@ -316,12 +322,12 @@ def element_layout(
     """
     frame = _frame(beam_axis)
     radius = transducer.radius_mm
-    if transducer.model == "hemispherical_array":
+    if not transducer.kind.radiates:
+        raise FusplanInputError(f"transducer.model {transducer.model} has no elements")
+    if transducer.kind.elements:
         dirs = _cap_directions(transducer.elements, transducer.max_polar_angle_deg)
-    elif transducer.model == "focused_bowl":
+    else:  # a single bowl: one-wavelength patches
         dirs = _cap_directions(*bowl_patches(transducer))
-    else:
-        raise FusplanInputError("transducer.model gaussian has no elements")
     world = dirs @ frame.T
     return np.asarray(geometric_focus_mm, float) + radius * world, -world
 
