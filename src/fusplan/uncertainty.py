@@ -40,8 +40,10 @@ import numpy as np
 from scipy import ndimage
 
 from .clinical import DEFAULT_BASIS, DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .errors import FusplanInputError
 from .focusmodel import SideModel, crop_grid, run_protocol, side_model
 from .lesion import measure_lesion
+from .protocol.limits import MAX_UNCERTAINTY_SAMPLES
 
 __all__ = ["UNCERTAINTY_TABLE", "UncertaintyBand", "uncertainty_band", "draw_parameters"]
 
@@ -219,8 +221,8 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     progress : callable(fraction, message), optional
     """
     say = progress or (lambda fraction, message="": None)
-    if samples < 2:
-        raise ValueError("samples must be >= 2")
+    if not 2 <= samples <= MAX_UNCERTAINTY_SAMPLES:
+        raise FusplanInputError(f"uncertainty samples must be 2-{MAX_UNCERTAINTY_SAMPLES} (got {samples})")
     if threshold_cem43 is None:
         threshold_cem43 = next(r.level for r in CLINICAL_REGIONS if r.key == DEFAULT_COMPARISON)
     side = calibration.side if side is None and calibration is not None else side
