@@ -19,8 +19,8 @@ PLUGIN = ROOT / "plugins" / "napari_fusplan"
 #: Layer of every module: a module may import only from lower layers.
 LAYERS = {
     "_version": 0, "errors": 0, "progress": 0, "threads": 0, "dose": 0, "grid": 0, "thermometry": 0,
-    "timeline": 0,
-    "vocabulary": 1, "textfile": 1, "tissue": 1, "acpc": 1,
+    "formatting": 0, "thresholds": 0,
+    "vocabulary": 1, "textfile": 1, "tissue": 1, "acpc": 1, "timeline": 1,
     "execution": 2,
     "nifti_check": 2, "outputs": 2, "registration_file": 2,
     "io": 3,
@@ -28,8 +28,8 @@ LAYERS = {
     "template": 5, "protocol": 5, "clinical": 5, "focusmodel": 5,
     "registration": 6,
     "targeting": 7, "samples": 7, "skull": 7,
-    "results": 8, "measured": 8, "teaching": 8, "clinical_summary": 8, "subject": 8,
-    "planner": 9, "qc": 9, "calibration": 9, "uncertainty": 9,
+    "results": 8, "measured": 8, "clinical_summary": 8, "subject": 8,
+    "planner": 9, "qc": 9, "calibration": 9, "uncertainty": 9, "teaching": 9,
     "report": 10, "assessment": 10, "synthetic_thermometry": 10,
     "demo": 11,
     # The front door and the front ends: the package root offers the core's public API; the

@@ -12,10 +12,13 @@ the napari plugin all call :func:`prepare_subject`, which runs, cheapest first:
 5. register the CT to the scan (:func:`register_ct`), reusing a saved CT
    registration when one is given or cached, and apply it.
 
-Reuse has one rule for both registrations: a registration the user *gives* must load
-and belong to these inputs (else :class:`~fusplan.errors.FusplanInputError`); a
-*cached* one is used only when it loads, belongs to these inputs and (atlas
-registrations) was computed with the requested preset; otherwise it is ignored and a
+Reuse follows three rules. A registration the user *gives* must load and belong to
+these inputs (else :class:`~fusplan.errors.FusplanInputError`; a CT registration is
+checked against the CT before the scan is read). A *saved* CT registration found where
+fusplan writes one (``--out``, beside a given registration file) must be intact when it
+exists, and is used when it belongs to this CT and scan. A *cached* registration (batch
+and demo caches) is used only when it loads, belongs to these inputs and (atlas
+registrations) was computed with the requested preset; otherwise it is ignored, and a
 new registration is computed and written back to the cache.
 """
 from __future__ import annotations
@@ -119,7 +122,8 @@ class CtRequest:
     registration : path or None
         A CT registration the user gives: it must load and belong to this CT and scan.
     reuse : sequence of path
-        Saved CT registrations used when one loads and belongs to this CT and scan.
+        Saved CT registrations: each that exists must be intact, and is used when it
+        belongs to this CT and scan.
     cache_dir : path or None
         A folder of CT registrations named by CT and scan; a new registration is
         written there (and one found there is reused).
@@ -129,6 +133,21 @@ class CtRequest:
     registration: str | os.PathLike | None = None
     reuse: Sequence[str | os.PathLike] = field(default_factory=tuple)
     cache_dir: str | os.PathLike | None = None
+
+    def check(self, ct: SkullCT) -> None:
+        """Cheap checks before the scan is read: the given CT registration loads and belongs to
+        ``ct``; every saved one that exists loads.
+
+        Raises
+        ------
+        FusplanInputError
+            One line naming the registration file.
+        """
+        if self.registration is not None:
+            load_ct_registration(self.registration, ct=ct)
+        for path in self.reuse:
+            if Path(path).exists():
+                load_ct_registration(path)
 
 
 def prepare_subject(scan: str | os.PathLike | Scan, request: TargetRequest, ct: CtRequest | None = None,
@@ -157,6 +176,7 @@ def prepare_subject(scan: str | os.PathLike | Scan, request: TargetRequest, ct: 
     skull_ct = None
     if ct is not None:
         skull_ct = ct.ct if isinstance(ct.ct, SkullCT) else load_ct(ct.ct)
+        ct.check(skull_ct)
     scan = scan if isinstance(scan, Scan) else load_scan(scan)
     share = 1.0 if ct is None else TARGETING_SHARE
     found = locate(scan, request, options.with_progress(within(options.progress, 0.0, share)))
@@ -218,34 +238,27 @@ def register_ct(ct: SkullCT, scan: Scan, request: CtRequest,
     Raises
     ------
     FusplanInputError
-        A given registration that does not load or belongs to another CT or scan.
+        A given registration that does not load or belongs to another CT or scan, or a
+        damaged saved one (see :class:`CtRequest`).
     """
     if request.registration is not None:
-        saved = load_ct_registration(request.registration)
-        if not saved.matches(ct, scan):
-            raise FusplanInputError(f"{request.registration}: this CT registration was computed for another CT "
-                                    "or scan")
-        return saved
+        return load_ct_registration(request.registration, ct=ct, scan=scan)
+    for path in request.reuse:
+        if Path(path).exists():
+            saved = load_ct_registration(path)
+            if saved.matches(ct, scan):
+                return saved
     cache = None if request.cache_dir is None else ct_cache_path(request.cache_dir, ct, scan)
-    for path in [*request.reuse, *([cache] if cache is not None else [])]:
-        saved = _cached_ct_registration(Path(path), ct, scan)
-        if saved is not None:
-            return saved
+    if cache is not None and cache.is_file():
+        try:
+            return load_ct_registration(cache, ct=ct, scan=scan)
+        except FusplanInputError:  # damaged or foreign cache: register afresh, as for the atlas
+            pass
     registration = register_ct_to_mr(ct, scan, progress=progress)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         registration.save(cache)
     return registration
-
-
-def _cached_ct_registration(path: Path, ct: SkullCT, scan: Scan) -> CtRegistration | None:
-    if not path.is_file():
-        return None
-    try:
-        saved = load_ct_registration(path)
-    except FusplanInputError:  # damaged or another format: register afresh
-        return None
-    return saved if saved.matches(ct, scan) else None
 
 
 def ct_cache_path(folder: str | os.PathLike, ct: SkullCT, scan: Scan) -> Path:

@@ -25,9 +25,16 @@ class Parser(argparse.ArgumentParser):
 def progress_bar(description: str, enabled: bool = True) -> tuple[Callable[[float, str], None], Callable[[], None]]:
     """A tqdm bar on stderr driven by ``callback(fraction, message)``; returns (callback, close).
 
-    The bar appears at the first report, so a step that fails its cheap checks first
-    prints only its error line; stdout stays clean (``--json`` prints only the document there).
+    stdout stays clean (``--json`` prints only the document there). When stderr is not
+    a terminal (a log file, CI) it writes a few plain lines instead of redrawing a bar
+    (:class:`fusplan.progress.LineProgress`). Nothing is shown before the first report, so
+    a step that fails its cheap checks first prints only its error line.
     """
+    from ..progress import LineProgress, is_terminal
+
+    if enabled and not is_terminal(sys.stderr):
+        lines = LineProgress(description, sys.stderr)
+        return lines, lines.close
     bars = []
 
     def update(fraction: float, message: str = "") -> None:
@@ -116,8 +123,8 @@ def output_dir(text: str) -> Path:
 
 
 def check_out_dir(path: Path | None) -> None:
-    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.io.check_output_dir`)."""
-    from ..io import check_output_dir
+    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.outputs.check_output_dir`)."""
+    from ..outputs import check_output_dir
 
     if path is not None:
         check_output_dir(path)
