@@ -126,6 +126,9 @@ def test_command_mistakes_are_input_errors_listed_together(tmp_path, protocol_fi
     """A sweep key typo, a bad sweep value or an unreadable --protocol stop the batch before any run."""
     with pytest.raises(FusplanInputError, match=r"'peak' is not a known key .*\(with peak=54; peak=56\)$"):
         plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak": [54, 56]})
+    with pytest.raises(FusplanInputError) as info:  # two typos, one in --sweep and one in --set: both named
+        plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak": [54, 56]}, overrides={"treatment.duraton_s": 5})
+    assert "'peak' is not a known key" in str(info.value) and "'treatment.duraton_s' is not a known key" in str(info.value)
     with pytest.raises(FusplanInputError, match="duration_s must be > 0"):
         plan_runs(phantom=True, protocol=protocol_file, sweeps={"treatment.duration_s": [5, 0]})
     with pytest.raises(FusplanInputError, match="protocol file not found"):

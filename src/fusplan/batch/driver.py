@@ -302,7 +302,8 @@ def _simulate_all(engine, out: Path, todo, reuse: bool, workers: int, threads: i
 
 
 class _Progress:
-    """Batch progress: tqdm bars on stderr (one per phase), a ``(fraction, message)`` callback, or nothing.
+    """Batch progress: tqdm bars on stderr (one per phase; plain lines when stderr is not a terminal),
+    a ``(fraction, message)`` callback, or nothing.
 
     The fraction counts registrations and runs alike (a registration takes about
     as long as a few runs; the bar stays monotonic either way).
@@ -316,9 +317,13 @@ class _Progress:
         if self.callback is None and progress:
             from tqdm.auto import tqdm
 
+            from ..progress import LineProgress, is_terminal
+
+            terminal = is_terminal(sys.stderr)  # else a log: a few plain lines, no redrawn bars
             for phase, total, unit in (("register", n_registrations, "scan"), ("simulate", n_runs, "run")):
                 if total:
-                    self.bars[phase] = tqdm(total=total, desc=phase, unit=unit, file=sys.stderr, dynamic_ncols=True)
+                    self.bars[phase] = (tqdm(total=total, desc=phase, unit=unit, file=sys.stderr, dynamic_ncols=True)
+                                        if terminal else LineProgress(phase, sys.stderr, total=total, unit=f"{unit}s"))
         self._report("starting")
 
     def registered(self, n: int) -> None:

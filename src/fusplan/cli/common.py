@@ -33,8 +33,15 @@ class Parser(argparse.ArgumentParser):
 def progress_bar(description: str, enabled: bool = True) -> tuple[Callable[[float, str], None], Callable[[], None]]:
     """A tqdm bar on stderr driven by ``callback(fraction, message)``; returns (callback, close).
 
-    stdout stays clean (``--json`` prints only the document there).
+    stdout stays clean (``--json`` prints only the document there). When stderr is not
+    a terminal (a log file, CI) it writes a few plain lines instead of redrawing a bar
+    (:class:`fusplan.progress.LineProgress`).
     """
+    from ..progress import LineProgress, is_terminal
+
+    if enabled and not is_terminal(sys.stderr):
+        lines = LineProgress(description, sys.stderr)
+        return lines, lines.close
     from tqdm import tqdm
 
     bar = tqdm(total=100, desc=description, file=sys.stderr, unit="%", leave=False, disable=not enabled,
