@@ -12,8 +12,15 @@ For each (after one warm-up run without skull): wall time of ``simulate`` + ``wr
 run without skull, and the energies per sonication (power titrated through the skull x
 duration), with the acoustic energy absorbed in the bone. Compare with the clinical range
 of 3.3-36 kJ per ablative sonication (McDannold 2019) and the 5.7 kJ mean to reach 50 C
-reported for SDR ~0.5 thalamotomies. The population template's SDR is ~1 (averaging fills
-in the diploe), so its energies are those of a dense, favourable skull.
+reported for SDR ~0.5 thalamotomies. Since issue 17 the population skull has a diploe
+restored at the median patient SDR (Tsai 2021), and the report gives the energy band over
+the patients' SDR (p10 / p50 / p90, ``skull.sdr_band``) and the focal FWHM with and without
+the residual phase error (``skull.focal_fwhm``); both are printed here.
+
+Speed (issue 17, item 7): the plan with the skull may take at most 1.5x what it took before
+issue 17. Absolute times move with the machine's load, so the comparison is of the ratio to
+the no-skull run of the same process: :data:`BASELINE_RATIO_TO_NO_SKULL` was measured with
+this benchmark on main at b356197 (4.37 s vs 2.11 s without skull, nothing else running).
 
 Usage::
 
@@ -35,6 +42,10 @@ from fusplan.report import write_report
 from fusplan.targeting import locate_targets
 
 from bench_skull import identity_registration
+
+#: ``ratio_to_no_skull`` of the population skull (phase correction ct) before issue 17
+#: (main at b356197, this benchmark: 4.37 s / 2.11 s).
+BASELINE_RATIO_TO_NO_SKULL = 2.07
 
 
 def run(protocol, scan, targets) -> tuple[dict, float]:
@@ -70,6 +81,8 @@ def main() -> None:
             "skull": {k: doc["skull"][k] for k in ("sdr", "active_elements", "mean_incidence_deg", "mean_thickness_mm",
                                                    "energy_transmission", "energy_absorbed_in_skull")}
             if "skull" in doc else None,
+            "sdr_band": doc.get("skull", {}).get("sdr_band"),
+            "focal_fwhm": doc.get("skull", {}).get("focal_fwhm"),
             "sonications": [{"stage": s["stage"], "peak_c": None, "power_w": round(s["power_w"], 1),
                              "energy_kj": round(s["energy_j"] / 1e3, 2),
                              "skull_absorbed_kj": None if "skull_absorbed_energy_j" not in s
@@ -78,15 +91,24 @@ def main() -> None:
         })
         for entry, sonication in zip(rows[-1]["sonications"], protocol.sonications):
             entry["peak_c"] = sonication.peak_c
+    ratio = rows[1]["ratio_to_no_skull"] / BASELINE_RATIO_TO_NO_SKULL
+    speed = {"ratio_to_no_skull_before_issue_17": BASELINE_RATIO_TO_NO_SKULL,
+             "ratio_to_no_skull_now": rows[1]["ratio_to_no_skull"],
+             "plan_with_skull_now_over_before": round(ratio, 2), "within_1_5": ratio <= 1.5}
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps({"cases": rows, "speed": speed}, indent=2))
         return
     for row in rows:
         print(f"{row['case']}: {row['wall_s']} s (x{row['ratio_to_no_skull']} of no skull); skull {row['skull']}")
         for s in row["sonications"]:
             absorbed = "" if s["skull_absorbed_kj"] is None else f", {s['skull_absorbed_kj']} kJ absorbed in bone"
             print(f"  {s['stage']:<12} {s['peak_c']} C: {s['power_w']} W, {s['energy_kj']} kJ{absorbed}")
+        if row["sdr_band"]:
+            print(f"  SDR band: {json.dumps(row['sdr_band']['percentiles'])}")
+        if row["focal_fwhm"]:
+            print(f"  focal FWHM: {json.dumps(row['focal_fwhm'])}")
     print("clinical: 3.3-36 kJ per ablative sonication (McDannold 2019); 5.7 kJ mean to reach 50 C at SDR ~0.5")
+    print(f"speed: {speed}")
 
 
 if __name__ == "__main__":
