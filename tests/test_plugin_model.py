@@ -66,6 +66,29 @@ def test_any_input_change_drops_the_result(located):
     assert session.found is None and session.result is None
 
 
+def test_the_registration_outlives_target_and_side_edits_but_not_its_own_inputs(located):
+    from dataclasses import replace
+
+    scan, found = located
+    session, form = _session_with_result(located)
+    registration = found.registration
+    for change in ({"target": "CM"}, {"sides": ("left",)}, {"acpc_mm": (11.0, -7.0, 2.0)}):
+        session, _ = _session_with_result(located)
+        edited = replace(form, **change)
+        session.set_form(edited)
+        assert session.found is None and session.result is None, change  # the targets and result go...
+        assert session.reusable_registration(edited) is registration, change  # ...the registration stays
+    for change in ({"scan": "other"}, {"atlas": "najdenovska"}, {"settings": "fast"}, {"registration": "r.npz"}):
+        session, _ = _session_with_result(located)
+        session.set_form(replace(form, **change))
+        assert session.reusable_registration(replace(form, **change)) is None, change
+        session.set_form(form)  # and back: the registration was dropped, it does not come back
+        assert session.reusable_registration(form) is None, change
+    session, _ = _session_with_result(located)
+    session.scans_changed(["something else"])  # the scan layer was closed (a new one may share its name)
+    assert session.reusable_registration(form) is None
+
+
 def test_thermometry_inputs_drop_the_result_and_bad_files_name_the_key(located, tmp_path):
     from fusplan.errors import FusplanInputError
 

@@ -252,4 +252,15 @@ def test_real_locate_on_the_sample(make_napari_viewer, qtbot):
     nuclei = widget.own_layer("nuclei")
     label = nuclei.get_value(np.asarray(widget.own_layer("targets").data[0]), world=True)
     assert nuclei.features.set_index("index").loc[label, "nucleus"] == "CL"
-    assert widget.found.registration.similarity > 0.5
+    registration = widget.found.registration
+    assert registration.similarity > 0.5
+    # another target and side on the same scan: the targets move, the registration is reused
+    widget.plan.target_combo.setCurrentText("CM")
+    widget.plan.side_combo.setCurrentText("both")
+    assert widget.found is None
+    progress = []
+    widget.runner._signals.progressed.connect(lambda fraction, message: progress.append(fraction))
+    run(qtbot, widget, widget.locate)
+    assert [t.name for t in widget.found.targets] == ["CM", "CM"]
+    assert widget.found.registration is registration
+    assert progress and min(progress) >= 0.95, progress  # no registration stage reported

@@ -108,7 +108,7 @@ def test_residual_aberration_broadens_the_focus(plateau_mm):
     model = model_skull(shell(plateau_mm), centres, np.zeros(3), 650e3)
     perfect = replace(model, residual_phase_std_rad=np.zeros(len(centres)))
     near = np.linalg.norm(grid.world_coordinates(), axis=-1) <= 2.0
-    q = {name: heat_source(transducer, grid, np.zeros(3), tissue, **skull_drive(m, normals).field_keywords())
+    q = {name: heat_source(transducer, grid, np.zeros(3), tissue, drive=skull_drive(m, normals).element_drive)
          for name, m in (("perfect", perfect), ("ct", model))}
     peak_ratio = q["ct"].max() / q["perfect"].max()
     focal = {name: v[near].sum() / v.sum() for name, v in q.items()}

@@ -64,6 +64,11 @@ class Provenance:
         return f"{self.protocol_name} {where}"
 
 
+def _registration_key(form: TargetingForm) -> tuple:
+    """The inputs an atlas registration depends on (the target and sides do not count)."""
+    return form.scan, form.atlas, form.settings, form.registration
+
+
 def protocol_key(protocol) -> str:
     """A canonical text of a protocol's mapping (edits of any cell change it)."""
     return json.dumps(protocol.spec, sort_keys=True, default=str)
@@ -79,6 +84,8 @@ class PlanSession:
         self.found = None
         self.skull_ct = None  # the form's CT registered to the scan (None: population skull)
         self._found_form: TargetingForm | None = None
+        self._registration = None  # the atlas registration of the last located scan, kept across target edits
+        self._registration_key: tuple | None = None
         self.result = None
         self.provenance: Provenance | None = None
         self.thermometry: str | None = None
@@ -96,10 +103,17 @@ class PlanSession:
 
     # ------------------------------------------------------------ inputs
     def set_form(self, form: TargetingForm) -> None:
-        """New targeting inputs: targets placed from other inputs (and their result) are dropped."""
+        """New targeting inputs: targets placed from other inputs (and their result) are dropped.
+
+        The atlas registration is kept while the scan, atlas, registration preset and
+        file stay the same (:meth:`reusable_registration`): another target or side
+        does not register again.
+        """
         self.form = form
         if self.found is not None and self._found_form != form:
             self.clear_targets()
+        if self._registration_key is not None and self._registration_key != _registration_key(form):
+            self._registration = self._registration_key = None
 
     def set_protocol(self, protocol) -> None:
         """New (or edited, or invalid: None) protocol: a result of another protocol is dropped."""
@@ -131,8 +145,10 @@ class PlanSession:
         Targets on a scan that left are dropped, and so is a phantom result once a scan
         is open (phantom heat is never drawn over a patient).
         """
-        if self.form.scan is not None and self.form.scan not in names and self.found is not None:
-            self.clear_targets()
+        if self.form.scan is not None and self.form.scan not in names:
+            self._registration = self._registration_key = None
+            if self.found is not None:
+                self.clear_targets()
         if names and self.result is not None and self.provenance.scan is None:
             self.clear_result()
 
@@ -142,6 +158,7 @@ class PlanSession:
         if form != self.form:
             return False
         self.scan, self.found, self._found_form, self.skull_ct = scan, found, form, skull_ct
+        self._registration, self._registration_key = found.registration, _registration_key(form)
         self.clear_result()
         self._emit("targets")
         return True
@@ -161,12 +178,14 @@ class PlanSession:
         self._emit("targets")
 
     def reusable_registration(self, form: TargetingForm):
-        """The registration of the current targets if ``form`` differs only in where the targets go."""
-        if self.found is None or self._found_form is None:
+        """The registration made for the last targets if ``form`` differs only in where the targets go.
+
+        Same scan, atlas, preset and no registration file: the atlas maps onto the scan
+        the same way, so locating another target or side needs no new registration.
+        """
+        if form.registration is not None or self._registration_key != _registration_key(form):
             return None
-        same = (self._found_form.scan, self._found_form.atlas, self._found_form.settings) == \
-            (form.scan, form.atlas, form.settings)
-        return self.found.registration if same and form.registration is None else None
+        return self._registration
 
     # ------------------------------------------------------------ simulation
     def simulate_blocker(self, has_scan: bool) -> str | None:

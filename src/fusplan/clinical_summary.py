@@ -6,7 +6,7 @@ calibration fitted and the 5-95 % band of the lesion a planner decides on.
 """
 from __future__ import annotations
 
-__all__ = ["clinical_sections", "band_text"]
+__all__ = ["clinical_sections", "band_text", "thermometry_columns"]
 
 
 def _f(value, decimals: int = 1) -> str:
@@ -29,14 +29,23 @@ def band_text(uncertainty: dict) -> str:
     return text
 
 
+def thermometry_columns(entry: dict) -> list[str]:
+    """``LR x AP x SI`` and equivalent diameter (mm) of a region's thermometry basis (``-`` without it)."""
+    th = entry.get("thermometry")
+    if not th:
+        return ["-", "-"]
+    return [f"{th['lr_mm']:.1f} x {th['ap_mm']:.1f} x {th['si_mm']:.1f}", f"{th['equivalent_diameter_mm']:.2f}"]
+
+
 def _region_rows(entries: list, level_key: str, unit: str) -> list[str]:
     sided = any("side" in e for e in entries)
-    head = (["side"] if sided else []) + [unit, "corresponds to", "LR mm", "AP mm", "SI mm", "diameter mm"]
+    head = (["side"] if sided else []) + [unit, "corresponds to", "LR mm", "AP mm", "SI mm", "diameter mm",
+                                          "on thermometry: LR x AP x SI mm", "on thermometry: diameter mm"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in entries:
         row = ([e.get("side") or ""] if sided else []) + [
             f"{e[level_key]:g}", e.get("corresponds_to", "-"), _f(e.get("lr_mm"), 2), _f(e.get("ap_mm"), 2),
-            _f(e.get("si_mm"), 2), _f(e.get("equivalent_diameter_mm"), 2)]
+            _f(e.get("si_mm"), 2), _f(e.get("equivalent_diameter_mm"), 2), *thermometry_columns(e)]
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -46,8 +55,10 @@ def clinical_sections(report: dict) -> list[str]:
     lines: list[str] = []
     model = report.get("lesion_model")
     if model:
+        basis = model.get("default_basis")
         lines += [f"Default comparison: {model['corresponds_to']} "
-                  f"({model['default_threshold_cem43']:g} CEM43; {model['source']}).", ""]
+                  f"({model['default_threshold_cem43']:g} CEM43; {model['source']})"
+                  + (f", on the {basis} basis: {model['basis_reason']}" if basis else "") + ".", ""]
     isotherms = report.get("isotherms") or []
     if isotherms:
         lines += ["## Maximum-temperature isotherms", ""] + _region_rows(isotherms, "max_temperature_c", "max C") + [""]

@@ -269,7 +269,7 @@ def dose_after(result, side: str | None, last_index: int) -> np.ndarray:
     protocol = result.protocol
     if last_index >= len(protocol.sonications):
         return np.asarray(side_result.dose_cem43)
-    key = "absorbed_power_w" if protocol.transducer.model == "gaussian" else "power_w"
+    key = "power_w" if protocol.transducer.kind.radiates else "absorbed_power_w"
     fixed = tuple(
         replace(sonication, **{"power_w": None, "absorbed_power_w": None, "peak_c": None, key: float(getattr(record, key))})
         for sonication, record in zip(protocol.sonications[:last_index], side_result.sonications))

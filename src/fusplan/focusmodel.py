@@ -34,14 +34,13 @@ import scipy.fft as sfft
 
 from .bioheat import Pulse, SpectralBioheat, simulate_pulses
 from .grid import Grid
+from .thermometry import DEFAULT_THERMOMETRY, resolve_thermometry
 
 __all__ = ["SideModel", "side_model", "source_sigma_mm", "fwhm_voxels", "broadening_sigma_mm", "gaussian_shift_filter",
            "transform_source", "crop_grid", "run_protocol",
            "DEFAULT_THERMOMETRY"]
 
 SIGMA_PER_FWHM = 1.0 / math.sqrt(8.0 * math.log(2.0))
-#: Clinical PRF thermometry when the protocol has no ``thermometry`` block (physics.md).
-DEFAULT_THERMOMETRY = ((1.1, 1.1, 3.0), 3.5)
 
 
 @dataclass
@@ -66,8 +65,7 @@ class SideModel:
     @property
     def thermometry(self) -> tuple[tuple[float, float, float], float]:
         """Thermometry voxel (mm) and frame (s): the protocol's, else the clinical default."""
-        th = self.protocol.thermometry
-        return DEFAULT_THERMOMETRY if th is None else (tuple(th.voxel_mm), float(th.frame_s))
+        return resolve_thermometry(self.protocol.thermometry)
 
     @property
     def main_source(self) -> Hashable:
@@ -187,7 +185,7 @@ def crop_grid(grid: Grid, centre_ras_mm, half_extent_mm: float) -> tuple[Grid, t
 def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1.0, offset_ras_mm=(0.0, 0.0, 0.0),
                  tissue=None, fixed_powers_w: dict[int, float] | None = None,
                  peak_shift_c: Sequence[float] | None = None, crop_mm: float | None = None,
-                 **solver_options):
+                 displayed: bool = True, **solver_options):
     """Simulate the side's protocol with a changed focus model (and optionally tissue).
 
     Sonications with a fixed power keep it (``fixed_powers_w`` maps 1-based indices to the
@@ -196,7 +194,9 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
     error). ``crop_mm`` runs on a sub-grid of half that extent around the target. A
     ``tissue`` with another ``attenuation_np_m`` scales the heat source by the ratio
     (absorption ``Q = 2 alpha I``; the change of attenuation along the short brain path
-    is neglected). ``solver_options`` go to :func:`fusplan.bioheat.simulate_pulses`
+    is neglected). ``displayed`` also computes what thermometry would show
+    (``history.thermometry_peak_c`` / ``thermometry_dose_cem43``, with the side's
+    thermometry). ``solver_options`` go to :func:`fusplan.bioheat.simulate_pulses`
     (e.g. ``dose_rtol``, ``dose_floor_c``).
 
     Returns
@@ -228,5 +228,6 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
     voxel, frame = model.thermometry
     with_thermometry = model.protocol.thermometry is not None
     history = simulate_pulses(solver, sources, pulses, thermometry_voxel_mm=voxel if with_thermometry else None,
-                              thermometry_frame_s=frame if with_thermometry else None, **solver_options)
+                              thermometry_frame_s=frame if with_thermometry else None,
+                              displayed_thermometry=(voxel, frame) if displayed else None, **solver_options)
     return history, grid

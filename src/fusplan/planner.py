@@ -31,13 +31,15 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .acoustics import heat_source
+from .acoustics import HEMISPHERICAL_ARRAY, heat_source
 from .bioheat import Pulse, SpectralBioheat, simulate_pulses
 from .errors import FusplanInputError
 from .grid import Grid
 from .lesion import measure_lesion
 from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
 from .results import SideResult, SimulationResult, SonicationRecord
+from .thermometry import resolve_thermometry
+from .threads import resolve_threads
 from .skull import BoneAcoustics, SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 
 if TYPE_CHECKING:
@@ -70,7 +72,7 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
     q = np.asarray(
         heat_source(transducer, grid, np.asarray(focus_mm, float), tissue,
                     geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float),
-                    threads=threads, progress=progress, **({} if drive is None else drive.field_keywords())),
+                    threads=threads, progress=progress, drive=None if drive is None else drive.element_drive),
         dtype=float,
     )
     _SOURCE_CACHE[key] = q
@@ -110,11 +112,11 @@ def _resolve_skull(protocol: Protocol, targets: TargetingResult | None, skull_ct
         if skull_ct is not None:
             mode = "ct"
         else:
-            mode = "population" if targets is not None and transducer.model == "hemispherical_array" else "none"
+            mode = "population" if targets is not None and transducer.kind.elements else "none"
     if mode == "none":
         return None
-    if transducer.model != "hemispherical_array":
-        raise FusplanInputError(f"a skull CT needs transducer.model hemispherical_array (got {transducer.model})")
+    if not transducer.kind.elements:
+        raise FusplanInputError(f"a skull CT needs transducer.model {HEMISPHERICAL_ARRAY} (got {transducer.model})")
     if mode == "ct":
         if skull_ct is None:
             raise FusplanInputError("transducer.skull is ct but no CT was given (--ct CT)")
@@ -210,6 +212,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         max_power_w=MAX_CONSOLE_ACOUSTIC_POWER_W,  # titrated power is bounded by the console
         pulse_names=names,
         threads=threads,
+        displayed_thermometry=resolve_thermometry(thermometry),  # lesions on the basis the thresholds were made on
     )
     records = [
         SonicationRecord(
@@ -288,6 +291,7 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     if scan is not None and targets is None:
         raise FusplanInputError("simulate: a scan needs targets; locate them first (fusplan.locate_targets)")
     skull_ct = _resolve_skull(protocol, targets, skull_ct)
+    threads = resolve_threads(threads)
     if targets is None:
         side = _simulate_side(protocol, None, None, say, (0.0, 1.0), threads, skull_ct)
         say(1.0, "done")

@@ -28,24 +28,20 @@ first (:func:`fusplan.outputs.clean_stale_writes`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from .clinical_summary import clinical_sections
-from .errors import FusplanInputError
+from .clinical_summary import clinical_sections, thermometry_columns
 from .figures import lesion_figure
 from .io import Scan, atomic_output, save_nifti
-from .outputs import clean_stale_writes, record_outputs, staging_prefix
+from .outputs import clean_stale_writes, record_outputs, staged_result_set
 from .planner import SimulationResult
 from .registration import scan_fingerprint
 from .targeting import TargetingResult
@@ -120,7 +116,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
     thresholds = [float(t) for t in result.protocol.thresholds_cem43]
     codes = _xform_codes(result.scan)
     written: list[Path] = []
-    with _staged(out_dir, written) as staging:
+    with staged_result_set(out_dir, written) as staging:
         (staging / "report.json").write_text(dumps_json(report), encoding="utf-8")
         (staging / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
         for side, s in result.sides.items():
@@ -299,9 +295,11 @@ def summary_markdown(report: dict) -> str:
         sided = any("side" in lesion for lesion in lesions)
         head = (["side"] if sided else []) + [
             "threshold CEM43", "corresponds to", "LR mm", "AP mm", "SI mm", "volume mm^3", "diameter mm",
-            "nuclei (% of lesion, % of nucleus)"
+            "on thermometry: LR x AP x SI mm", "on thermometry: diameter mm", "nuclei (% of lesion, % of nucleus)"
         ]
-        lines += ["## Lesions", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["## Lesions", "", "Sizes on the true field, and on the simulated MR thermometry (voxel and frame "
+                  "averaged; the basis the clinical thresholds were fitted on).", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for lesion in lesions:
             nuclei = ", ".join(
                 f"{name} {100 * n['fraction_of_lesion']:.0f}%, {100 * n['fraction_of_nucleus']:.2g}%"
@@ -315,6 +313,7 @@ def summary_markdown(report: dict) -> str:
                 _num(lesion.get("si_mm"), 2),
                 _num(lesion.get("volume_mm3"), 1),
                 _num(lesion.get("equivalent_diameter_mm"), 2),
+                *thermometry_columns(lesion),
                 nuclei or "-",
             ]
             lines.append("| " + " | ".join(row) + " |")
@@ -344,24 +343,3 @@ def _title(report: dict, side: str | None) -> str:
 # ------------------------------------------------------------------------------- staging
 
 
-@contextlib.contextmanager
-def _staged(out_dir: str | os.PathLike, written: list[Path]) -> Iterator[Path]:
-    """A hidden directory inside ``out_dir``; on success its files are moved into ``out_dir``.
-
-    The final paths are appended to ``written``. On failure nothing is moved and the
-    staging directory is removed.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FusplanInputError(f"{out_dir}: exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_writes(out_dir)  # what a killed earlier write left
-    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out_dir))
-    try:
-        yield staging
-        for source in sorted(staging.iterdir()):
-            target = out_dir / source.name
-            os.replace(source, target)
-            written.append(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -17,7 +17,7 @@ from . import timeline
 from .bioheat import SpectralBioheat, ThermalHistory
 from .clinical import describe_lesion, report_blocks
 from .grid import Grid
-from .lesion import LesionRecord
+from .lesion import LesionRecord, measure_lesion
 from .protocol import Protocol
 from .skull import SkullCT, SkullModel
 
@@ -91,8 +91,18 @@ class SideResult:
 
     @property
     def lesion_masks(self) -> dict[float, np.ndarray]:
-        """``dose_cem43 >= threshold`` for every reported threshold."""
+        """``dose_cem43 >= threshold`` for every reported threshold (true field)."""
         return {t: self.dose_cem43 >= t for t in self.thresholds_cem43}
+
+    @property
+    def thermometry_dose_cem43(self) -> np.ndarray | None:
+        """CEM43 that the simulated MR thermometry accumulates (:mod:`fusplan.bioheat.displayed`)."""
+        return self.history.thermometry_dose_cem43
+
+    @property
+    def thermometry_peak_c(self) -> np.ndarray | None:
+        """Maximum temperature the simulated MR thermometry shows."""
+        return self.history.thermometry_peak_c
 
     def temperature_at(self, times_s) -> np.ndarray:
         """Temperature (C) on the grid at ``times_s``, shape ``(n_t, *grid.shape)`` (exact)."""
@@ -118,6 +128,7 @@ class SimulationResult:
     targets: TargetingResult | None = None
     assessment: Assessment | None = None
     skull_ct: SkullCT | None = field(default=None, repr=False)
+    _thermometry_lesions: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def first(self) -> SideResult:
@@ -146,6 +157,18 @@ class SimulationResult:
             raise KeyError(f"no simulation for side {side!r} (have {list(self.sides)})")
         return self.sides[side]
 
+    def thermometry_lesions(self, side: str | None = None) -> list[LesionRecord]:
+        """``side``'s lesions measured on its simulated thermometry (``basis="thermometry"``; empty without it)."""
+        s = self._side(side)
+        if s.side not in self._thermometry_lesions:
+            dose = s.thermometry_dose_cem43
+            names = None if self.targets is None else self.targets.label_names
+            volumes = None if self.targets is None else self.targets.nucleus_volumes_mm3
+            self._thermometry_lesions[s.side] = [] if dose is None else [
+                measure_lesion(dose, s.grid, t, s.labels, names, volumes, side=s.side, basis="thermometry")
+                for t in s.thresholds_cem43]
+        return self._thermometry_lesions[s.side]
+
     def temperature_at(self, times_s, side: str | None = None) -> np.ndarray:
         """Temperature (C) on ``side``'s grid at ``times_s``: ``(n_t, *grid.shape)``."""
         return self._side(side).temperature_at(times_s)
@@ -169,7 +192,14 @@ class SimulationResult:
             targets = [{"name": "phantom focus", "ras_mm": [0.0, 0.0, 0.0], "acpc_mm": [0.0, 0.0, 0.0]}]
             landmarks = {}
         sonications = [record.to_dict() for s in self.sides.values() for record in s.sonications]
-        lesions = [describe_lesion(record.to_dict()) for s in self.sides.values() for record in s.lesions]
+        lesions = []
+        for side, s in self.sides.items():
+            displayed = {r.threshold_cem43: r for r in self.thermometry_lesions(side)}
+            for record in s.lesions:
+                entry = record.to_dict()
+                if record.threshold_cem43 in displayed:
+                    entry["thermometry"] = displayed[record.threshold_cem43].sizes()
+                lesions.append(describe_lesion(entry))
         first = self.first
         doc = {
             "fusplan_version": __version__,

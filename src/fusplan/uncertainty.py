@@ -2,7 +2,8 @@
 
 Every uncertain input has a distribution and a source in :data:`UNCERTAINTY_TABLE`.
 :func:`uncertainty_band` draws ``samples`` parameter sets and reports, for the
-comparison region (default 200 CEM43, the day-1 T1 lesion), the 5/50/95 % points of
+comparison region (default 200 CEM43, the day-1 T1 lesion, on the default basis of
+:mod:`fusplan.clinical`: the simulated thermometry), the 5/50/95 % points of
 the equivalent diameter and the LR/AP/SI extents, the probability that the lesion
 covers the target point and, per neighbouring nucleus, the probability of any spill
 and its 95th-percentile volume.
@@ -38,9 +39,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .clinical import DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .clinical import DEFAULT_BASIS, DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .errors import FusplanInputError
 from .focusmodel import SideModel, crop_grid, run_protocol, side_model
 from .lesion import measure_lesion
+from .protocol.limits import MAX_UNCERTAINTY_SAMPLES
 
 __all__ = ["UNCERTAINTY_TABLE", "UncertaintyBand", "uncertainty_band", "draw_parameters"]
 
@@ -119,9 +122,10 @@ def _structural_run(model: SideModel, draw: dict, threshold: float, calibration)
     fixed = None if calibration is None else calibration.given_powers_w
     history, grid = run_protocol(model, efficiency=draw["efficiency"], spread=draw["spread"], tissue=tissue,
                                  fixed_powers_w=fixed, peak_shift_c=draw["peak_shift_c"], crop_mm=_BOX_MM,
-                                 dose_rtol=0.05, dose_floor_c=41.0)
-    size = measure_lesion(history.dose_cem43, grid, threshold).to_dict()
-    return history.dose_cem43.astype(np.float32), grid, size
+                                 dose_rtol=0.05, dose_floor_c=41.0, displayed=DEFAULT_BASIS == "thermometry")
+    dose = history.thermometry_dose_cem43 if DEFAULT_BASIS == "thermometry" else history.dose_cem43
+    size = measure_lesion(dose, grid, threshold).to_dict()
+    return dose.astype(np.float32), grid, size
 
 
 @dataclass
@@ -141,7 +145,7 @@ class UncertaintyBand:
     def lesion_uncertainty(self) -> dict:
         """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md)."""
         return {**self.percentiles, "target_coverage_probability": self.target_coverage_probability,
-                "spill": self.spill}
+                "spill": self.spill, "basis": DEFAULT_BASIS}
 
     def to_dict(self) -> dict:
         out = {"threshold_cem43": self.threshold_cem43, "samples": self.samples,
@@ -186,8 +190,8 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     progress : callable(fraction, message), optional
     """
     say = progress or (lambda fraction, message="": None)
-    if samples < 2:
-        raise ValueError("samples must be >= 2")
+    if not 2 <= samples <= MAX_UNCERTAINTY_SAMPLES:
+        raise FusplanInputError(f"uncertainty samples must be 2-{MAX_UNCERTAINTY_SAMPLES} (got {samples})")
     if threshold_cem43 is None:
         threshold_cem43 = next(r.level for r in CLINICAL_REGIONS if r.key == DEFAULT_COMPARISON)
     side = calibration.side if side is None and calibration is not None else side

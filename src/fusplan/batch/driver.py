@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import FusplanInputError
-from .engines import default_workers, make_engine, threads_per_worker
+from .engines import check_scheduler_address, default_workers, make_engine, threads_per_worker
 from .runs import RunSpec, plan_runs
 from .summary import error_row, sort_rows, summary_row, write_summary
-from ..outputs import clean_stale_writes, lock_output_dir
+from ..outputs import clean_stale_writes, lock_output_dir, remove_if_unused
+from ..protocol.limits import MAX_WORKERS
 from .tasks import REGISTRATION_DIR, RUNS_DIR, one_line, register_scan, registration_cache_path, simulate_runs
 
 SUMMARY_NAME = "summary.csv"
@@ -131,20 +132,29 @@ def run_batch(
     started = time.perf_counter()
     out = Path(out_dir).resolve()  # workers (and Dask workers on a shared file system) get absolute paths
     workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise FusplanInputError(f"--workers must be >= 1 (got {workers})")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise FusplanInputError(f"--workers must be 1-{MAX_WORKERS} (got {workers})")
     if threads is not None and int(threads) < 1:
         raise FusplanInputError(f"--threads must be >= 1 (got {threads})")
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     if out.exists() and not out.is_dir():
         raise FusplanInputError(f"{out}: exists and is not a directory")
     threads = threads_per_worker(workers) if threads is None else int(threads)
     runs = plan_runs(inputs, protocol=protocol, sides=sides, sweeps=sweeps, overrides=overrides,
                      phantom=phantom, atlas=atlas, target=target, ct=ct)
-    with lock_output_dir(out, what="batch"):  # a second batch on the same --out is refused, not interleaved
-        for folder in (out, out / RUNS_DIR, out / REGISTRATION_DIR):
-            clean_stale_writes(folder)  # temporary files of a killed earlier batch
-        rows, n_resumed, registration_s = _run_locked(out, runs, workers, threads, dask, scheduler, reuse, progress)
-        summary_path = write_summary(list(rows.values()), out / SUMMARY_NAME)
+    created = not out.exists()
+    try:
+        with lock_output_dir(out, what="batch"):  # a second batch on the same --out is refused, not interleaved
+            for folder in (out, out / RUNS_DIR, out / REGISTRATION_DIR):
+                clean_stale_writes(folder)  # temporary files of a killed earlier batch
+            rows, n_resumed, registration_s = _run_locked(out, runs, workers, threads, dask, scheduler, reuse,
+                                                          progress)
+            summary_path = write_summary(list(rows.values()), out / SUMMARY_NAME)
+    except BaseException:
+        if created:  # e.g. an unreachable scheduler: leave no folder holding only the lock behind
+            remove_if_unused(out)
+        raise
     ordered = sort_rows(rows.values())
     return BatchResult(out_dir=out, summary_path=summary_path, rows=ordered, n_runs=len(ordered),
                        n_failed=sum(r["status"] == "error" for r in ordered), n_resumed=n_resumed,

@@ -122,9 +122,10 @@ def _registered_ct(ct, scan, out_dir: str | None):
     if out_dir is not None:
         cache = Path(out_dir) / REGISTRATION_DIR / f"ct-{ct_fingerprint(ct)[:16]}-{scan_fingerprint(scan)[:16]}.npz"
         if cache.is_file():
-            saved = load_ct_registration(cache)
-            if saved.matches(ct, scan):
-                return saved.apply(ct)
+            try:
+                return load_ct_registration(cache, ct=ct, scan=scan).apply(ct)
+            except FusplanInputError:  # damaged or foreign cache: register afresh, as for the atlas
+                pass
     registration = register_ct_to_mr(ct, scan)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

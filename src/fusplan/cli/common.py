@@ -106,8 +106,8 @@ def output_dir(text: str) -> Path:
 
 
 def check_out_dir(path: Path | None) -> None:
-    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.io.check_output_dir`)."""
-    from ..io import check_output_dir
+    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.outputs.check_output_dir`)."""
+    from ..outputs import check_output_dir
 
     if path is not None:
         check_output_dir(path)
@@ -173,7 +173,9 @@ def add_ct_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_ct_input(args):
-    """Cheap CT checks before any registration: the ``--ct`` file loads as a head CT in HU.
+    """Cheap CT checks before any registration: the ``--ct`` file loads as a head CT in HU,
+    and a saved CT registration to reuse is an intact CT registration file (of this CT
+    when given with ``--ct-registration``).
 
     Returns the :class:`fusplan.skull.SkullCT` (None without ``--ct``).
     """
@@ -181,26 +183,39 @@ def load_ct_input(args):
         if args.ct_registration is not None:
             raise FusplanInputError("--ct-registration needs --ct")
         return None
-    from ..skull import load_ct
+    from ..skull import load_ct, load_ct_registration
 
-    return load_ct(args.ct)
+    ct = load_ct(args.ct)
+    path = _saved_ct_registration(args)
+    if path is not None:
+        load_ct_registration(path, ct=ct if args.ct_registration is not None else None)
+    return ct
+
+
+def _saved_ct_registration(args) -> Path | None:
+    """``--ct-registration``, else ``--out/ct_registration.npz`` when it exists, else None."""
+    if args.ct_registration is not None:
+        return args.ct_registration
+    if args.out is not None and (args.out / CT_REGISTRATION_NAME).exists():
+        return args.out / CT_REGISTRATION_NAME
+    return None
 
 
 def register_ct(ct, scan, args):
     """The CT made samplable in the scan's world: a saved registration when it matches
-    (``--ct-registration``, else ``--out/ct_registration.npz``), otherwise a new rigid
-    mutual-information registration. Returns ``(registered_ct, registration)``."""
+    (``--ct-registration``, which must match, else ``--out/ct_registration.npz``),
+    otherwise a new rigid mutual-information registration. A damaged or foreign saved
+    file is refused naming it. Returns ``(registered_ct, registration)``."""
     from ..skull import load_ct_registration, register_ct_to_mr
 
-    path = args.ct_registration
-    if path is None and args.out is not None and (args.out / CT_REGISTRATION_NAME).is_file():
-        path = args.out / CT_REGISTRATION_NAME
+    path = _saved_ct_registration(args)
+    if args.ct_registration is not None:
+        saved = load_ct_registration(path, ct=ct, scan=scan)
+        return saved.apply(ct), saved
     if path is not None:
         saved = load_ct_registration(path)
         if saved.matches(ct, scan):
             return saved.apply(ct), saved
-        if args.ct_registration is not None:
-            raise FusplanInputError(f"{path}: this CT registration was computed for another CT or scan")
     update, close = progress_bar("CT registration", enabled=not args.no_progress)
     try:
         registration = register_ct_to_mr(ct, scan, progress=update)

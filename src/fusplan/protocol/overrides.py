@@ -55,8 +55,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Split ``"key=value"`` (command line) into a key and a YAML-parsed value."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise FusplanInputError(f"override {text!r} must look like key=value (e.g. treatment.peak_c=56)")
-    return key.strip(), parse_yaml_value(value, label=f"override {key.strip()}")
+        raise FusplanInputError(f"override {text[:80]!r} must look like key=value (e.g. treatment.peak_c=56)")
+    parsed = parse_yaml_value(value, label=f"override {key.strip()}")
+    _check_plain(parsed, f"override {key.strip()}")
+    return key.strip(), parsed
+
+
+def _check_plain(value: Any, label: str) -> None:
+    """Refuse values a protocol file cannot hold (``!!binary`` bytes, dates, sets)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _check_plain(item, label)
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain(item, label)
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise FusplanInputError(f"{label}: a {type(value).__name__} value is not a number, text or list")
 
 
 

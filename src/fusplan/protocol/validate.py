@@ -24,6 +24,7 @@ from .limits import (
     FOCUS_MARGIN_MM,
     MAX_ABSORBED_POWER_W,
     MAX_COOLING_S,
+    MAX_DISTINCT_FOCI,
     MAX_DURATION_S,
     MAX_FRAME_S,
     MAX_GRID_VOXELS,
@@ -97,8 +98,7 @@ def build_protocol(raw: Any, source: str | None, label: str) -> Protocol:
 
     spacing_mm, extent_mm = _grid(check, raw.get("grid", DEFAULT_GRID))
     baseline_c = float(tissue.baseline_temperature_c)
-    gaussian = transducer.model == "gaussian"
-    sonications = _sonications(check, raw["sonications"], baseline_c, gaussian, extent_mm)
+    sonications = _sonications(check, raw["sonications"], baseline_c, transducer.kind, extent_mm)
     thresholds = _thresholds(check, raw.get("thresholds_cem43", list(DEFAULT_THRESHOLDS_CEM43)))
     thermometry = _thermometry(check, raw.get("thermometry"))
     return Protocol(
@@ -157,7 +157,7 @@ def _grid(check: Checker, grid) -> tuple[float, float]:
     return spacing_mm, extent_mm
 
 
-def _sonications(check: Checker, entries, baseline_c: float, gaussian: bool, extent_mm: float):
+def _sonications(check: Checker, entries, baseline_c: float, kind, extent_mm: float):
     if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, (list, tuple)) or not entries:
         check.fail("sonications", f"must be a non-empty list (got {describe(entries)})")
     expanded = []
@@ -171,10 +171,10 @@ def _sonications(check: Checker, entries, baseline_c: float, gaussian: bool, ext
             problem = "gives none" if not given else f"gives {' and '.join(given)}"
             raise check.error(key, f"must give exactly one of power_w, absorbed_power_w, peak_c ({problem})")
         power_key = given[0]
-        if gaussian and power_key == "power_w":
+        if not kind.radiates and power_key == "power_w":  # a heat-source model has no emitted power
             raise check.error(
                 f"{key}.power_w",
-                "is not allowed with a gaussian transducer: give absorbed_power_w or peak_c",
+                f"is not allowed with a {kind.name} transducer: give absorbed_power_w or peak_c",
             )
         if power_key == "power_w":
             power = check.number(entry[power_key], f"{key}.power_w", gt=0, le=MAX_POWER_W)
@@ -213,6 +213,10 @@ def _sonications(check: Checker, entries, baseline_c: float, gaussian: bool, ext
             )
     if len(expanded) > MAX_SONICATIONS:
         check.fail("sonications", f"expand to {len(expanded)} sonications, more than the {MAX_SONICATIONS} allowed")
+    foci = {(s.offset_mm, s.offset_frame if s.offset_mm is not None else None) for s in expanded}
+    if len(foci) > MAX_DISTINCT_FOCI:
+        check.fail("sonications[].offset_mm", f"give {len(foci)} distinct foci, more than the {MAX_DISTINCT_FOCI} "
+                                               "allowed (each costs one acoustic field and one thermal table)")
     return tuple(expanded)
 
 
