@@ -141,11 +141,42 @@ class UncertaintyBand:
     spill: dict
     calibrated: bool
     sizes: list = field(repr=False, default_factory=list)
+    #: The plan's own (nominal) lesion at this threshold, for the explanation (set by :func:`fusplan.assessment.assess`).
+    nominal_diameter_mm: float | None = None
+
+    def explanation(self) -> str:
+        """What the band is centred on and what its coverage means, with this band's numbers."""
+        d = self.percentiles["equivalent_diameter_mm"]
+        if self.calibrated:
+            centre = ("The band is centred on the calibrated model: heating efficiency, focal spread and spot offset "
+                      "are drawn from the fit's posterior, the other parameters from their published ranges.")
+        else:
+            centre = ("The band is centred on the published ranges of the parameters, not on this plan's nominal "
+                      f"model: the focal spread is drawn from {_SPREAD[0]:g}-{_SPREAD[1]:g} times the simulated focus "
+                      "(simulated CLT foci were 22-40 % too small, Pulkkinen et al. 2014) and the heating efficiency "
+                      f"from 1 +/- {_EFFICIENCY_SD:g}, so the band's lesions are mostly larger than the nominal one.")
+            if self.nominal_diameter_mm is not None:
+                nominal = self.nominal_diameter_mm
+                where = ("below its 5th percentile" if nominal < d["p5"] else
+                         "above its 95th percentile" if nominal > d["p95"] else "inside it")
+                centre += f" The nominal {nominal:.2f} mm lesion lies {where}."
+        if self.calibrated:
+            moved = (f"the targeting error ({_TARGETING_SD_MM:.2f} mm per axis) and the fitted spot offset's "
+                     "remaining uncertainty")
+        else:
+            moved = (f"the targeting error and the focal spot's offset (together "
+                     f"{float(np.hypot(_TARGETING_SD_MM, _SPOT_SD_MM)):.2f} mm per axis, Moser et al. 2013, "
+                     "Pulkkinen et al. 2014)")
+        coverage = (f"Coverage ({self.target_coverage_probability:.2f}) is the probability that the lesion, moved by "
+                    f"{moved}, still contains the planned target point: with a lesion {d['p50']:.1f} mm across, a "
+                    "displacement of about a millimetre often leaves the point outside. It is not the fraction of "
+                    "the target covered.")
+        return f"{centre} {coverage}"
 
     def lesion_uncertainty(self) -> dict:
-        """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md)."""
+        """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md), with its :meth:`explanation`."""
         return {**self.percentiles, "target_coverage_probability": self.target_coverage_probability,
-                "spill": self.spill, "basis": DEFAULT_BASIS}
+                "spill": self.spill, "basis": DEFAULT_BASIS, "explanation": self.explanation()}
 
     def to_dict(self) -> dict:
         out = {"threshold_cem43": self.threshold_cem43, "samples": self.samples,

@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from fusplan.errors import FusplanInputError
+from fusplan.vocabulary import SKULL_SOURCES
 
 from .kinds import HEMISPHERICAL_ARRAY, KINDS, MODELS, TransducerKind
 
@@ -48,8 +49,6 @@ _SPEC_KEYS = (
     "tilt_deg",
     "bone_mapping",
 )
-#: ``transducer.skull`` values: no skull model, the population template, the patient's CT.
-SKULL_SOURCES = ("none", "population", "ct")
 #: ``transducer.phase_correction`` values (with a skull model).
 PHASE_CORRECTIONS = ("ct", "none")
 #: ``transducer.bone_mapping`` values: CT HU -> bone acoustics (sources in :mod:`fusplan.skull.properties`).

@@ -45,8 +45,15 @@ def override_protocol(protocol: Protocol, overrides: Mapping[str, Any]) -> Proto
     >>> override_protocol(p, {"peak_c": 57, "transducer.skull_transmission": 0.3})  # doctest: +SKIP
     """
     spec = protocol.spec
-    for key, value in overrides.items():
-        _apply_override(spec, str(key), value)
+    problems = []
+    for key, value in overrides.items():  # every bad key is named, not only the first
+        try:
+            _apply_override(spec, str(key), value)
+        except FusplanInputError as error:
+            problems.append(str(error))
+    if problems:
+        unknown = [p for p in problems if p.endswith(_UNKNOWN)]
+        raise FusplanInputError("; ".join(problems) + (f" ({_KNOWN_KEYS})" if unknown else ""))
     label = f"{protocol.source or 'protocol'} (with overrides)"
     return build_protocol(spec, source=protocol.source, label=label)
 
@@ -80,6 +87,9 @@ _SECTION_KEYS = {
     "thermometry": ("voxel_mm", "frame_s"),
 }
 _SONICATION_FIELDS = tuple(k for k in SONICATION_KEYS if k != "stage")
+_UNKNOWN = " is not a known key"
+_KNOWN_KEYS = ("use e.g. peak_c, treatment.duration_s, sonications[0].power_w, transducer.skull_transmission, "
+               "tissue.perfusion_ml_min_kg, grid.spacing_mm")
 
 
 def _apply_override(spec: dict, key: str, value: Any) -> None:
@@ -103,10 +113,7 @@ def _apply_override(spec: dict, key: str, value: Any) -> None:
         return
     match = _SELECTOR.match(key)
     if match is None or match.group(3) not in _SONICATION_FIELDS:
-        raise FusplanInputError(
-            f"override {key!r} is not a known key (use e.g. peak_c, treatment.duration_s, sonications[0].power_w, "
-            "transducer.skull_transmission, tissue.perfusion_ml_min_kg, grid.spacing_mm)"
-        )
+        raise FusplanInputError(f"override {key!r}{_UNKNOWN}")
     selector, index, name = match.groups()
     entries = spec.get("sonications")
     if not isinstance(entries, list):
