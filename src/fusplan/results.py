@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol as Interface, Sequence
 
 import numpy as np
 
@@ -25,11 +25,25 @@ from .skull import SkullCT, SkullModel
 from .timeline import FocusCurve, Peak, SonicationRecord, Timeline
 
 if TYPE_CHECKING:
-    from .assessment import Assessment
     from .io import Scan
     from .targeting import Target, TargetingResult
 
-__all__ = ["Region", "SonicationRecord", "SideResult", "SimulationResult", "regions_from_report"]
+__all__ = ["Region", "ReportAddition", "SonicationRecord", "SideResult", "SimulationResult", "regions_from_report"]
+
+
+class ReportAddition(Interface):
+    """What the assessment step gives the result: an interface of this layer, so the result never
+    imports the step above it (:class:`fusplan.assessment.Assessment` is one).
+
+    ``prediction`` is the calibrated prediction (None without a calibration); ``bands``
+    the uncertainty bands, each with ``side``, ``threshold_cem43`` and ``lesion_uncertainty()``.
+    """
+
+    prediction: Any
+    bands: Sequence[Any]
+
+    def update_report(self, doc: dict) -> None:
+        """Add this step's blocks to ``doc`` (in place)."""
 
 
 @dataclass(frozen=True)
@@ -144,15 +158,15 @@ class SideResult:
 class SimulationResult:
     """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`.
 
-    ``assessment`` (set by :func:`fusplan.assessment.assess`) adds the calibration,
-    the calibrated prediction and the uncertainty band to the report.
+    ``assessment`` (set by :func:`fusplan.assessment.assess`, any :class:`ReportAddition`)
+    adds the calibration, the calibrated prediction and the uncertainty band to the report.
     """
 
     protocol: Protocol
     sides: dict[str | None, SideResult]
     scan: Scan | None = None
     targets: TargetingResult | None = None
-    assessment: Assessment | None = None
+    assessment: ReportAddition | None = None
     skull_ct: SkullCT | None = field(default=None, repr=False)
     _thermometry_lesions: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -225,7 +239,7 @@ class SimulationResult:
 
     def to_dict(self) -> dict:
         """The contract's JSON report (plain Python types)."""
-        from . import __version__
+        from ._version import __version__
 
         sided = any(side is not None for side in self.sides)
         if self.targets is not None:
@@ -262,9 +276,12 @@ class SimulationResult:
                 for side, s in self.sides.items()
             }
         if first.skull is not None:
-            doc["skull"] = first.skull.to_dict()
+            def treatment_j(s: SideResult) -> list[float]:
+                return [r.energy_j for r in s.sonications if r.stage == "treatment"]
+
+            doc["skull"] = first.skull.to_dict(treatment_j(first))
             if sided:
-                doc["skull_by_side"] = {side: s.skull.to_dict() for side, s in self.sides.items()}
+                doc["skull_by_side"] = {side: s.skull.to_dict(treatment_j(s)) for side, s in self.sides.items()}
         doc.update(report_blocks(self))
         if self.assessment is not None:
             self.assessment.update_report(doc)

@@ -180,9 +180,12 @@ class DaskEngine:
             if scheduler:
                 self.client = Client(scheduler, timeout="10s")
             else:
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, local_directory=self.scratch)
-                self.client = Client(self.cluster)
+                import dask
+
+                with dask.config.set({"temporary-directory": self.scratch}):  # lock files of the scheduler too
+                    self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, local_directory=self.scratch)
+                    self.client = Client(self.cluster)
         except (OSError, TimeoutError, ValueError, TypeError) as error:  # unreachable, refused, malformed
             shutil.rmtree(self.scratch, ignore_errors=True)
             raise FusplanInputError(f"cannot connect to the Dask scheduler {scheduler!r} ({one_line(error)})") from None

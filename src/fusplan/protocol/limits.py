@@ -5,6 +5,8 @@ rendered in docs/plausible_ranges.md (a test keeps the page in step with it).
 """
 from __future__ import annotations
 
+from ..vocabulary import STAGES
+
 __all__ = [
     "STAGES",
     "OFFSET_FRAMES",
@@ -37,7 +39,6 @@ __all__ = [
     "MAX_WORKERS",
 ]
 
-STAGES = ("alignment", "verification", "treatment")
 OFFSET_FRAMES = ("acpc", "ras")
 POWER_KEYS = ("power_w", "absorbed_power_w", "peak_c")
 SONICATION_KEYS = ("stage", *POWER_KEYS, "duration_s", "cooling_s", "repeat", "offset_mm", "offset_frame")

@@ -31,6 +31,8 @@ MAX_SLICE_BYTES = 64 << 20
 ORIENTATION_TOLERANCE = 1e-3
 SPACING_TOLERANCE = 1e-3
 GAP_TOLERANCE = 0.01
+#: Largest |HU| a rescaled slice may hold (extended-scale CT reaches ~30 000 HU in metal).
+HU_LIMIT = 1e6
 _DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
@@ -216,7 +218,11 @@ def _pixels_hu(folder: Path, s: _Slice) -> np.ndarray:
                                            f"{s.rows} x {s.columns}")
     if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
         raise _slice_error(folder, s.file, f"RescaleSlope {slope:g} / RescaleIntercept {intercept:g} is not usable")
-    return pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    hu = pixels.astype(np.float64) * slope + intercept
+    if np.abs(hu).max() > HU_LIMIT:
+        raise _slice_error(folder, s.file, f"values reach {np.abs(hu).max():.3g} after RescaleSlope {slope:g} and "
+                                           f"RescaleIntercept {intercept:g}: not Hounsfield units")
+    return hu.astype(np.float32)
 
 
 def _first_line(error: BaseException) -> str:
