@@ -36,10 +36,10 @@ def test_pulkkinen_prior_is_the_measured_over_simulated_ratio():
 def test_protocol_key_forms_and_defaults():
     assert load_protocol(_spec()).focus_prior == "auto"
     auto = load_protocol(_spec())
-    assert auto.resolved_focus_prior(skull=True).spread == pytest.approx(SPREAD)
-    assert auto.resolved_focus_prior(skull=False) is None
-    assert load_protocol(_spec(focus_prior="none")).resolved_focus_prior(skull=True) is None
-    named = load_protocol(_spec(focus_prior="pulkkinen2014")).resolved_focus_prior(skull=False)
+    assert auto.resolved_focus_prior(head=True).spread == pytest.approx(SPREAD)
+    assert auto.resolved_focus_prior(head=False) is None
+    assert load_protocol(_spec(focus_prior="none")).resolved_focus_prior(head=True) is None
+    named = load_protocol(_spec(focus_prior="pulkkinen2014")).resolved_focus_prior(head=False)
     assert named.name == "pulkkinen2014"
     given = load_protocol(_spec(focus_prior={"spread": [1.2, 1.3, 1.1], "source": "my site"}))
     assert given.focus_prior == FocusPrior((1.2, 1.3, 1.1), "my site")

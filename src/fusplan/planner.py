@@ -170,7 +170,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     n_foci = len({tuple(np.round(centre_mm + _offset_world(s, frame_axes), 6)) for s in protocol.sonications})
     sources: dict[tuple, np.ndarray] = {}
     physics: dict[tuple, np.ndarray] = {}
-    prior = protocol.resolved_focus_prior(skull is not None)
+    prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
     absorbed_per_w: dict[tuple, float] = {}
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
     pulses = []

@@ -77,7 +77,7 @@ class Protocol:
     thermometry : Thermometry or None
     focus_prior : FocusPrior, "auto" or "none"
         Prior on the focal spread of the uncalibrated plan; ``"auto"`` (default) is
-        Pulkkinen 2014's when a skull is modelled, none otherwise
+        Pulkkinen 2014's on a head (a scan plan with a skull model), none otherwise
         (:meth:`resolved_focus_prior`).
     source : str or None
         The file the protocol was read from.
@@ -106,15 +106,17 @@ class Protocol:
         """The protocol as run: the raw mapping it was built from (as :attr:`spec`)."""
         return self.spec
 
-    def resolved_focus_prior(self, skull: bool) -> FocusPrior | None:
-        """The prior the plan applies: ``"auto"`` is Pulkkinen 2014's with a skull model, none without.
+    def resolved_focus_prior(self, head: bool) -> FocusPrior | None:
+        """The prior the plan applies: ``"auto"`` is Pulkkinen 2014's on a head, none elsewhere.
 
-        The residual it stands for is that of real heads over full-wave simulation; the
-        phantom and the single-factor skull model (``skull: none``) keep the physics focus.
+        ``head``: a plan on a scan with a skull model (population or CT). The residual the
+        prior stands for is that of real heads over full-wave simulation; the phantom (also
+        with a synthetic skull CT, a physics test bench) and the single-factor skull model
+        (``skull: none``) keep the physics focus.
         """
         if isinstance(self.focus_prior, FocusPrior):
             return self.focus_prior
-        if self.focus_prior == "auto" and skull:
+        if self.focus_prior == "auto" and head:
             return named_focus_prior("pulkkinen2014")
         return None
 
