@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fusplan.errors import FusplanInputError
-from fusplan.io import check_output_dir, load_scan
+from fusplan.io import load_scan
+from fusplan.outputs import check_output_dir
 from fusplan.protocol import (BUNDLED_PROTOCOLS, MAX_CONSOLE_ACOUSTIC_POWER_W, MAX_POWER_W, PLAUSIBLE_RANGES,
                               load_protocol)
 from fusplan.registration import Registration, load_registration

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from fusplan.figures import focus_curve
+from fusplan.timeline import Timeline
 from fusplan.io import resample
 
 from ._layers import is_oblique, mark, world_aligned_box
@@ -33,30 +33,30 @@ MOVIE_FRAMES = 90
 LESION_COLOURS = ("#06d6a0", "#ef476f", "#8338ec", "#118ab2")
 
 
-def movie_times(document: dict, side: str | None = None, n_frames: int = MOVIE_FRAMES) -> np.ndarray:
-    """Frame times (s): :func:`fusplan.figures.animation_times` plus every sonication's peak."""
-    from fusplan.figures import animation_times, stage_peaks
+def movie_times(timeline: Timeline, n_frames: int = MOVIE_FRAMES) -> np.ndarray:
+    """Frame times (s): :func:`fusplan.figures.animation_times` plus every stage's peak."""
+    from fusplan.figures import animation_times
 
-    peaks = [peak["time_s"] for peak in stage_peaks(document, side)]
-    return np.unique(np.concatenate([animation_times(document, n_frames, side), peaks]))
+    peaks = [peak.time_s for peak in timeline.stage_peaks()]
+    return np.unique(np.concatenate([animation_times(timeline, n_frames), peaks]))
 
 
 def time_label(document: dict, time_s: float, sides) -> str:
     """Clock, stage and focus temperature at ``time_s`` for every side (the viewer's text overlay)."""
-    from fusplan.figures import focus_curve, stage_at
+    from fusplan import formatting as fmt
 
     parts = []
     for side in sides:
-        time_axis, temperature_c = focus_curve(document, side)
-        focus_c = float(np.interp(time_s, time_axis, temperature_c))
+        timeline = Timeline.from_report(document, side)
+        focus_c = float(np.interp(time_s, timeline.focus.time_s, timeline.focus.temperature_c))
         name = f"{side}: " if side else ""
-        parts.append(f"{name}{stage_at(document, time_s, side)}, focus {focus_c:.1f} °C")
+        parts.append(f"{name}{timeline.stage_at(time_s)}, focus {fmt.temperature(focus_c)} °C")
     return f"t = {time_s:5.1f} s\n" + "\n".join(parts)
 
 
-def temperature_limits(document: dict, baseline_c: float) -> tuple[float, float]:
-    """Colour range (°C): body temperature to the hottest reported sonication peak."""
-    peaks = [s["peak_temperature_c"] for s in document.get("sonications", [])]
+def temperature_limits(result, baseline_c: float) -> tuple[float, float]:
+    """Colour range (°C): body temperature to the hottest sonication peak of any side."""
+    peaks = [record.peak_temperature_c for part in result.sides.values() for record in part.sonications]
     return float(baseline_c), float(max([baseline_c + 1.0, *peaks]))
 
 
@@ -202,7 +202,7 @@ def lesion_timeline(side_result, display: DisplayGrid, times_s: np.ndarray, thre
     return out
 
 
-def side_layers(result, side, document: dict, times: np.ndarray, progress=None) -> dict:
+def side_layers(result, side, times: np.ndarray, progress=None) -> dict:
     """Layer data of one side of a simulation: temperature movie (lazy), dose, lesion over time.
 
     Returns
@@ -217,7 +217,7 @@ def side_layers(result, side, document: dict, times: np.ndarray, progress=None) 
     display = DisplayGrid(part.grid, part.peak_temperature_c)
     thresholds = sorted(part.thresholds_cem43)
     frames = LazyMovie(lambda t: display.show(part.temperature_at([t])[0], cval=baseline_c), times, display.shape)
-    lesion = lesion_timeline(part, display, times, thresholds, focus_curve(document, side), progress,
+    lesion = lesion_timeline(part, display, times, thresholds, (part.focus_time_s, part.focus_temperature_c), progress,
                              lambda index, cropped: frames.store(index, display.show_cropped(cropped, cval=baseline_c)))
     time_axis = np.eye(5)  # frame index, then the display grid's affine
     time_axis[1:, 1:] = display.affine
@@ -231,7 +231,7 @@ def side_layers(result, side, document: dict, times: np.ndarray, progress=None) 
             frames,
             {"name": f"temperature °C{suffix}", "affine": time_axis, "colormap": "inferno",
              "axis_labels": MOVIE_AXIS_LABELS,
-             "contrast_limits": temperature_limits(document, baseline_c), "blending": "additive",
+             "contrast_limits": temperature_limits(result, baseline_c), "blending": "additive",
              "interpolation2d": "nearest", "rendering": "mip",
              "metadata": {"time_s": times.tolist(), "units": "°C", "sampling": sampling}},
             "image",
@@ -259,13 +259,12 @@ def side_layers(result, side, document: dict, times: np.ndarray, progress=None) 
 
 def simulation_layers(result, progress=None) -> list[dict]:
     """:func:`side_layers` for every side of ``result`` (``progress(fraction, message)``)."""
-    document = result.to_dict()
     sides = list(result.sides)
-    times = np.unique(np.concatenate([movie_times(document, side) for side in sides]))  # one time axis
+    times = np.unique(np.concatenate([movie_times(result.timeline(side)) for side in sides]))  # one time axis
     out = []
     for number, side in enumerate(sides):
         def report(fraction, message, number=number, side=side):
             if progress is not None:
                 progress((number + fraction) / len(sides), f"{message} {side}" if side else message)
-        out.append(side_layers(result, side, document, times, report))
+        out.append(side_layers(result, side, times, report))
     return out

@@ -26,10 +26,14 @@ class FocusPlot(QWidget):
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
         from fusplan.figures import focus_figure
+        from fusplan.results import regions_from_report
+        from fusplan.timeline import Timeline
 
         self.clear()
         for side in sides:
-            figure = focus_figure(document, side=side, title=f"{side} side" if side else "phantom",
+            thresholds = [region.threshold_cem43 for region in regions_from_report(document, side)]
+            figure = focus_figure(Timeline.from_report(document, side), thresholds,
+                                  title=f"{side} side" if side else "phantom",
                                   annotate_peaks=False)  # the Results tab lists the peaks; the dock is small
             figure.set_size_inches(8 / max(len(sides), 1) + 2, 3.6)
             canvas = FigureCanvasQTAgg(figure)

@@ -34,6 +34,7 @@ import numpy as np
 
 from .lesion import measure_isotherm, measure_lesion
 from .thermometry import resolve_thermometry
+from .thresholds import ABLATION_CEM43, DAY1_T1_CEM43, DAY1_T2_CEM43, INJURY_CEM43, MEANINGS
 
 __all__ = [
     "ClinicalRegion",
@@ -59,15 +60,12 @@ class ClinicalRegion:
     source: str
 
 
+#: In ascending level within each kind: the order of ``lesions[]`` everywhere (plan and calibrated prediction).
 CLINICAL_REGIONS: tuple[ClinicalRegion, ...] = (
-    ClinicalRegion("cem43_240", "dose", 240.0, "necrotic core (console contour)",
-                   "Sapareto & Dewey 1984; Huang 2018"),
-    ClinicalRegion("cem43_200", "dose", 200.0, "day-1 T1 lesion (Huang 2018)",
-                   "Huang et al. 2018, JMRI, PMC6181766"),
-    ClinicalRegion("cem43_100", "dose", 100.0, "day-1 T2 lesion (Huang 2018)",
-                   "Huang et al. 2018, JMRI, PMC6181766"),
-    ClinicalRegion("cem43_17", "dose", 17.0, "outer edge of reversible damage (console contour)",
-                   "Huang 2018; console practice"),
+    ClinicalRegion("cem43_17", "dose", INJURY_CEM43, MEANINGS[INJURY_CEM43], "Huang 2018; console practice"),
+    ClinicalRegion("cem43_100", "dose", DAY1_T2_CEM43, MEANINGS[DAY1_T2_CEM43], "Huang et al. 2018, JMRI, PMC6181766"),
+    ClinicalRegion("cem43_200", "dose", DAY1_T1_CEM43, MEANINGS[DAY1_T1_CEM43], "Huang et al. 2018, JMRI, PMC6181766"),
+    ClinicalRegion("cem43_240", "dose", ABLATION_CEM43, MEANINGS[ABLATION_CEM43], "Sapareto & Dewey 1984; Huang 2018"),
     ClinicalRegion("max_51c", "isotherm", 51.0, "day-1 T2 lesion (Bond & Elias 2018)",
                    "Bond & Elias 2018, Neurosurg Focus 44:E5"),
     ClinicalRegion("max_54c", "isotherm", 54.0, "54 C maximum-temperature isotherm (Bond & Elias 2018)",
@@ -94,10 +92,7 @@ _BY_KEY = {r.key: r for r in CLINICAL_REGIONS}
 
 def corresponds_to(threshold_cem43: float) -> str | None:
     """What a dose threshold corresponds to clinically (None if it is not in the table)."""
-    for region in CLINICAL_REGIONS:
-        if region.kind == "dose" and region.level == float(threshold_cem43):
-            return region.corresponds_to
-    return None
+    return MEANINGS.get(float(threshold_cem43))
 
 
 @dataclass

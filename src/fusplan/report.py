@@ -28,24 +28,21 @@ first (:func:`fusplan.outputs.clean_stale_writes`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
+from . import formatting as fmt
 from .clinical_summary import clinical_sections, thermometry_columns
-from .errors import FusplanInputError
 from .figures import lesion_figure
 from .io import Scan, atomic_output, save_nifti
-from .outputs import clean_stale_writes, record_outputs, staging_prefix
+from .outputs import clean_stale_writes, record_outputs, staged_result_set
 from .planner import SimulationResult
 from .registration import scan_fingerprint
 from .targeting import TargetingResult
@@ -120,7 +117,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
     thresholds = [float(t) for t in result.protocol.thresholds_cem43]
     codes = _xform_codes(result.scan)
     written: list[Path] = []
-    with _staged(out_dir, written) as staging:
+    with staged_result_set(out_dir, written) as staging:
         (staging / "report.json").write_text(dumps_json(report), encoding="utf-8")
         (staging / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
         for side, s in result.sides.items():
@@ -164,10 +161,11 @@ def provenance(result: SimulationResult) -> dict:
     """How ``result`` was made: scan, atlas, target rule, registration, protocol, version.
 
     The same keys in the phantom (scan, atlas, target rule and registration are
-    then ``None`` and ``sides`` is empty) as on a scan. The registration's run
+    then ``None`` and ``sides`` is empty) as on a scan. File paths are resolved
+    (absolute), so the report names the files whatever folder it was made from. The registration's run
     time is left out so the report of a re-run is byte-identical.
     """
-    from . import __version__
+    from ._version import __version__
 
     scan, targets = result.scan, result.targets
     doc = {
@@ -182,7 +180,8 @@ def provenance(result: SimulationResult) -> dict:
                      "spec": result.protocol.to_dict()},
     }
     if scan is not None:
-        doc["scan"] = {"path": None if scan.path is None else str(scan.path), "fingerprint": scan_fingerprint(scan),
+        doc["scan"] = {"path": None if scan.path is None else str(Path(scan.path).resolve()),
+                       "fingerprint": scan_fingerprint(scan),
                        "shape": list(scan.shape), "affine_source": scan.affine_source}
     if targets is not None:
         facts = targets.registration.facts()
@@ -191,7 +190,7 @@ def provenance(result: SimulationResult) -> dict:
                    registration=facts)
     ct = getattr(result, "skull_ct", None)  # stand-in results (tests, plugin) may lack it
     if ct is not None:  # only with a skull model: reports without one keep their bytes
-        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(ct.path)}
+        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(Path(ct.path).resolve())}
     return doc
 
 
@@ -219,7 +218,7 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
     dict
         ``{"json": path, "labels": path, "figure": path}``.
     """
-    from . import __version__
+    from ._version import __version__
     from .qc import targeting_figure
 
     out = Path(out_dir)
@@ -258,7 +257,7 @@ def summary_text(result: SimulationResult) -> str:
 
 
 def summary_markdown(report: dict) -> str:
-    """Plain-markdown summary of a contract JSON report."""
+    """Plain-markdown summary of a contract JSON report (numbers written by :mod:`fusplan.formatting`)."""
     lines = [f"# fusplan report: {report.get('protocol', '')}", ""]
     if "fusplan_version" in report:
         lines += [f"fusplan {report['fusplan_version']}", ""]
@@ -266,29 +265,32 @@ def summary_markdown(report: dict) -> str:
     if targets:
         lines += ["## Targets", "", "| name | side | RAS mm | AC-PC mm |", "|---|---|---|---|"]
         for t in targets:
-            lines.append(f"| {t.get('name', '')} | {t.get('side') or ''} | {_vec(t.get('ras_mm'))} | {_vec(t.get('acpc_mm'))} |")
+            lines.append(f"| {t.get('name', '')} | {t.get('side') or ''} | {fmt.vector(t.get('ras_mm'))} | "
+                         f"{fmt.vector(t.get('acpc_mm'))} |")
         lines.append("")
     landmarks = report.get("landmarks") or {}
     if landmarks:
-        lines += ["## Landmarks (RAS mm)", ""] + [f"- {name}: {_vec(p)}" for name, p in landmarks.items()] + [""]
+        lines += ["## Landmarks (RAS mm)", ""] + [f"- {name}: {fmt.vector(p)}" for name, p in landmarks.items()] + [""]
     sonications = report.get("sonications") or []
     if sonications:
         thermometry = any("thermometry_peak_c" in s for s in sonications)
+        skull = any("skull_absorbed_power_w" in s for s in sonications)
         sided = any("side" in s for s in sonications)
         head = ["#"] + (["side"] if sided else []) + [
             "stage", "duration s", "cooling s", "power W", "absorbed W", "energy J", "peak C"
-        ] + (["thermometry peak C"] if thermometry else [])
+        ] + (["thermometry peak C"] if thermometry else []) + (["absorbed in skull W"] if skull else [])
         lines += ["## Sonications", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in sonications:
             row = [str(s.get("index", ""))] + ([s.get("side") or ""] if sided else []) + [
                 str(s.get("stage", "")),
-                _num(s.get("duration_s"), 1),
-                _num(s.get("cooling_s"), 1),
-                _sig(s.get("power_w")),
-                _sig(s.get("absorbed_power_w")),
-                _sig(s.get("energy_j")),
-                _num(s.get("peak_temperature_c"), 1),
-            ] + ([_num(s.get("thermometry_peak_c"), 1)] if thermometry else [])
+                fmt.duration(s.get("duration_s")),
+                fmt.duration(s.get("cooling_s")),
+                fmt.power(s.get("power_w")),
+                fmt.absorbed_power(s.get("absorbed_power_w")),
+                fmt.energy(s.get("energy_j")),
+                fmt.temperature(s.get("peak_temperature_c")),
+            ] + ([fmt.temperature(s.get("thermometry_peak_c"))] if thermometry else []) + (
+                [fmt.power(s.get("skull_absorbed_power_w"))] if skull else [])
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     from .skull.outputs import skull_markdown
@@ -306,17 +308,17 @@ def summary_markdown(report: dict) -> str:
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for lesion in lesions:
             nuclei = ", ".join(
-                f"{name} {100 * n['fraction_of_lesion']:.0f}%, {100 * n['fraction_of_nucleus']:.2g}%"
+                f"{name} {fmt.percent(n['fraction_of_lesion'])}%, {fmt.percent(n['fraction_of_nucleus'], 2)}%"
                 for name, n in (lesion.get("nuclei") or {}).items()
             )
             row = ([lesion.get("side") or ""] if sided else []) + [
-                _num(lesion.get("threshold_cem43"), None),
+                fmt.threshold(lesion.get("threshold_cem43")),
                 lesion.get("corresponds_to", "-"),
-                _num(lesion.get("lr_mm"), 2),
-                _num(lesion.get("ap_mm"), 2),
-                _num(lesion.get("si_mm"), 2),
-                _num(lesion.get("volume_mm3"), 1),
-                _num(lesion.get("equivalent_diameter_mm"), 2),
+                fmt.length(lesion.get("lr_mm")),
+                fmt.length(lesion.get("ap_mm")),
+                fmt.length(lesion.get("si_mm")),
+                fmt.volume(lesion.get("volume_mm3")),
+                fmt.length(lesion.get("equivalent_diameter_mm")),
                 *thermometry_columns(lesion),
                 nuclei or "-",
             ]
@@ -326,20 +328,6 @@ def summary_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def _num(value, decimals: int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:g}" if decimals is None else f"{value:.{decimals}f}"
-
-
-def _sig(value, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}g}"
-
-
-def _vec(values) -> str:
-    return "-" if values is None else "(" + ", ".join(f"{v:.1f}" for v in values) + ")"
-
-
 def _title(report: dict, side: str | None) -> str:
     return f"{report.get('protocol', '')}" + (f" ({side})" if side else "")
 
@@ -347,24 +335,3 @@ def _title(report: dict, side: str | None) -> str:
 # ------------------------------------------------------------------------------- staging
 
 
-@contextlib.contextmanager
-def _staged(out_dir: str | os.PathLike, written: list[Path]) -> Iterator[Path]:
-    """A hidden directory inside ``out_dir``; on success its files are moved into ``out_dir``.
-
-    The final paths are appended to ``written``. On failure nothing is moved and the
-    staging directory is removed.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FusplanInputError(f"{out_dir}: exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_writes(out_dir)  # what a killed earlier write left
-    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out_dir))
-    try:
-        yield staging
-        for source in sorted(staging.iterdir()):
-            target = out_dir / source.name
-            os.replace(source, target)
-            written.append(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

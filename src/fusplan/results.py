@@ -3,71 +3,90 @@
 :class:`SimulationResult` keeps the 3D maps on each side's grid (with its world affine)
 and gives the contract's JSON via :meth:`SimulationResult.to_dict`;
 :class:`SideResult` holds one target's maps, records and solver state (for exact
-temperatures at any time, :meth:`SideResult.temperature_at`); :class:`SonicationRecord`
-is one ``sonications`` entry of the report.
+temperatures at any time, :meth:`SideResult.temperature_at`; for its sonications on the
+clock and its focus curve, :attr:`SideResult.timeline`). :class:`SonicationRecord`
+(:mod:`fusplan.timeline`) is one ``sonications`` entry of the report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+import dataclasses
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol as Interface, Sequence
 
 import numpy as np
 
-from . import timeline
-from .bioheat import SpectralBioheat, ThermalHistory
+from . import thresholds
+from .bioheat import SpectralBioheat, ThermalHistory, simulate_pulses
 from .clinical import describe_lesion, report_blocks
 from .focusmodel import SIGMA_PER_FWHM, source_sigma_mm
 from .grid import Grid
 from .lesion import LesionRecord, measure_lesion
 from .protocol import FocusPrior, Protocol
 from .skull import SkullCT, SkullModel
+from .timeline import FocusCurve, Peak, SonicationRecord, Timeline
 
 if TYPE_CHECKING:
-    from .assessment import Assessment
     from .io import Scan
     from .targeting import Target, TargetingResult
 
-__all__ = ["SonicationRecord", "SideResult", "SimulationResult"]
+__all__ = ["Region", "ReportAddition", "SonicationRecord", "SideResult", "SimulationResult", "regions_from_report"]
+
+
+class ReportAddition(Interface):
+    """What the assessment step gives the result: an interface of this layer, so the result never
+    imports the step above it (:class:`fusplan.assessment.Assessment` is one).
+
+    ``prediction`` is the calibrated prediction (None without a calibration); ``bands``
+    the uncertainty bands, each with ``side``, ``threshold_cem43`` and ``lesion_uncertainty()``.
+    """
+
+    prediction: Any
+    bands: Sequence[Any]
+
+    def update_report(self, doc: dict) -> None:
+        """Add this step's blocks to ``doc`` (in place)."""
 
 
 @dataclass(frozen=True)
-class SonicationRecord:
-    """What one sonication did: titrated power, energy and peak temperatures.
+class Region:
+    """One dose region of a side: its measured lesion, what it means clinically, its band when computed.
 
-    ``side`` is None in the phantom; ``thermometry_peak_c`` is None without a
-    thermometry block in the protocol. With a skull model ``power_w`` is the emitted
-    acoustic power titrated through the skull, ``transmitted_power_w`` the part that
-    enters the brain and ``skull_absorbed_power_w`` the part absorbed in the bone
-    (emitted x (1 - transmission - reflection), :attr:`fusplan.skull.SkullModel.energy_absorbed_in_skull`);
-    both None without a skull model.
+    ``lesion`` is measured on the true field, ``thermometry`` (None without it) on the
+    simulated MR thermometry (``basis="thermometry"``). ``meaning`` is
+    :func:`fusplan.thresholds.meaning` (None for a threshold without a clinical
+    counterpart); ``uncertainty`` is the band's percentiles, coverage, spill and
+    explanation (:meth:`fusplan.uncertainty.UncertaintyBand.lesion_uncertainty`) when
+    the band describes this region, else None.
     """
 
-    index: int
-    stage: str
-    power_w: float
-    absorbed_power_w: float
-    duration_s: float
-    cooling_s: float
-    energy_j: float
-    peak_temperature_c: float
-    thermometry_peak_c: float | None = None
-    side: str | None = None
-    transmitted_power_w: float | None = None
-    skull_absorbed_power_w: float | None = None
+    lesion: LesionRecord
+    meaning: str | None = None
+    uncertainty: dict | None = None
+    thermometry: LesionRecord | None = None
 
-    def to_dict(self) -> dict:
-        """Contract ``sonications`` entry (``side``, ``thermometry_peak_c`` and the skull powers only when set)."""
-        doc = {"index": self.index, "stage": self.stage}
-        if self.side is not None:
-            doc["side"] = self.side
-        doc.update(power_w=self.power_w, absorbed_power_w=self.absorbed_power_w, duration_s=self.duration_s,
-                   cooling_s=self.cooling_s, energy_j=self.energy_j, peak_temperature_c=self.peak_temperature_c)
-        if self.thermometry_peak_c is not None:
-            doc["thermometry_peak_c"] = self.thermometry_peak_c
-        if self.skull_absorbed_power_w is not None:
-            doc.update(transmitted_power_w=self.transmitted_power_w, skull_absorbed_power_w=self.skull_absorbed_power_w,
-                       skull_absorbed_energy_j=self.skull_absorbed_power_w * self.duration_s)
-        return doc
+    @property
+    def threshold_cem43(self) -> float:
+        return float(self.lesion.threshold_cem43)
+
+    @property
+    def side(self) -> str | None:
+        return self.lesion.side
+
+
+def regions_from_report(report: dict, side: str | None = None) -> list[Region]:
+    """The :class:`Region` list of ``side`` (every side when None) read back from a JSON report."""
+    fields = {f.name for f in dataclasses.fields(LesionRecord)}
+    regions = []
+    for entry in report.get("lesions", []):
+        if side is not None and entry.get("side") not in (None, side):
+            continue
+        lesion = LesionRecord(**{k: v for k, v in entry.items() if k in fields})
+        displayed = entry.get("thermometry")
+        thermometry = None if not displayed else LesionRecord(
+            lesion.threshold_cem43, side=lesion.side, **{k: v for k, v in displayed.items() if k in fields})
+        regions.append(Region(lesion, thresholds.meaning(lesion.threshold_cem43), entry.get("uncertainty"),
+                              thermometry))
+    return sorted(regions, key=lambda r: (r.side or "", r.threshold_cem43))
 
 
 @dataclass
@@ -139,20 +158,41 @@ class SideResult:
             -self.solver.perfusion * np.clip(times, 0, None))
         return rise + (base + tissue.blood_temperature_c)[:, None, None, None]
 
+    @property
+    def timeline(self) -> Timeline:
+        """The sonications on the clock and the focus curve (windows, peaks, stage at a time)."""
+        return Timeline(tuple(self.sonications), FocusCurve(self.focus_time_s, self.focus_temperature_c), self.side)
+
+    def dose_after(self, index: int) -> np.ndarray:
+        """CEM43 on the grid accumulated by the end of sonication ``index`` (1-based, its cooling included).
+
+        The heat equation is causal and linear: up to then the temperature history is
+        that of the first ``index`` titrated pulses alone. They are integrated again on
+        this side's solver with their titrated powers and heat sources (recovered
+        exactly from the stored spectra), with no acoustics, skull model or titration.
+        """
+        pulses = self.history.pulses
+        if index >= len(pulses):
+            return np.asarray(self.dose_cem43)
+        kept = tuple(replace(pulse, peak_c=None) for pulse in pulses[:index])
+        capacity = self.solver.tissue.heat_capacity_j_m3_k
+        sources = {key: self.solver.field(self.spectra[key]) * capacity for key in {p.source for p in kept}}
+        return np.asarray(simulate_pulses(self.solver, sources, kept).dose_cem43)
+
 
 @dataclass
 class SimulationResult:
     """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`.
 
-    ``assessment`` (set by :func:`fusplan.assessment.assess`) adds the calibration,
-    the calibrated prediction and the uncertainty band to the report.
+    ``assessment`` (set by :func:`fusplan.assessment.assess`, any :class:`ReportAddition`)
+    adds the calibration, the calibrated prediction and the uncertainty band to the report.
     """
 
     protocol: Protocol
     sides: dict[str | None, SideResult]
     scan: Scan | None = None
     targets: TargetingResult | None = None
-    assessment: Assessment | None = None
+    assessment: ReportAddition | None = None
     skull_ct: SkullCT | None = field(default=None, repr=False)
     _thermometry_lesions: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -199,11 +239,29 @@ class SimulationResult:
         """Temperature (C) on ``side``'s grid at ``times_s``: ``(n_t, *grid.shape)``."""
         return self._side(side).temperature_at(times_s)
 
-    def sonication_peaks(self, side: str | None = None) -> list[dict]:
-        """Time and focus temperature of each sonication's hottest moment (:func:`fusplan.timeline.sonication_peaks`)."""
+    def timeline(self, side: str | None = None) -> Timeline:
+        """``side``'s sonications on the clock and focus curve (:attr:`SideResult.timeline`)."""
+        return self._side(side).timeline
+
+    def sonication_peaks(self, side: str | None = None) -> list[Peak]:
+        """Time and focus temperature of each sonication's hottest moment (:meth:`Timeline.sonication_peaks`)."""
+        return self.timeline(side).sonication_peaks()
+
+    def regions(self, side: str | None = None) -> list[Region]:
+        """``side``'s dose regions, in ascending threshold order, with their meaning and band.
+
+        The band is put on the plan's region only without a calibration (with one it
+        describes the calibrated prediction, ``report["prediction"]``).
+        """
         s = self._side(side)
-        windows = timeline.sonication_windows([record.to_dict() for record in s.sonications])
-        return timeline.sonication_peaks(s.focus_time_s, s.focus_temperature_c, windows)
+        bands = {}
+        if self.assessment is not None and self.assessment.prediction is None:
+            bands = {band.threshold_cem43: band for band in self.assessment.bands if band.side == s.side}
+        displayed = {r.threshold_cem43: r for r in self.thermometry_lesions(side)}
+        return [Region(lesion, thresholds.meaning(lesion.threshold_cem43),
+                       bands[lesion.threshold_cem43].lesion_uncertainty() if lesion.threshold_cem43 in bands else None,
+                       displayed.get(lesion.threshold_cem43))
+                for lesion in sorted(s.lesions, key=lambda r: r.threshold_cem43)]
 
     def focus_prior_block(self) -> dict:
         """The report's ``focus_prior`` block: the prior on the focal spread and each side's focal spot."""
@@ -221,7 +279,7 @@ class SimulationResult:
 
     def to_dict(self) -> dict:
         """The contract's JSON report (plain Python types)."""
-        from . import __version__
+        from ._version import __version__
 
         sided = any(side is not None for side in self.sides)
         if self.targets is not None:

@@ -40,8 +40,10 @@ import numpy as np
 from scipy import ndimage
 
 from .clinical import DEFAULT_BASIS, DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .errors import FusplanInputError
 from .focusmodel import SideModel, crop_grid, run_protocol, side_model
 from .lesion import measure_lesion
+from .protocol.limits import MAX_UNCERTAINTY_SAMPLES
 
 __all__ = ["UNCERTAINTY_TABLE", "UncertaintyBand", "uncertainty_band", "draw_parameters"]
 
@@ -148,11 +150,42 @@ class UncertaintyBand:
     spill: dict
     calibrated: bool
     sizes: list = field(repr=False, default_factory=list)
+    #: The plan's own (nominal) lesion at this threshold, for the explanation (set by :func:`fusplan.assessment.assess`).
+    nominal_diameter_mm: float | None = None
+
+    def explanation(self) -> str:
+        """What the band is centred on and what its coverage means, with this band's numbers."""
+        d = self.percentiles["equivalent_diameter_mm"]
+        if self.calibrated:
+            centre = ("The band is centred on the calibrated model: heating efficiency, focal spread and spot offset "
+                      "are drawn from the fit's posterior, the other parameters from their published ranges.")
+        else:
+            centre = ("The band is centred on the published ranges of the parameters, not on this plan's nominal "
+                      f"model: the focal spread is drawn from {_SPREAD[0]:g}-{_SPREAD[1]:g} times the simulated focus "
+                      "(simulated CLT foci were 22-40 % too small, Pulkkinen et al. 2014) and the heating efficiency "
+                      f"from 1 +/- {_EFFICIENCY_SD:g}, so the band's lesions are mostly larger than the nominal one.")
+            if self.nominal_diameter_mm is not None:
+                nominal = self.nominal_diameter_mm
+                where = ("below its 5th percentile" if nominal < d["p5"] else
+                         "above its 95th percentile" if nominal > d["p95"] else "inside it")
+                centre += f" The nominal {nominal:.2f} mm lesion lies {where}."
+        if self.calibrated:
+            moved = (f"the targeting error ({_TARGETING_SD_MM:.2f} mm per axis) and the fitted spot offset's "
+                     "remaining uncertainty")
+        else:
+            moved = (f"the targeting error and the focal spot's offset (together "
+                     f"{float(np.hypot(_TARGETING_SD_MM, _SPOT_SD_MM)):.2f} mm per axis, Moser et al. 2013, "
+                     "Pulkkinen et al. 2014)")
+        coverage = (f"Coverage ({self.target_coverage_probability:.2f}) is the probability that the lesion, moved by "
+                    f"{moved}, still contains the planned target point: with a lesion {d['p50']:.1f} mm across, a "
+                    "displacement of about a millimetre often leaves the point outside. It is not the fraction of "
+                    "the target covered.")
+        return f"{centre} {coverage}"
 
     def lesion_uncertainty(self) -> dict:
-        """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md)."""
+        """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md), with its :meth:`explanation`."""
         return {**self.percentiles, "target_coverage_probability": self.target_coverage_probability,
-                "spill": self.spill, "basis": DEFAULT_BASIS}
+                "spill": self.spill, "basis": DEFAULT_BASIS, "explanation": self.explanation()}
 
     def to_dict(self) -> dict:
         out = {"threshold_cem43": self.threshold_cem43, "samples": self.samples,
@@ -197,8 +230,8 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     progress : callable(fraction, message), optional
     """
     say = progress or (lambda fraction, message="": None)
-    if samples < 2:
-        raise ValueError("samples must be >= 2")
+    if not 2 <= samples <= MAX_UNCERTAINTY_SAMPLES:
+        raise FusplanInputError(f"uncertainty samples must be 2-{MAX_UNCERTAINTY_SAMPLES} (got {samples})")
     if threshold_cem43 is None:
         threshold_cem43 = next(r.level for r in CLINICAL_REGIONS if r.key == DEFAULT_COMPARISON)
     side = calibration.side if side is None and calibration is not None else side

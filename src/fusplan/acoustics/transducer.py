@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from fusplan.errors import FusplanInputError
+from fusplan.vocabulary import SKULL_SOURCES
 
 from .kinds import HEMISPHERICAL_ARRAY, KINDS, MODELS, TransducerKind
 
@@ -47,11 +48,11 @@ _SPEC_KEYS = (
     "phase_correction",
     "tilt_deg",
 )
-#: ``transducer.skull`` values: no skull model, the population template, the patient's CT.
-SKULL_SOURCES = ("none", "population", "ct")
 #: ``transducer.phase_correction`` values (with a skull model).
 PHASE_CORRECTIONS = ("ct", "none")
-#: Largest tilt of the array axis from the subject's superior axis, per component (deg).
+#: Largest tilt of the array axis from the subject's superior axis (deg), per component and in
+#: total (``[45, 45]`` tilts the axis 60 deg: the array would face the temporal bone and the
+#: ear, outside the skull cap a transcranial array is placed over).
 MAX_TILT_DEG = 45.0
 
 
@@ -201,7 +202,12 @@ class Transducer:
         tilt = self.tilt_deg
         if (isinstance(tilt, (str, bytes)) or not hasattr(tilt, "__len__") or len(tilt) != 2
                 or not all(_is_number(v) and abs(v) <= MAX_TILT_DEG for v in tilt)):
-            raise _bad("tilt_deg", f"must be two numbers [lr, ap] within +-{MAX_TILT_DEG:g} deg (got {tilt!r})")
+            raise _bad("tilt_deg", f"must be two numbers [lr, ap] within +-{MAX_TILT_DEG:g} deg (got {_short(tilt)})")
+        lr, ap = (math.radians(float(v)) for v in tilt)
+        total_deg = math.degrees(math.acos(math.cos(lr) * math.cos(ap)))  # beam axis from superior (skull.pose)
+        if total_deg > MAX_TILT_DEG + 1e-9:
+            raise _bad("tilt_deg", f"{list(tilt)} tilts the array axis {total_deg:.1f} deg from superior, more than "
+                                   f"{MAX_TILT_DEG:g} deg (the skull cap the array faces)")
         object.__setattr__(self, "tilt_deg", (float(tilt[0]), float(tilt[1])))
 
     @property
@@ -218,8 +224,19 @@ class Transducer:
 
 
 def _is_number(value) -> bool:
-    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return numeric and math.isfinite(value)
+    """A finite int or float (a 400-digit integer is not: it has no float value)."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 400-digit number stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def cap_area_mm2(radius_mm: float, polar_deg: float) -> float:

@@ -5,6 +5,8 @@ rendered in docs/plausible_ranges.md (a test keeps the page in step with it).
 """
 from __future__ import annotations
 
+from ..vocabulary import STAGES
+
 __all__ = [
     "STAGES",
     "OFFSET_FRAMES",
@@ -34,9 +36,11 @@ __all__ = [
     "DEFAULT_GRID",
     "DEFAULT_THRESHOLDS_CEM43",
     "BUNDLED_PROTOCOLS",
+    "MAX_DISTINCT_FOCI",
+    "MAX_UNCERTAINTY_SAMPLES",
+    "MAX_WORKERS",
 ]
 
-STAGES = ("alignment", "verification", "treatment")
 OFFSET_FRAMES = ("acpc", "ras")
 POWER_KEYS = ("power_w", "absorbed_power_w", "peak_c")
 SONICATION_KEYS = ("stage", *POWER_KEYS, "duration_s", "cooling_s", "repeat", "offset_mm", "offset_frame")
@@ -86,6 +90,20 @@ MAX_GRID_VOXELS = 201**3
 MAX_THRESHOLDS = 10
 MAX_THERMOMETRY_VOXEL_MM = 10.0
 MAX_FRAME_S = 30.0
+#: Distinct foci (target + distinct ``offset_mm`` / ``offset_frame``) of one protocol. Each costs
+#: one acoustic field and one thermal response table (~45 MB and ~3 s at the default grid), so
+#: the thermal solver's 2 GiB budget (fusplan.bioheat.run) holds about 40; 24 leaves room for
+#: finer grids and is checked when the file is read, not after the acoustics. Clinical
+#: thalamotomy protocols steer to a handful of points.
+MAX_DISTINCT_FOCI = 24
+
+#: Bounds of numeric command-line options (docs/contract.md), checked when the command is parsed.
+#: ``--uncertainty N``: 200 samples take ~20 s; percentiles of 2000 samples are within ~2 % of
+#: their limit, so more only costs time (each 8 samples add one protocol run) and memory.
+MAX_UNCERTAINTY_SAMPLES = 2000
+#: ``--workers N`` (plan, simulate, batch): more processes than this is a typing mistake (each
+#: worker holds its own copy of the scan and the heat sources).
+MAX_WORKERS = 256
 
 #: Plausible range (inclusive) of every number a protocol gives, by key path, with its
 #: unit and source; checked after the type and sign checks, before anything is built.

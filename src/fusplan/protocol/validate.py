@@ -26,6 +26,7 @@ from .limits import (
     MAX_FOCUS_SPREAD,
     MAX_ABSORBED_POWER_W,
     MAX_COOLING_S,
+    MAX_DISTINCT_FOCI,
     MAX_DURATION_S,
     MAX_FRAME_S,
     MAX_GRID_VOXELS,
@@ -216,6 +217,10 @@ def _sonications(check: Checker, entries, baseline_c: float, kind, extent_mm: fl
             )
     if len(expanded) > MAX_SONICATIONS:
         check.fail("sonications", f"expand to {len(expanded)} sonications, more than the {MAX_SONICATIONS} allowed")
+    foci = {(s.offset_mm, s.offset_frame if s.offset_mm is not None else None) for s in expanded}
+    if len(foci) > MAX_DISTINCT_FOCI:
+        check.fail("sonications[].offset_mm", f"give {len(foci)} distinct foci, more than the {MAX_DISTINCT_FOCI} "
+                                               "allowed (each costs one acoustic field and one thermal table)")
     return tuple(expanded)
 
 
