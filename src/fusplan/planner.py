@@ -40,7 +40,7 @@ from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
 from .results import SideResult, SimulationResult, SonicationRecord
 from .thermometry import resolve_thermometry
 from .threads import resolve_threads
-from .skull import SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
+from .skull import BoneAcoustics, SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 
 if TYPE_CHECKING:
     from .io import Scan
@@ -142,7 +142,10 @@ class _SkullPath:
         key = tuple(np.round(focus_mm, 6))
         if key not in self.models:
             self.models[key] = model_skull(self.ct, self.centres, focus_mm, self.transducer.frequency_khz * 1e3,
-                                           phase_correction=self.transducer.phase_correction)
+                                           phase_correction=self.transducer.phase_correction,
+                                           bone=BoneAcoustics(mapping=self.transducer.bone_mapping),
+                                           aberration_seed=self.transducer.aberration_seed,
+                                           sdr_band=not self.models)  # the band at the array's natural focus only
         return self.models[key]
 
     def drive(self, focus_mm: np.ndarray):

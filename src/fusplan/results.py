@@ -276,9 +276,12 @@ class SimulationResult:
                 for side, s in self.sides.items()
             }
         if first.skull is not None:
-            doc["skull"] = first.skull.to_dict()
+            def treatment_j(s: SideResult) -> list[float]:
+                return [r.energy_j for r in s.sonications if r.stage == "treatment"]
+
+            doc["skull"] = first.skull.to_dict(treatment_j(first))
             if sided:
-                doc["skull_by_side"] = {side: s.skull.to_dict() for side, s in self.sides.items()}
+                doc["skull_by_side"] = {side: s.skull.to_dict(treatment_j(s)) for side, s in self.sides.items()}
         doc.update(report_blocks(self))
         if self.assessment is not None:
             self.assessment.update_report(doc)
