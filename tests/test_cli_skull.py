@@ -89,6 +89,7 @@ def test_a_ct_registration_of_another_ct_is_refused(inputs, tmp_path, capsys):
     assert code == 2 and "another CT" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_plan_with_a_patient_ct_and_with_the_population_skull(inputs, tmp_path, capsys):
     out = tmp_path / "ct"
     assert plan(inputs, out, "--ct", str(inputs["ct"]), "--ct-registration", str(inputs["ct_registration"])) == 0

@@ -191,6 +191,8 @@ def test_sample_head_plan_with_the_population_skull(sample_head, tmp_path):
     assert {"elements_left.csv", "ct.nii.gz", "skull_left.png"} <= set(files)
     report = json.loads(files["report.json"].read_text())
     assert report["skull"]["source"] == "population template"
+    assert report["skull"]["sdr_band"]["percentiles"] == band
+    assert "Without a CT" in files["summary.md"].read_text() and "p10 (SDR" in files["summary.md"].read_text()
     assert report["provenance"]["skull_ct"]["source"] == "population template"
     rows = list(csv.DictReader(files["elements_left.csv"].open()))
     assert len(rows) == 1024
