@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from front_support import no_registration
+from test_cli_skull import SAMPLE
 
 from fusplan.errors import FusplanInputError
 from fusplan.execution import ExecutionOptions
 from fusplan.registration import Registration
-from fusplan.subject import TargetRequest, ct_registration_beside, locate, preset_settings
+from fusplan.subject import CtRequest, TargetRequest, ct_registration_beside, locate, prepare_subject, preset_settings
 from fusplan.vocabulary import CT_REGISTRATION_FILE, SIDES, parse_sides
+
+#: The CT inputs fixture (``inputs``: a head CT of the sample, its registrations) of the CLI skull tests.
+pytest_plugins = ["test_cli_skull"]
 
 
 @pytest.mark.parametrize("value, sides", [
@@ -76,3 +81,47 @@ def test_a_cache_is_reused_only_for_the_same_scan_atlas_and_preset(tmp_path, ch2
 def test_the_ct_registration_saved_beside_a_registration_file_is_a_candidate(tmp_path):
     assert ct_registration_beside(tmp_path / "out" / "registration.npz") == (tmp_path / "out" / CT_REGISTRATION_FILE,)
     assert ct_registration_beside(None) == ()
+
+
+# ------------------------------------------------------------------ CT registration reuse
+
+
+def test_the_ct_registration_saved_beside_a_registration_is_reused(inputs, monkeypatch):
+    """What the plugin gets: the CT registration written by --out next to the registration it is given."""
+    from fusplan import subject
+
+    monkeypatch.setattr(subject, "register_ct_to_mr", no_registration)
+    ct = CtRequest(inputs["ct"], reuse=ct_registration_beside(inputs["registration"]))
+    prepared = prepare_subject(SAMPLE, TargetRequest(registration=inputs["registration"]), ct)
+    assert np.array_equal(prepared.ct_registration.mr_to_ct_mm, np.eye(4))
+    assert prepared.skull_ct.subject_to_ct is not None
+
+
+@pytest.mark.parametrize("damage, reused_or_refused", [
+    ("foreign", "registers"),  # a saved file of another CT: registered afresh
+    ("truncated", "refused"),  # a damaged saved file: refused naming it, before the scan is read
+])
+def test_a_saved_ct_registration_that_does_not_fit(inputs, tmp_path, monkeypatch, damage, reused_or_refused):
+    from fusplan import subject
+
+    monkeypatch.setattr(subject, "register_ct_to_mr", no_registration)
+    saved = tmp_path / CT_REGISTRATION_FILE
+    source = inputs["cropped_registration"] if damage == "foreign" else inputs["ct_registration"]
+    data = source.read_bytes()
+    saved.write_bytes(data if damage == "foreign" else data[:-40])
+    request = TargetRequest(registration=inputs["registration"])
+    if reused_or_refused == "registers":
+        with pytest.raises(AssertionError, match="registered"):
+            prepare_subject(SAMPLE, request, CtRequest(inputs["ct"], reuse=(saved,)))
+    else:
+        with pytest.raises(FusplanInputError, match=CT_REGISTRATION_FILE):
+            prepare_subject(SAMPLE, request, CtRequest(inputs["ct"], reuse=(saved,)))
+    # a batch cache is tolerant of both: it registers afresh
+    cache = tmp_path / "cache"
+    ct = subject.load_ct(inputs["ct"])
+    scan = subject.load_scan(SAMPLE)
+    path = subject.ct_cache_path(cache, ct, scan)
+    path.parent.mkdir()
+    path.write_bytes(saved.read_bytes())
+    with pytest.raises(AssertionError, match="registered"):
+        prepare_subject(scan, request, CtRequest(ct, cache_dir=cache))

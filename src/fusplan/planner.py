@@ -36,11 +36,12 @@ from .acoustics import HEMISPHERICAL_ARRAY, heat_source
 from .driver import plan_pulses, run_pulses
 from .errors import FusplanInputError
 from .execution import ExecutionOptions, HeatSourceCache, execution_options
+from .focusmodel import transform_source
 from .grid import Grid
 from .lesion import measure_lesion
 from .protocol import Protocol, Sonication
 from .results import SideResult, SimulationResult, SonicationRecord
-from .skull import SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
+from .skull import BoneAcoustics, SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 
 if TYPE_CHECKING:
     from .io import Scan
@@ -121,7 +122,10 @@ class _SkullPath:
         key = tuple(np.round(focus_mm, 6))
         if key not in self.models:
             self.models[key] = model_skull(self.ct, self.centres, focus_mm, self.transducer.frequency_khz * 1e3,
-                                           phase_correction=self.transducer.phase_correction)
+                                           phase_correction=self.transducer.phase_correction,
+                                           bone=BoneAcoustics(mapping=self.transducer.bone_mapping),
+                                           aberration_seed=self.transducer.aberration_seed,
+                                           sdr_band=not self.models)  # the band at the array's natural focus only
         return self.models[key]
 
     def drive(self, focus_mm: np.ndarray):
@@ -149,6 +153,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     keys = [tuple(np.round(focus, 6)) for focus in foci]
     n_foci = len(set(keys))
     sources: dict[tuple, np.ndarray] = {}
+    physics: dict[tuple, np.ndarray] = {}
+    prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
     absorbed_per_w: dict[tuple, float] = {}
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
     for focus, key in zip(foci, keys):
@@ -161,6 +167,9 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
                                                                              skull.drive(focus))
         sources[key] = focus_heat_source(transducer, grid, focus, tissue, centre_mm, beam_axis, threads=options.threads,
                                          drive=drive, cache=options.heat_sources, progress=report)
+        if prior is not None:  # the residual of real heads beyond the physics (Protocol.focus_prior)
+            physics[key] = sources[key]
+            sources[key] = transform_source(physics[key], grid, spread=prior.spread)
         absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
     pulses = plan_pulses(protocol, keys, absorbed_per_w)
     thermometry = protocol.thermometry
@@ -191,7 +200,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     return SideResult(side, target, grid, history.peak_temperature_c, history.dose_cem43, records,
                       history.focus_time_s, history.focus_temperature_c, lesions,
                       tuple(protocol.thresholds_cem43), history, history.solver, history.spectra, labels,
-                      skull=None if skull is None else skull.model(centre_mm))
+                      skull=None if skull is None else skull.model(centre_mm),
+                      focus_prior=prior, physics_sources=physics if prior is not None else None)
 
 
 def _skull_powers(model: SkullModel, power_w: float) -> dict:
