@@ -132,3 +132,13 @@ def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, mon
     assert report["protocol"] == "quick staged gaussian"
     assert "simulating" in captured.err and "targeting" in captured.err
     assert (plan_out / "registration.npz").is_file() and (plan_out / "report.json").is_file()
+
+
+def test_the_command_line_and_the_vocabulary_import_no_numerical_module():
+    """``fusplan --help`` stays quick: the parser and the shared words need no numpy, scipy or nibabel."""
+    code = ("import sys, fusplan.cli, fusplan.vocabulary; fusplan.cli.build_parser(); "
+            "print([m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'nibabel')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
