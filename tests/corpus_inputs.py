@@ -594,6 +594,8 @@ OPTION_CASES = [
          "transducer.tilt_deg"),
     Case("options", "thermometry 5 mm voxels, 10 s frames: coarser than the focus",
          _protocol_text("coarse.yaml", COARSE_THERMOMETRY), _simulate_file, "coarser than the focus"),
+    Case("options", "absorbed_power_w 20 W: a 1000 C focus", _protocol_text("hot.yaml", THERMOMETRY_PROTOCOL.replace(
+        "absorbed_power_w: 0.5", "absorbed_power_w: 20")), _simulate_file, "tissue boils"),
     Case("options", "36 distinct foci", _protocol_text("foci.yaml", THERMOMETRY_PROTOCOL + _FOCI), _simulate_file,
          "offset_mm"),
     Case("options", "batch --set peak_c=!!binary", _protocol_text("bin.yaml", THERMOMETRY_PROTOCOL),
