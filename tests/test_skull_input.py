@@ -81,6 +81,7 @@ def test_crop_without_the_skull_cap_the_beams_cross_is_refused():
         model_skull(cropped, elements, np.zeros(3), 650e3)
 
 
+@pytest.mark.slow
 def test_ct_to_mr_rigid_registration_recovers_a_known_pose(tmp_path):
     """MI registration of the CT template to a T1-like rendering of itself moved by 8 deg / 6 mm."""
     image = nib.load(CT_TEMPLATE_FOLDER / "template_with_skull_2mm.nii.gz")

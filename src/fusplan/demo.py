@@ -30,11 +30,11 @@ import numpy as np
 from .errors import FusplanInputError
 from .io import atomic_output
 from .progress import ProgressCallback, within
-from .targeting import SIDES
 from .teaching import demo_markdown
+from .vocabulary import DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE, REGISTRATION_FILE, SIDES
 
 #: Side planned by the demo (CLT is bilateral; one side keeps the demo short).
-DEMO_SIDE = "left"
+DEMO_SIDE = DEFAULT_SIDE
 #: Half the side of the field of view of the stage figure and of the animation, mm.
 STAGES_HALF_WIDTH_MM = 6.0
 ANIMATION_HALF_WIDTH_MM = 12.0
@@ -42,8 +42,6 @@ ANIMATION_HALF_WIDTH_MM = 12.0
 ANIMATION_FRAMES = 90
 #: Samples of the demo's uncertainty band (100: 12 protocol runs, a few seconds on 2 cores).
 DEMO_UNCERTAINTY_SAMPLES = 100
-#: Registration cached in the output folder, so running the demo again is quick.
-REGISTRATION_NAME = "registration.npz"
 #: Share of the progress bar of each step: targeting, simulation, uncertainty, figures.
 _SPANS = {"targeting": (0.0, 0.45), "simulation": (0.45, 0.65), "uncertainty": (0.65, 0.75),
           "figures": (0.75, 1.0)}
@@ -59,7 +57,7 @@ def run_demo(
     side: str = DEMO_SIDE,
     animation_frames: int = ANIMATION_FRAMES,
     registration=None,
-    registration_settings: str = "standard",
+    registration_settings: str = DEFAULT_REGISTRATION_PRESET,
     uncertainty_samples: int = DEMO_UNCERTAINTY_SAMPLES,
 ) -> dict[str, Path]:
     """Plan the staged procedure on a scan and write the teaching figures and notes.
@@ -115,7 +113,7 @@ def run_demo(
     if registration is not None and not hasattr(registration, "save"):
         registration = load_registration(registration)
     scan = load_scan(scan_path if scan_path is not None else sample_scan_path("ch2"))
-    cache = out / (REGISTRATION_NAME if registration_settings == "standard"
+    cache = out / (REGISTRATION_FILE if registration_settings == DEFAULT_REGISTRATION_PRESET
                    else f"registration-{registration_settings}.npz")
     tick = time.perf_counter()
     found = locate_demo_target(scan, side, cache, registration_settings, _within(report_progress, "targeting"),
@@ -157,30 +155,16 @@ def _within(progress: ProgressCallback, step: str) -> ProgressCallback:
 
 def locate_demo_target(scan, side: str, cache: Path, settings: str, progress: ProgressCallback,
                        registration=None):
-    """Locate CLp on ``side``, reusing ``registration`` or the one cached at ``cache`` when it fits the scan.
+    """Locate CLp on ``side`` (:func:`fusplan.subject.locate`), reusing ``registration`` or the one
+    cached at ``cache`` when it fits the scan; a fresh registration is saved to ``cache`` (atomically)."""
+    from .execution import ExecutionOptions
+    from .subject import TargetRequest, locate
 
-    A fresh registration is saved to ``cache`` (atomically).
-    """
-    from .registration import load_registration
-    from .targeting import locate_targets
-
-    source = "given"
-    if registration is None and cache.is_file():
-        try:
-            registration, source = load_registration(cache), "cached"
-        except FusplanInputError:
-            registration = None
-        if registration is not None and not registration.matches(scan):
-            registration = None
-    if registration is None:
-        progress(0.0, f"registering the atlas to {scan.path.name if scan.path else 'the scan'}")
-    else:
-        progress(0.0, f"reusing the {source} registration" + (f" in {cache}" if source == "cached" else ""))
-    found = locate_targets(scan, atlas="morel", sides=(side,), target="CLp", registration=registration,
-                           settings=settings, progress=progress)
-    if registration is None:
-        found.registration.save(cache)
-    return found
+    if registration is not None:
+        progress(0.0, "reusing the given registration")
+    request = TargetRequest(sides=(side,), registration=registration,
+                            registration_cache=cache if registration is None else None)
+    return locate(scan, request, ExecutionOptions(progress=progress, registration_preset=settings))
 
 
 def write_teaching_figures(

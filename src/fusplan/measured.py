@@ -37,8 +37,8 @@ import numpy as np
 from .errors import FusplanInputError
 from .protocol.checker import Checker
 from .protocol.limits import MAX_FRAME_S
-from .targeting import SIDES
 from .textfile import display_path, read_structured_file
+from .vocabulary import SIDES
 
 __all__ = ["ThermometrySeries", "MeasuredSonication", "Measurements", "load_measurements", "load_series"]
 

@@ -165,7 +165,7 @@ def provenance(result: SimulationResult) -> dict:
     (absolute), so the report names the files whatever folder it was made from. The registration's run
     time is left out so the report of a re-run is byte-identical.
     """
-    from . import __version__
+    from ._version import __version__
 
     scan, targets = result.scan, result.targets
     doc = {
@@ -219,7 +219,7 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
     dict
         ``{"json": path, "labels": path, "figure": path}``.
     """
-    from . import __version__
+    from ._version import __version__
     from .qc import targeting_figure
 
     out = Path(out_dir)

@@ -202,7 +202,7 @@ def demo_markdown(result: SimulationResult, side: str | None, snapshots: Sequenc
         ``targeting_s``, ``simulation_s``, ``uncertainty_s``, ``figures_s``, ``total_s``
         (missing ones read 0).
     """
-    from . import __version__
+    from ._version import __version__
 
     timeline = result.timeline(side)
     regions = result.regions(side)

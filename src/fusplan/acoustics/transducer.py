@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from fusplan.errors import FusplanInputError
+from fusplan.vocabulary import SKULL_SOURCES
 
 from .kinds import HEMISPHERICAL_ARRAY, KINDS, MODELS, TransducerKind
 
@@ -46,11 +47,12 @@ _SPEC_KEYS = (
     "skull",
     "phase_correction",
     "tilt_deg",
+    "bone_mapping",
 )
-#: ``transducer.skull`` values: no skull model, the population template, the patient's CT.
-SKULL_SOURCES = ("none", "population", "ct")
 #: ``transducer.phase_correction`` values (with a skull model).
 PHASE_CORRECTIONS = ("ct", "none")
+#: ``transducer.bone_mapping`` values: CT HU -> bone acoustics (sources in :mod:`fusplan.skull.properties`).
+BONE_MAPPINGS = ("mcdannold2019", "webb2018", "aubry2003")
 #: Largest tilt of the array axis from the subject's superior axis (deg), per component and in
 #: total (``[45, 45]`` tilts the axis 60 deg: the array would face the temporal bone and the
 #: ear, outside the skull cap a transcranial array is placed over).
@@ -128,6 +130,11 @@ class Transducer:
         Tilt of the array axis from the subject's superior axis (deg): ``lr`` towards +R,
         then ``ap`` towards +A (:func:`fusplan.skull.tilted_axis`), each within +-45.
         Default (0, 0): the axis along the superior axis of the planning frame.
+    bone_mapping : {"mcdannold2019", "webb2018", "aubry2003"}
+        With a skull model: the CT HU -> density, speed and attenuation mapping.
+        ``mcdannold2019`` (default): McDannold et al. 2019's clinically fitted mapping;
+        ``webb2018``: Webb et al. 2018/2021; ``aubry2003``: the porosity mapping with one
+        attenuation (fusplan's before issue 17). Sources: :mod:`fusplan.skull.properties`.
     """
 
     model: str = HEMISPHERICAL_ARRAY
@@ -146,6 +153,7 @@ class Transducer:
     skull: str | None = None
     phase_correction: str = "ct"
     tilt_deg: tuple[float, float] = (0.0, 0.0)
+    bone_mapping: str = "mcdannold2019"
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -200,6 +208,8 @@ class Transducer:
             raise _bad("skull", f"{self.skull} needs model {HEMISPHERICAL_ARRAY} (got {self.model})")
         if self.phase_correction not in PHASE_CORRECTIONS:
             raise _bad("phase_correction", f"must be one of {', '.join(PHASE_CORRECTIONS)} (got {self.phase_correction!r})")
+        if self.bone_mapping not in BONE_MAPPINGS:
+            raise _bad("bone_mapping", f"must be one of {', '.join(BONE_MAPPINGS)} (got {self.bone_mapping!r})")
         tilt = self.tilt_deg
         if (isinstance(tilt, (str, bytes)) or not hasattr(tilt, "__len__") or len(tilt) != 2
                 or not all(_is_number(v) and abs(v) <= MAX_TILT_DEG for v in tilt)):

@@ -7,7 +7,8 @@ The planner passes :attr:`SkullDrive.element_drive` (an
   ``sqrt(N / N_active)`` so the field stays *per watt emitted* with the power shared
   equally by the active elements (inactive elements do not fire, as on the console);
 - ``phase_rad``: minus the phase error left at the focus (``phase_correction: ct``:
-  a seeded draw of the CT model's residual error; ``none``: the skull's full delay);
+  a seeded draw of the CT model's residual error, correlated between elements through the
+  bone they share (:mod:`.aberration`); ``none``: the skull's full delay);
 - ``positions_mm``: the apparent (virtual) sources of the refracted rays, so the
   field near the focus carries the refraction; the focusing phases of the field are
   computed from these positions;
@@ -48,7 +49,7 @@ class SkullDrive:
                                   positions_mm=self.positions_mm, normals=self.normals)
 
 
-def skull_drive(model: SkullModel, element_normals: np.ndarray, seed: int = 0) -> SkullDrive:
+def skull_drive(model: SkullModel, element_normals: np.ndarray, seed: int | None = None) -> SkullDrive:
     """The heat-source drive of ``model`` (see the module docstring).
 
     Parameters
@@ -56,8 +57,8 @@ def skull_drive(model: SkullModel, element_normals: np.ndarray, seed: int = 0) -
     model : SkullModel
     element_normals : (N, 3) ndarray
         The array's element normals (:func:`fusplan.acoustics.element_layout`).
-    seed : int
-        Seed of the residual phase-error draw (the transducer's ``aberration_seed``).
+    seed : int, optional
+        Seed of the residual phase-error draw (default: the model's ``aberration_seed``).
 
     Raises
     ------

@@ -107,6 +107,14 @@ def skull_markdown(report: dict) -> list[str]:
                      f"{b['phase_correction']} |")
         warnings += [w for w in b.get("warnings", []) if w not in warnings]
     lines.append("")
+    for side, b in blocks.items():
+        band = b.get("sdr_band")
+        if band:
+            rows = band["percentiles"]
+            energies = ", ".join(f"{p} (SDR {r['sdr']:.2f}): {r['treatment_energy_kj'][0]}-{r['treatment_energy_kj'][1]} kJ"
+                                 for p, r in rows.items() if "treatment_energy_kj" in r)
+            lines += [f"Without a CT{f' ({side})' if side else ''}, treatment energies over the patients' SDR "
+                      f"({band['distribution']}): {energies}. {band['caveat']}.", ""]
     if warnings:
         lines += [f"- warning: {w}" for w in warnings] + [""]
     return lines
