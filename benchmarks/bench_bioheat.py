@@ -45,7 +45,7 @@ def main() -> dict:
     args = parser.parse_args()
     threads = resolve_threads(args.threads)
 
-    protocol = load_protocol(default_protocol_path("clt"))
+    protocol = load_protocol(default_protocol_path("clt_single"))
     grid = Grid.centred((0, 0, 0), protocol.extent_mm, protocol.spacing_mm)
     t0 = time.perf_counter()
     source = _heat_source(protocol.transducer, grid, np.zeros(3), protocol.tissue, np.zeros(3), grid.axes[:, 2], threads)

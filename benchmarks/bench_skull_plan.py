@@ -1,6 +1,6 @@
 """The whole plan with and without the skull on the sample head (issue 11, items 6 and 10).
 
-Runs the bundled CLT protocol (unchanged: 0.5 mm grid, 40 mm box, 7 sonications) on the
+Runs the bundled single-point CLT protocol (`clt_single`: 0.5 mm grid, 40 mm box, 7 sonications) on the
 sample head (Colin27, ch2; the atlas registration is the identity, ch2 being in MNI space,
 so both runs share the same targets and the timing compares only what the skull adds):
 
@@ -65,7 +65,7 @@ def main() -> None:
     scan = load_scan(sample_scan_path("ch2"))
     registration = identity_registration()
     targets = locate_targets(scan, atlas="morel", sides=("left",), registration=registration)
-    clt = load_protocol(default_protocol_path("clt"))
+    clt = load_protocol(default_protocol_path("clt_single"))
     cases = {
         "no skull (skull_transmission 0.2)": override_protocol(clt, {"transducer.skull": "none"}),
         "population skull, phase correction ct": clt,

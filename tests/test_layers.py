@@ -26,7 +26,7 @@ LAYERS = {
     "io": 3,
     "atlas": 4, "acoustics": 4, "bioheat": 4, "figures": 4, "lesion": 4,
     "template": 5, "protocol": 5, "clinical": 5, "focusmodel": 5,
-    "registration": 6,
+    "registration": 6, "spot": 6,
     "targeting": 7, "samples": 7, "skull": 7,
     "results": 8, "measured": 8, "clinical_summary": 8, "subject": 8,
     "planner": 9, "qc": 9, "calibration": 9, "uncertainty": 9, "teaching": 9,

@@ -32,7 +32,7 @@ def test_contract_json(phantom):
     result, _ = phantom
     doc = json.loads(json.dumps(result.to_dict()))
     assert set(doc) == {"fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions",
-                        "isotherms", "lesion_model"}
+                        "isotherms", "lesion_model", "focus_prior"}
     assert doc["protocol"] == "test gaussian"
     keys = {"index", "stage", "power_w", "absorbed_power_w", "duration_s", "cooling_s", "energy_j", "peak_temperature_c"}
     for entry in doc["sonications"]:

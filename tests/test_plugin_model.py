@@ -197,6 +197,9 @@ def test_lesion_follows_time(phantom):
 
     colours = movie["layers"]["lesion"][1]["colormap"]
     assert TARGET_COLOUR not in (colours[1], colours[2]) and colours[1] != colours[2]  # 17, 240, ring: distinct
+    from fusplan.thresholds import threshold_styles
+
+    assert [colours[1], colours[2]] == [s.colour for s in threshold_styles(phantom.first.thresholds_cem43)]
 
 
 def _document(focus_dose_after_verification: float) -> dict:

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from fusplan.thresholds import threshold_styles
 from fusplan.timeline import Timeline
 from fusplan.io import resample
 
@@ -28,10 +29,6 @@ MOVIE_AXIS_LABELS = ("frame", *AXIS_LABELS)
 
 #: Frames of the temperature movie, as `fusplan demo`'s animation (plus one at every sonication's peak).
 MOVIE_FRAMES = 90
-
-#: Lesion region colours by threshold rank (none is the target ring's yellow).
-LESION_COLOURS = ("#06d6a0", "#ef476f", "#8338ec", "#118ab2")
-
 
 def movie_times(timeline: Timeline, n_frames: int = MOVIE_FRAMES) -> np.ndarray:
     """Frame times (s): :func:`fusplan.figures.animation_times` plus every stage's peak."""
@@ -249,7 +246,7 @@ def side_layers(result, side, times: np.ndarray, progress=None) -> dict:
              "axis_labels": MOVIE_AXIS_LABELS,
              "features": {"index": list(range(len(thresholds) + 1)), "region": ["", *regions]},
              "colormap": {None: "transparent", 0: "transparent",
-                          **{i + 1: LESION_COLOURS[i % len(LESION_COLOURS)] for i in range(len(thresholds))}}},
+                          **{i + 1: style.colour for i, style in enumerate(threshold_styles(thresholds))}}},
             "labels",
         ),
     }

@@ -34,6 +34,7 @@ import numpy as np
 from .acoustics import HEMISPHERICAL_ARRAY, heat_source
 from .bioheat import Pulse, SpectralBioheat, simulate_pulses
 from .errors import FusplanInputError
+from .focusmodel import transform_source
 from .grid import Grid
 from .lesion import measure_lesion
 from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
@@ -171,6 +172,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     progress(lo, label)
     n_foci = len({tuple(np.round(centre_mm + _offset_world(s, frame_axes), 6)) for s in protocol.sonications})
     sources: dict[tuple, np.ndarray] = {}
+    physics: dict[tuple, np.ndarray] = {}
+    prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
     absorbed_per_w: dict[tuple, float] = {}
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
     pulses = []
@@ -189,6 +192,9 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
             else:
                 sources[key] = _heat_source(skull.field_transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
                                             drive=skull.drive(focus), progress=report)
+            if prior is not None:  # the residual of real heads beyond the physics (Protocol.focus_prior)
+                physics[key] = sources[key]
+                sources[key] = transform_source(physics[key], grid, spread=prior.spread)
             absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
         if sonication.power_w is not None:
             power = float(sonication.power_w)
@@ -238,7 +244,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     return SideResult(side, target, grid, history.peak_temperature_c, history.dose_cem43, records,
                       history.focus_time_s, history.focus_temperature_c, lesions,
                       tuple(protocol.thresholds_cem43), history, solver, history.spectra, labels,
-                      skull=None if skull is None else skull.model(centre_mm))
+                      skull=None if skull is None else skull.model(centre_mm),
+                      focus_prior=prior, physics_sources=physics if prior is not None else None)
 
 
 def _skull_powers(model: SkullModel, power_w: float) -> dict:

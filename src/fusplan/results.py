@@ -18,9 +18,10 @@ import numpy as np
 from . import thresholds
 from .bioheat import SpectralBioheat, ThermalHistory, simulate_pulses
 from .clinical import describe_lesion, report_blocks
+from .focusmodel import SIGMA_PER_FWHM, source_sigma_mm
 from .grid import Grid
 from .lesion import LesionRecord, measure_lesion
-from .protocol import Protocol
+from .protocol import FocusPrior, Protocol
 from .skull import SkullCT, SkullModel
 from .timeline import FocusCurve, Peak, SonicationRecord, Timeline
 
@@ -90,7 +91,12 @@ def regions_from_report(report: dict, side: str | None = None) -> list[Region]:
 
 @dataclass
 class SideResult:
-    """Simulation of one target (one side; ``side`` and ``target`` None in the phantom)."""
+    """Simulation of one target (one side; ``side`` and ``target`` None in the phantom).
+
+    ``focus_prior`` is the prior on the focal spread the plan applied (None: the physics
+    focus); ``physics_sources`` then holds the per-watt heat sources before it (what
+    calibration starts from).
+    """
 
     side: str | None
     target: Target | None
@@ -107,6 +113,8 @@ class SideResult:
     spectra: dict = field(repr=False)
     labels: np.ndarray | None = field(default=None, repr=False)
     skull: SkullModel | None = field(default=None, repr=False)
+    focus_prior: FocusPrior | None = None
+    physics_sources: dict | None = field(default=None, repr=False)
 
     @property
     def lesion_masks(self) -> dict[float, np.ndarray]:
@@ -122,6 +130,24 @@ class SideResult:
     def thermometry_peak_c(self) -> np.ndarray | None:
         """Maximum temperature the simulated MR thermometry shows."""
         return self.history.thermometry_peak_c
+
+    def focal_spot(self) -> dict:
+        """The report's ``focal_spot`` entry: which part of the treatment focus' width is which.
+
+        ``physics_fwhm_mm``: FWHM of the heat source along the grid axes (LR, AP, SI on a
+        scan) from the physics (diffraction, skull transmission and residual aberration);
+        ``prior_spread``: the focus prior's widening (1 without one); ``planned_fwhm_mm``:
+        the source the plan heated with.
+        """
+        key = next((p.source for p, s in zip(self.history.pulses, self.sonications) if s.stage == "treatment"),
+                   self.history.pulses[-1].source)
+        planned = self.solver.field(self.spectra[key])
+        physics = planned if self.physics_sources is None else self.physics_sources[key]
+        spacing = self.grid.spacing_mm
+        out = {"physics_fwhm_mm": [float(v) for v in source_sigma_mm(physics, spacing) / SIGMA_PER_FWHM],
+               "prior_spread": [1.0, 1.0, 1.0] if self.focus_prior is None else list(self.focus_prior.spread),
+               "planned_fwhm_mm": [float(v) for v in source_sigma_mm(planned, spacing) / SIGMA_PER_FWHM]}
+        return {"side": self.side, **out} if self.side is not None else out
 
     def temperature_at(self, times_s) -> np.ndarray:
         """Temperature (C) on the grid at ``times_s``, shape ``(n_t, *grid.shape)`` (exact)."""
@@ -237,6 +263,20 @@ class SimulationResult:
                        displayed.get(lesion.threshold_cem43))
                 for lesion in sorted(s.lesions, key=lambda r: r.threshold_cem43)]
 
+    def focus_prior_block(self) -> dict:
+        """The report's ``focus_prior`` block: the prior on the focal spread and each side's focal spot."""
+        prior = self.first.focus_prior
+        return {
+            "applied": prior is not None,
+            **({"name": None, "spread": [1.0, 1.0, 1.0], "source": None} if prior is None else prior.to_dict()),
+            "setting": self.protocol.focus_prior if isinstance(self.protocol.focus_prior, str) else "protocol",
+            "note": "the uncalibrated plan widens the physics heat source (diffraction, skull transmission and "
+                    "residual aberration) by the prior along LR, AP, SI; calibration on measured thermometry "
+                    "(--thermometry) fits the spread from the physics source instead (calibration.focal_spread, "
+                    "prediction)",
+            "focal_spot": [s.focal_spot() for s in self.sides.values()],
+        }
+
     def to_dict(self) -> dict:
         """The contract's JSON report (plain Python types)."""
         from ._version import __version__
@@ -282,6 +322,7 @@ class SimulationResult:
             doc["skull"] = first.skull.to_dict(treatment_j(first))
             if sided:
                 doc["skull_by_side"] = {side: s.skull.to_dict(treatment_j(s)) for side, s in self.sides.items()}
+        doc["focus_prior"] = self.focus_prior_block()
         doc.update(report_blocks(self))
         if self.assessment is not None:
             self.assessment.update_report(doc)

@@ -56,8 +56,11 @@ UNCERTAINTY_TABLE = (
      "source": "BabelBrain tissue table: white 0.48, grey 0.55 W/m/K; IT'IS brain 0.51"},
     {"name": "attenuation", "distribution": "uniform x 0.975-1.025 (3.9-4.1 Np/m at 650 kHz)",
      "source": "IT'IS 0.59 dB/(cm MHz^y), y 1.2-1.3"},
-    {"name": "focal_spread", "distribution": "uniform 1.0-1.4 (uncalibrated)",
+    {"name": "focal_spread", "distribution": "uniform 1.0-1.4 (uncalibrated, no focus prior)",
      "source": "Pulkkinen et al. 2014: simulated CLT foci 22 % (SI) to 40 % (AP) too small"},
+    {"name": "focal_spread_prior", "distribution": "per axis 1 / normal(1 / prior, 0.135), LR with AP, >= 1 "
+                                                   "(uncalibrated plan with a focus prior)",
+     "source": "Pulkkinen et al. 2014: simulated/measured focal width 0.60 +/- 0.13 (AP), 0.78 +/- 0.14 (SI)"},
     {"name": "heating_efficiency", "distribution": "normal 1 +/- 0.24 (uncalibrated)",
      "source": "Pulkkinen et al. 2014: simulated focal rise 24 +/- 13 % too low"},
     {"name": "targeting_error", "distribution": "normal 0.62 mm per axis (mean 3D error 0.99 mm)",
@@ -74,6 +77,7 @@ _PERFUSION = (212.0 / 559.0, 764.0 / 559.0)
 _CONDUCTIVITY = (0.48 / 0.51, 0.55 / 0.51)
 _ATTENUATION = (0.975, 1.025)
 _SPREAD = (1.0, 1.4)
+_PRIOR_FRACTION_SD = 0.135  # Pulkkinen 2014: +/- 13 % (AP), +/- 14 % (SI)
 _EFFICIENCY_SD = 0.24
 _TARGETING_SD_MM = 0.99 / (2 * np.sqrt(2 / np.pi))  # mean norm of an isotropic 3D normal = 1.596 sigma
 _SPOT_SD_MM = 1.6 / (2 * np.sqrt(2 / np.pi))
@@ -95,7 +99,12 @@ def draw_parameters(model: SideModel, calibration, n: int, rng: np.random.Genera
         else:
             eta = rng.normal(calibration.heating_efficiency, np.sqrt(calibration.covariance[0, 0]))
             d["efficiency"] = float(np.clip(eta, 0.2, 5.0))
-        if calibration is None or "focal_spread" not in calibration.fitted:
+        if (calibration is None or "focal_spread" not in calibration.fitted) and model.focus_prior is not None:
+            lateral, axial = (1.0 / np.clip(rng.normal(1.0 / p, _PRIOR_FRACTION_SD), 0.25, 1.0)
+                              for p in (model.focus_prior[1], model.focus_prior[2]))
+            d["spread"] = (max(1.0, float(lateral) * model.focus_prior[0] / model.focus_prior[1]), float(lateral),
+                           float(axial))
+        elif calibration is None or "focal_spread" not in calibration.fitted:
             d["spread"] = rng.uniform(*_SPREAD)
         else:
             spread = rng.normal(calibration.focal_spread, np.sqrt(calibration.covariance[1, 1]))

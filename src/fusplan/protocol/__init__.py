@@ -26,7 +26,7 @@ from ..errors import FusplanInputError
 from ..textfile import read_structured_file
 from .limits import *  # noqa: F401,F403  (limits.__all__: the keys, bounds and ranges are this module's API)
 from .limits import BUNDLED_PROTOCOLS
-from .model import Protocol, Sonication, Thermometry
+from .model import FocusPrior, Protocol, Sonication, Thermometry
 from .overrides import override_protocol, parse_override
 from .validate import build_protocol
 

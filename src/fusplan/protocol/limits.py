@@ -13,6 +13,8 @@ __all__ = [
     "POWER_KEYS",
     "SONICATION_KEYS",
     "TOP_LEVEL_KEYS",
+    "FOCUS_PRIORS",
+    "MAX_FOCUS_SPREAD",
     "REQUIRED_TOP_LEVEL_KEYS",
     "MAX_CONSOLE_ACOUSTIC_POWER_W",
     "MAX_POWER_W",
@@ -42,7 +44,25 @@ __all__ = [
 OFFSET_FRAMES = ("acpc", "ras")
 POWER_KEYS = ("power_w", "absorbed_power_w", "peak_c")
 SONICATION_KEYS = ("stage", *POWER_KEYS, "duration_s", "cooling_s", "repeat", "offset_mm", "offset_frame")
-TOP_LEVEL_KEYS = ("name", "tissue", "transducer", "grid", "sonications", "thresholds_cem43", "thermometry")
+TOP_LEVEL_KEYS = ("name", "tissue", "transducer", "grid", "sonications", "thresholds_cem43", "thermometry",
+                  "focus_prior")
+
+#: Named priors on the focal spread of an uncalibrated plan: per-axis widening (LR, AP, SI)
+#: of the heat source beyond what the physics gives (diffraction, skull transmission and
+#: residual aberration), with the source. Pulkkinen et al. 2014 (Phys Med Biol 59:1679):
+#: full-wave visco-elastic simulations of 8 sonications of the Zurich CLT patients gave
+#: thermal foci 40 +/- 13 % smaller AP and 22 +/- 14 % smaller SI than MR thermometry
+#: measured, i.e. measured / simulated 1 / 0.60 = 1.67 (AP) and 1 / 0.78 = 1.28 (SI); LR
+#: takes the AP figure (the paper gives AP and SI; a hemispherical array's focus is
+#: symmetric across its axis). Their rise ratio (1 / 0.76 = 1.32) is not applied: the
+#: heating per joule comes from the skull model, and a titrated plan does not depend on it.
+FOCUS_PRIORS = {
+    "pulkkinen2014": ((1.67, 1.67, 1.28),
+                      "Pulkkinen et al. 2014, Phys Med Biol 59:1679: simulated CLT thermal foci 40 % (AP) and "
+                      "22 % (SI) smaller than measured; measured/simulated 1.67 AP (also LR), 1.28 SI"),
+}
+#: Widest per-axis prior spread (as calibration's plausible spread, fusplan.calibration.SPREAD_MAX).
+MAX_FOCUS_SPREAD = 4.0
 REQUIRED_TOP_LEVEL_KEYS = ("transducer", "sonications")
 
 #: Sanity bounds. Values outside are typing mistakes or unit errors, not plans.
@@ -127,5 +147,5 @@ DEFAULT_GRID = {"spacing_mm": 0.5, "extent_mm": 40.0}
 #: Reported when a protocol lists none: the console contours (17, 240 CEM43) and the day-1
 #: T2 / T1 lesion contours (100, 200 CEM43; Huang 2018, fusplan.clinical).
 DEFAULT_THRESHOLDS_CEM43 = (17.0, 100.0, 200.0, 240.0)
-BUNDLED_PROTOCOLS = ("clt", "vim")
+BUNDLED_PROTOCOLS = ("clt", "clt_single", "vim")
 

@@ -22,6 +22,8 @@ from .limits import (
     DEFAULT_THRESHOLDS_CEM43,
     EXTENT_RANGE_MM,
     FOCUS_MARGIN_MM,
+    FOCUS_PRIORS,
+    MAX_FOCUS_SPREAD,
     MAX_ABSORBED_POWER_W,
     MAX_COOLING_S,
     MAX_DISTINCT_FOCI,
@@ -44,7 +46,7 @@ from .limits import (
     STAGES,
     TOP_LEVEL_KEYS,
 )
-from .model import Protocol, Sonication, Thermometry
+from .model import FocusPrior, Protocol, Sonication, Thermometry, named_focus_prior
 
 
 def _delegate(function, spec, key: str, label: str):
@@ -101,6 +103,7 @@ def build_protocol(raw: Any, source: str | None, label: str) -> Protocol:
     sonications = _sonications(check, raw["sonications"], baseline_c, transducer.kind, extent_mm)
     thresholds = _thresholds(check, raw.get("thresholds_cem43", list(DEFAULT_THRESHOLDS_CEM43)))
     thermometry = _thermometry(check, raw.get("thermometry"))
+    focus_prior = _focus_prior(check, raw.get("focus_prior", "auto"))
     return Protocol(
         name=name.strip(),
         tissue=tissue,
@@ -110,6 +113,7 @@ def build_protocol(raw: Any, source: str | None, label: str) -> Protocol:
         sonications=sonications,
         thresholds_cem43=thresholds,
         thermometry=thermometry,
+        focus_prior=focus_prior,
         source=source,
         spec_json=json.dumps(raw, sort_keys=True, default=str),
     )
@@ -246,3 +250,19 @@ def _thermometry(check: Checker, value) -> Thermometry | None:
     check.plausible(frame_s, "thermometry.frame_s", "thermometry.frame_s")
     return Thermometry(voxel_mm=voxel_mm, frame_s=frame_s)
 
+
+
+def _focus_prior(check: Checker, value) -> FocusPrior | str:
+    """``auto`` | ``none`` | a named prior | ``{spread: [lr, ap, si], source: text}``."""
+    names = ("auto", "none", *FOCUS_PRIORS)
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        name = check.choice(value, "focus_prior", names)
+        return name if name in ("auto", "none") else named_focus_prior(name)
+    value = check.mapping(value, "focus_prior", ("spread", "source"), ("spread",))
+    spread = check.vector(value["spread"], "focus_prior.spread", 3, ge=1, le=MAX_FOCUS_SPREAD)
+    source = value.get("source", "protocol")
+    if not isinstance(source, str) or not source.strip():
+        check.fail("focus_prior.source", f"must be a non-empty string (got {describe(source)})")
+    return FocusPrior(tuple(float(v) for v in spread), source.strip())
