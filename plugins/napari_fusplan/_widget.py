@@ -19,6 +19,7 @@ from fusplan.errors import FusplanInputError
 from fusplan.protocol import default_protocol_path
 
 from . import _jobs as jobs
+from . import _preview as preview
 from . import _view as view
 from ._layers import (
     add_layer, check_target_name, is_scan_candidate, nuclei_layer, own_layer, points_layers, remove_layers,
@@ -29,11 +30,11 @@ from ._plan_tab import PlanTab
 from ._protocol_editor import ProtocolEditor
 from ._results_tab import ResultsTab
 from ._runner import Cancelled, JobRunner
-from ._skull import skull_layers
 from ._teaching import teaching_steps
 from ._teaching_tab import TeachingTab
 
 TARGET_ROLES = ("reslice", "nuclei", "landmarks", "targets")
+SIMULATE_TITLE, LESION_TITLE = "simulating", "drawing the lesion over time"
 RESULT_ROLE_PREFIXES = ("temperature", "dose", "lesion", "skull")
 
 
@@ -46,9 +47,11 @@ class PlanningWidget(QWidget):
         self.session = PlanSession()
         self.frame_times_s = np.zeros(0)
         self.last_error: str | None = None
+        self.notice: str | None = None  # what the last action did ("plan written to ..."), shown until the next one
         self.timings_s: dict[str, float] = {}
         self._sides: list = []
-        self._plot = None
+        self._plot = self._plot_dock = None
+        self._affines: dict = {}  # role -> affine of the result layers a preview moves
         self._closed = self._docked = False
         self._document: dict | None = None
         self._focus_mm = None
@@ -157,27 +160,48 @@ class PlanningWidget(QWidget):
             return f"{self.runner.title}: cancelled"
         if self.last_error:
             return f"error: {self.last_error}"
+        if self.notice:
+            return self.notice
         return self.session.next_step(has_scan=bool(self.scan_names()))
 
+    def _tell(self, notice: str) -> None:
+        """Show what an action did (or why it did nothing) until the next action or state change."""
+        self.notice = notice
+        self._update()
+
     def _session_changed(self, what: str) -> None:
+        self.notice = None
         if what == "targets" and self.session.found is None:
             remove_layers(self.viewer, lambda role: role in TARGET_ROLES)
             self.plan.show_targets(None)
         elif what == "moved":
             self.plan.show_targets(self.session.found)
+            if self.session.preview is not None:
+                shifts = self.session.preview.shifts_mm(self.session.found)
+                preview.move_preview(self.viewer, self._affines, shifts)
+                self.viewer.text_overlay.text = preview.preview_text(shifts)
+        elif what == "result" and self.session.preview is not None:
+            preview.start_preview(self.viewer)
+            self._clear_result_views()
         elif what == "result" and self.session.result is None:
             remove_layers(self.viewer, lambda role: role.startswith(RESULT_ROLE_PREFIXES))
             self.frame_times_s, self._focus_mm = np.zeros(0), None
-            self.results.clear()
-            self.teaching.set_steps([])
+            self._clear_result_views()
             self.viewer.text_overlay.text = ""
-            if self._plot is not None:
-                self._plot.clear()
         self._update()
+
+    def _clear_result_views(self) -> None:
+        """The tabs and the focus dock show no result."""
+        self.results.clear()
+        self.teaching.set_steps([])
+        if self._plot is not None:
+            self._plot.clear()
+        if self._plot_dock is not None:  # an empty dock would keep a third of the window
+            self._plot_dock.hide()
 
     # ================================================================== workers
     def _start(self, title: str, job, on_done) -> None:
-        self.last_error = None
+        self.last_error = self.notice = None
         self._progress_bar = None
         self.progress.setValue(0)
         self._shown_s = 0.0
@@ -244,16 +268,34 @@ class PlanningWidget(QWidget):
         layer = add_layer(self.viewer, targets)
         layer.events.data.connect(self._on_targets_moved)
         layer.mode = "select"
+        layer.mouse_drag_callbacks.append(self._drag_preview)  # after select's, which moves the point
         self.plan.show_targets(found)
         view.axial(self.viewer, np.asarray(found.targets[0].ras_mm, dtype=float), field_of_view_mm=70.0)
 
     def _on_targets_moved(self, event=None) -> None:
+        """A target point was moved (a drag ended, or the data was set): follow it and re-plan there."""
         if getattr(event, "action", "changed") not in ("changed", "added", "removed"):
             return
-        layer, found = self.own_layer("targets"), self.session.found
+        self._follow_targets(self.own_layer("targets"))
+        if self.session.preview is not None and self.session.found is not None and (
+                not self.busy or self.runner.title in (SIMULATE_TITLE, LESION_TITLE)):
+            self.simulate(replace_running=True)  # the full re-plan, in the background
+
+    def _drag_preview(self, layer, event):
+        """napari drag callback of the targets layer: the preview follows every mouse move.
+
+        napari sends no data event while a point is dragged (only when it is released).
+        """
+        yield
+        while event.type == "mouse_move":
+            self._follow_targets(layer)
+            yield
+
+    def _follow_targets(self, layer) -> None:
+        found = self.session.found
         if found is None or layer is None:
             return
-        data = np.asarray(layer.data, dtype=float)
+        data = np.array(layer.data, dtype=float)  # a copy: napari moves a dragged point's data in place
         if len(data) != len(found.targets):
             self.last_error = "the targets layer must keep one point per target: undo the change"
             self._update()
@@ -264,7 +306,7 @@ class PlanningWidget(QWidget):
     def save_registration(self, path) -> Path:
         """Write the current registration (``.npz``, :meth:`fusplan.registration.Registration.save`)."""
         path = self.session.found.registration.save(path)
-        self.status.setText(f"registration saved to {path}: give it under 'reuse' to skip registering again")
+        self._tell(f"registration saved to {path}: give it under 'reuse' to skip registering again")
         return path
 
     def _save_registration_dialog(self) -> None:
@@ -273,28 +315,38 @@ class PlanningWidget(QWidget):
             self.save_registration(path)
 
     # ================================================================== simulate
-    def simulate(self) -> None:
-        """Run the protocol at the located target(s); in the phantom only when no scan is open."""
-        blocker = self.simulate_blocker()
+    def simulate(self, replace_running: bool = False) -> None:
+        """Run the protocol at the located target(s); in the phantom only when no scan is open.
+
+        ``replace_running``: cancel a simulation still running (a re-plan after another drag).
+        """
+        replace = replace_running and self.runner.title in (SIMULATE_TITLE, LESION_TITLE)
+        blocker = None if replace else self.simulate_blocker()
+        if blocker is None:
+            blocker = self.session.simulate_blocker(has_scan=bool(self.scan_names()))
         if blocker is not None:
-            self.status.setText(f"Simulate: {blocker}")
+            self._tell(f"Simulate: {blocker}")
             return
         session = self.session
         protocol, scan, found, provenance = session.protocol, session.scan, session.found, session.provenance_now()
         try:
             measurements = session.measurements()  # cheap check before the simulation
         except FusplanInputError as error:
-            self.status.setText(f"Simulate: {error}")
+            self._tell(f"Simulate: {error}")
             return
-        self._start("simulating", jobs.simulate(protocol, scan, found, self.timings_s, measurements,
+        self._start(SIMULATE_TITLE, jobs.simulate(protocol, scan, found, self.timings_s, measurements,
                                                 session.uncertainty_samples, session.skull_ct),
-                    lambda value: self._simulated(provenance, *value))
+                    lambda display: self._simulated(provenance, display))
 
-    def _simulated(self, provenance, result, movies) -> None:
-        if not self.session.set_result(result, provenance):
+    def _simulated(self, provenance, display: jobs.SimulationDisplay) -> None:
+        if not self.session.set_result(display.result, provenance):
             self.last_error = "the inputs changed while simulating: Simulate again"
             return
-        document = self._document = result.to_dict()
+        document, movies = display.document, display.movies
+        self._document = document
+        # the lesion over time (the slow part of the display) is integrated while the rest is drawn
+        self._start(LESION_TITLE, jobs.lesion_over_time(movies, self.timings_s),
+                    lambda layers: self._lesion_drawn(display.result, layers))
         remove_layers(self.viewer, lambda role: role.startswith(RESULT_ROLE_PREFIXES))
         self._sides = [movie["side"] for movie in movies]
         self.frame_times_s = movies[0]["time_s"]
@@ -303,41 +355,51 @@ class PlanningWidget(QWidget):
                 layer = add_layer(self.viewer, layer_data)
                 if role_of(layer).startswith("temperature") and hasattr(layer, "colorbar"):
                     layer.colorbar.visible = number == 0
-                if role_of(layer).startswith("lesion"):
-                    layer.contour = 1
-        for layer_data in skull_layers(result):
+        for layer_data in display.skull:
             add_layer(self.viewer, layer_data)
         belongs_to = provenance.describe()
         self.results.show(document, provenance)
-        self._show_plot(document, belongs_to)
+        self._show_plot(display.figures, belongs_to)
         self.teaching.set_steps(teaching_steps(document, self._sides), f"({belongs_to})")
         self.viewer.text_overlay.visible = True
-        self._focus_mm = np.asarray(movies[0]["focus_mm"], dtype=float)
-        view.axial(self.viewer, self._focus_mm, field_of_view_mm=60.0)
+        foci = np.array([movie["focus_mm"] for movie in movies], dtype=float)
+        self._focus_mm = foci.mean(axis=0)
+        view.axial(self.viewer, self._focus_mm, field_of_view_mm=view.result_field_of_view_mm(foci))
+        self._on_ndisplay()  # the 3D look hides the new skull layers
         steps = self.teaching.steps
         self.set_time(steps[-1]["time_s"] if steps else self.frame_times_s[-1])
 
-    def _show_plot(self, document: dict, belongs_to: str) -> None:
+    def _lesion_drawn(self, result, layers: dict) -> None:
+        """The lesion over time of ``result`` is ready: drawn (as contours in 2D) if still the result shown."""
+        if self.session.result is not result:
+            return
+        for layer_data in layers.values():
+            add_layer(self.viewer, layer_data).contour = 1
+        self._affines = preview.base_affines(self.viewer)
+        self._on_ndisplay()
+
+    def _show_plot(self, figures, belongs_to: str) -> None:
         from ._plot import FocusPlot
 
         if self._plot is None:
             self._plot = FocusPlot()
             window = getattr(self.viewer, "window", None)
             if window is not None:
-                window.add_dock_widget(self._plot, name="Focus temperature", area="bottom")
-        self._plot.show_result(document, self._sides)
+                self._plot_dock = window.add_dock_widget(self._plot, name="Focus temperature", area="bottom")
+        self._plot.show_figures(figures)
         self._plot.setToolTip(f"Focus temperature and dose of {belongs_to}")
+        if self._plot_dock is not None:
+            self._plot_dock.show()
 
     # ================================================================== export
     def export_plan(self, directory) -> None:
         """Write the JSON report, NIfTI maps and figures of the current result (:func:`fusplan.report.write_report`)."""
         result, scan, directory = self.session.result, self.session.scan, Path(directory)
         if result is None:
-            self.status.setText("Export: no current result (the inputs changed): Simulate first")
+            self._tell("Export: no current result (the inputs changed): Simulate first")
             return
-
         self._start("exporting plan", jobs.export(result, directory, scan),
-                    lambda _: self.status.setText(f"plan written to {directory}"))
+                    lambda _: setattr(self, "notice", f"plan written to {directory}"))
 
     def _export_dialog(self) -> None:
         directory = QFileDialog.getExistingDirectory(self, "Export plan to folder")
