@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     def wait(action):
         action()
-        while widget.busy:
+        while widget.busy or widget.drawing:
             QApplication.processEvents()
             time.sleep(0.05)
         if widget.last_error:

@@ -23,8 +23,8 @@ WIDGET_NAME = "Thalamotomy planner"
 
 
 def wait_idle(qtbot, widget, timeout_ms: int = 240_000) -> None:
-    """Wait until the widget's worker is done, and fail on any error it reported."""
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout_ms)
+    """Wait until the widget's workers are done (the lesion over time drawn too), and fail on any error."""
+    qtbot.waitUntil(lambda: not widget.busy and not widget.drawing, timeout=timeout_ms)
     assert widget.last_error is None, widget.last_error
 
 

@@ -228,7 +228,7 @@ def test_both_sides_overlay_plot_and_teaching_name_each_side(make_napari_viewer,
     widget.show_step(len(widget.teaching.steps) - 1)
     assert "left:" in viewer.text_overlay.text and "right:" in viewer.text_overlay.text
     assert "mm" in viewer.text_overlay.text  # slice position in mm
-    assert len(widget._plot.canvases) == 2
+    assert len(widget.result_view.plot.canvases) == 2
     assert "Left side" in widget.teaching.text.text() and "Right side" in widget.teaching.text.text()
     assert widget.own_layer("temperature left").colorbar.visible
 
@@ -252,8 +252,8 @@ def test_the_result_reads_at_a_glance_at_1600_by_1000(make_napari_viewer, qtbot,
         offset_px = np.abs(np.asarray(target.ras_mm)[[1, 0]] - centre) * camera(viewer).zoom
         assert (offset_px < 0.45 * canvas_px[::-1]).all()
     # the focus dock: peaks labelled, labels apart, legend inside the figure
-    assert widget._plot_dock.isVisible() and len(widget._plot.canvases) == 2
-    for canvas in widget._plot.canvases:
+    assert widget.result_view.plot_dock.isVisible() and len(widget.result_view.plot.canvases) == 2
+    for canvas in widget.result_view.plot.canvases:
         canvas.draw()
         renderer, figure = canvas.get_renderer(), canvas.figure
         temperature_ax, dose_ax = figure.axes[:2]
@@ -291,7 +291,7 @@ def test_the_result_reads_at_a_glance_at_1600_by_1000(make_napari_viewer, qtbot,
     assert all(layer.visible for layer in skull)
     # another target: no result, and no empty dock keeping a third of the window
     widget.plan.target_combo.setCurrentText("CM")
-    assert widget.result is None and not widget._plot_dock.isVisible()
+    assert widget.result is None and not widget.result_view.plot_dock.isVisible()
 
 
 def test_unknown_labels_fail_before_registering(make_napari_viewer, qtbot):

@@ -106,7 +106,7 @@ def test_phantom_simulation_view_matches_library(planner, qtbot):
         assert focus == pytest.approx(sonication["peak_temperature_c"], abs=0.05)  # hover = the model's value
         shown = (np.asarray(lesion.data[frame]) > 0).any()
         assert shown == (step["stage"] == "treatment")  # no lesion during alignment / verification
-    assert widget._plot.cursors[0].get_xdata()[0] == pytest.approx(steps[-1]["time_s"])
+    assert widget.result_view.plot.cursors[0].get_xdata()[0] == pytest.approx(steps[-1]["time_s"])
     ratio = widget.timings_s["plugin_job_s"] / widget.timings_s["library_s"]
     print(f"\nplugin Simulate job / library simulate: {ratio:.2f}")
 
@@ -151,7 +151,7 @@ def test_export_writes_the_cli_report_and_never_a_stale_one(planner, qtbot, tmp_
     assert not widget.plan.export_button.isEnabled()
     assert widget.own_layer("temperature") is None and widget.own_layer("lesion") is None
     assert widget.teaching.steps == [] and widget.viewer.text_overlay.text == ""
-    assert widget._plot.canvases == []
+    assert widget.result_view.plot.canvases == []
     widget.export_plan(tmp_path / "stale")
     assert not (tmp_path / "stale").exists() and "no current result" in widget.status.text()
 
