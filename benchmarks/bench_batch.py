@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     peaks = [54, 55, 56, 57] if not args.quick else [55, 57]
     overrides = {"grid.spacing_mm": 1.0} if args.quick else {}
-    common = dict(protocol="clt", sweeps={"peak_c": peaks}, overrides=overrides)
+    common = dict(protocol="clt_single", sweeps={"peak_c": peaks}, overrides=overrides)
 
     summary = {}
     if not args.no_phantom:

@@ -31,6 +31,7 @@ from fusplan.grid import Grid
 from fusplan.lesion import measure_lesion
 from fusplan.planner import _heat_source
 from fusplan.protocol import default_protocol_path, load_protocol
+from fusplan.threads import resolve_threads
 
 
 def main() -> dict:
@@ -42,11 +43,12 @@ def main() -> dict:
     parser.add_argument("--reference-cache", help="npz file: reuse the reference run if its powers match (its "
                                                    "time is then the cached one), else run and save it")
     args = parser.parse_args()
+    threads = resolve_threads(args.threads)
 
-    protocol = load_protocol(default_protocol_path("clt"))
+    protocol = load_protocol(default_protocol_path("clt_single"))
     grid = Grid.centred((0, 0, 0), protocol.extent_mm, protocol.spacing_mm)
     t0 = time.perf_counter()
-    source = _heat_source(protocol.transducer, grid, np.zeros(3), protocol.tissue, np.zeros(3), grid.axes[:, 2])
+    source = _heat_source(protocol.transducer, grid, np.zeros(3), protocol.tissue, np.zeros(3), grid.axes[:, 2], threads)
     source_s = time.perf_counter() - t0
     pulses, start = [], 0.0
     for s in protocol.sonications:
@@ -57,7 +59,7 @@ def main() -> dict:
     fast_times, history = [], None
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        solver = SpectralBioheat(grid.shape, grid.spacing_mm, protocol.tissue, duration_s=start, threads=args.threads)
+        solver = SpectralBioheat(grid.shape, grid.spacing_mm, protocol.tissue, duration_s=start, threads=threads)
         history = simulate_pulses(solver, {"focus": source}, pulses,
                                   thermometry_voxel_mm=th.voxel_mm, thermometry_frame_s=th.frame_s)
         fast_times.append(time.perf_counter() - t0)

@@ -172,7 +172,7 @@ def main() -> dict:
     parser.add_argument("--skip", nargs="*", default=(), choices=("recovery", "coverage", "speed"))
     parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args()
-    protocol = load_protocol(default_protocol_path("clt"))
+    protocol = load_protocol(default_protocol_path("clt_single"))
     result = fusplan.simulate(protocol)
     model = side_model(result)
     out = {}

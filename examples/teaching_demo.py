@@ -68,7 +68,7 @@ def main() -> None:
         result = simulate(protocol)
         written = write_teaching_figures(result, out, animation_frames=12 if quick else 90, progress=say)
         snapshots = written.pop("snapshots")
-        notes = demo_markdown(result.to_dict(), snapshots, {"total_s": time.perf_counter() - start}, None)
+        notes = demo_markdown(result, None, snapshots, {"total_s": time.perf_counter() - start})
         (out / "demo.md").write_text(notes, encoding="utf-8")
         written["demo.md"] = out / "demo.md"
     else:

@@ -1,4 +1,8 @@
-"""Build the bad-input corpus of issue 14 programmatically (no binary files are committed).
+"""Build the bad-input corpus of issues 14 and 19 programmatically (no binary files are committed).
+
+Categories: ``nifti``, ``registration`` and ``protocol`` (issue 14, here) and ``ct``,
+``dicom``, ``ct_registration``, ``thermometry`` and ``options`` (issue 19,
+tests/corpus_inputs.py).
 
 Every case is a small file made from scratch and the command line that must refuse it
 (exit 2, one stderr line naming the file and the problem) or read it correctly (exit 0).
@@ -18,70 +22,13 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import nibabel as nib
 import numpy as np
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "colin27" / "ch2.nii.gz"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One corpus entry: how to build it, the command to run, what must happen."""
-
-    category: str
-    name: str
-    build: Callable[[Path], Path]  # writes the file into a folder, returns its path
-    command: Callable[[Path], list[str]]  # CLI arguments for the built file
-    reason: str  # substring of the one stderr line ("" with expect_ok)
-    expect_ok: bool = False
-
-
-def info(path: Path) -> list[str]:
-    return ["info", os.fsdecode(path)]
-
-
-def info_json(path: Path) -> list[str]:
-    return ["info", os.fsdecode(path), "--json"]
-
-
-def target_with(path: Path) -> list[str]:
-    return ["target", str(SAMPLE), "--side", "left", "--registration", os.fsdecode(path)]
-
-
-def simulate(path: Path) -> list[str]:
-    return ["simulate", os.fsdecode(path)]
-
-
-# ----------------------------------------------------------------------------------- NIfTI
-
-def _data(shape=(12, 13, 14), dtype=np.float32) -> np.ndarray:
-    values = np.random.default_rng(0).random(shape) * 100
-    return values.astype(dtype)
-
-
-def _header(data: np.ndarray, **fields) -> nib.Nifti1Header:
-    image = nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0]))
-    header = image.header
-    header.set_data_offset(352)
-    for key, value in fields.items():
-        header[key] = value
-    return header
-
-
-def _nii_bytes(data: np.ndarray, **fields) -> bytes:
-    header = _header(data, **fields)
-    return header.binaryblock + b"\0" * 4 + np.asarray(data).tobytes(order="F")
-
-
-def _write(folder: Path, name: str, payload: bytes) -> Path:
-    path = folder / name
-    path.write_bytes(payload)
-    return path
-
+from corpus_base import Case, _data, _header, _nii_bytes, _write, info, info_json, simulate, target_with
+from corpus_inputs import INPUT_CASES
 
 def _nii(name: str, data=None, **fields) -> Callable[[Path], Path]:
     return lambda folder: _write(folder, name, _nii_bytes(_data() if data is None else data, **fields))
@@ -396,7 +343,7 @@ def _folder(path: Path) -> Path:
     return path
 
 
-CASES = NIFTI_CASES + REGISTRATION_CASES + PROTOCOL_CASES
+CASES = NIFTI_CASES + REGISTRATION_CASES + PROTOCOL_CASES + INPUT_CASES
 
 
 def run_case(case: Case, folder: Path, fusplan_path: str | None = None) -> tuple[bool, str]:
@@ -406,6 +353,8 @@ def run_case(case: Case, folder: Path, fusplan_path: str | None = None) -> tuple
     version for a before/after table; the corpus is always built with this one.
     """
     path = case.build(folder)
+    from fusplan.textfile import display_path
+
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     if fusplan_path:
         env["PYTHONPATH"] = fusplan_path
@@ -421,7 +370,8 @@ def run_case(case: Case, folder: Path, fusplan_path: str | None = None) -> tuple
             json.loads(result.stdout)  # must be one valid JSON document
         return ok, f"exit {result.returncode}"
     lines = err.strip().splitlines()
-    ok = (result.returncode == 2 and len(lines) == 1 and case.reason in lines[0] and "Traceback" not in err)
+    ok = (result.returncode == 2 and len(lines) == 1 and case.reason in lines[0] and "Traceback" not in err
+          and (not case.names_file or display_path(path) in lines[0]))
     return ok, lines[0] if len(lines) == 1 else f"exit {result.returncode}, {len(lines)} lines: {err[:200]!r}"
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fusplan.acoustics import (
+    ElementDrive,
     Transducer,
     aberration_phases,
     bowl_pressure,
@@ -371,12 +372,12 @@ def test_element_weights_of_ones_reproduce_the_ideal_field_exactly():
     target = np.array([0.0, 0.0, 0.0])
     focus = target + [1.0, 0.5, -1.0]
     ideal = pressure_field(FREE, g, focus, BRAIN, geometric_focus_mm=target)
-    ones = pressure_field(FREE, g, focus, BRAIN, geometric_focus_mm=target, element_weights=np.ones(1024))
+    ones = pressure_field(FREE, g, focus, BRAIN, geometric_focus_mm=target, drive=ElementDrive.build(1024, weights=np.ones(1024)))
     split = pressure_field(FREE, g, focus, BRAIN, geometric_focus_mm=target,
-                           element_amplitude=np.ones(1024), element_phase_rad=np.zeros(1024))
+                           drive=ElementDrive.build(1024, amplitude=np.ones(1024), phase_rad=np.zeros(1024)))
     layout = element_layout(FREE, target, g.axes[:, 2])
     placed = pressure_field(FREE, g, focus, BRAIN, geometric_focus_mm=target,
-                            element_positions_mm=layout[0], element_normals=layout[1])
+                            drive=ElementDrive.build(1024, positions_mm=layout[0], normals=layout[1]))
     np.testing.assert_array_equal(ones, ideal)
     np.testing.assert_array_equal(split, ideal)
     np.testing.assert_array_equal(placed, ideal)
@@ -387,11 +388,11 @@ def test_switching_off_half_the_elements_quarters_the_focal_intensity():
     focus = [[0.0, 0.0, 0.0]]
     full = abs(pressure_at(FREE, focus, (0, 0, 0), WATER)[0]) ** 2
     half = np.tile([1.0, 0.0], 512)
-    reduced = abs(pressure_at(FREE, focus, (0, 0, 0), WATER, element_amplitude=half)[0]) ** 2
+    reduced = abs(pressure_at(FREE, focus, (0, 0, 0), WATER, drive=ElementDrive.build(1024, amplitude=half))[0]) ** 2
     assert reduced / full == pytest.approx(0.25, rel=1e-5)
     # a common phase only rotates the field; a weight is amplitude * exp(i phase)
-    turned = pressure_at(FREE, focus, (0, 0, 0), WATER, element_phase_rad=np.full(1024, 0.7))[0]
-    same = pressure_at(FREE, focus, (0, 0, 0), WATER, element_weights=np.full(1024, np.exp(0.7j)))[0]
+    turned = pressure_at(FREE, focus, (0, 0, 0), WATER, drive=ElementDrive.build(1024, phase_rad=np.full(1024, 0.7)))[0]
+    same = pressure_at(FREE, focus, (0, 0, 0), WATER, drive=ElementDrive.build(1024, weights=np.full(1024, np.exp(0.7j))))[0]
     assert turned == pytest.approx(same, rel=1e-6)
     assert abs(turned) ** 2 == pytest.approx(full, rel=1e-5)
 
@@ -401,22 +402,30 @@ def test_virtual_sources_are_focused_from_where_they_sit():
     centres, normals = element_layout(FREE)
     g = Grid.centred((0.0, 0.0, 0.0), extent_mm=3, spacing_mm=0.25)
     moved = centres + 20.0 * normals
-    intensity = np.abs(pressure_field(FREE, g, (0, 0, 0), WATER, element_positions_mm=moved,
-                                      element_normals=normals, method="exact")) ** 2
+    intensity = np.abs(pressure_field(FREE, g, (0, 0, 0), WATER, method="exact",
+                                      drive=ElementDrive.build(1024, positions_mm=moved, normals=normals))) ** 2
     assert np.linalg.norm(_subvoxel_peak(intensity, g)) < 0.1
 
 
 @pytest.mark.parametrize("keywords, message", [
-    ({"element_weights": np.ones(10)}, "element_weights must have shape"),
-    ({"element_amplitude": -np.ones(1024)}, "element_amplitude must be >= 0"),
-    ({"element_phase_rad": np.full(1024, np.nan)}, "element_phase_rad must be finite"),
-    ({"element_weights": np.ones(1024), "element_phase_rad": np.zeros(1024)}, "not both"),
-    ({"element_positions_mm": np.zeros((1024, 2))}, "element_positions_mm must have shape"),
-    ({"element_normals": np.zeros((1024, 3))}, "non-zero"),
+    ({"weights": np.ones(10)}, "element weights must have shape"),
+    ({"amplitude": -np.ones(1024)}, "element amplitude must be >= 0"),
+    ({"phase_rad": np.full(1024, np.nan)}, "element phase_rad must be finite"),
+    ({"weights": np.ones(1024), "phase_rad": np.zeros(1024)}, "not both"),
+    ({"positions_mm": np.zeros((1024, 2))}, "element positions_mm must have shape"),
+    ({"normals": np.zeros((1024, 3))}, "non-zero"),
 ])
 def test_bad_element_drive_is_refused(keywords, message):
     with pytest.raises(FusplanInputError, match=message):
-        pressure_at(FREE, [[0.0, 0.0, 0.0]], (0, 0, 0), WATER, **keywords)
+        ElementDrive.build(1024, **keywords)
+
+
+def test_a_drive_must_fit_the_transducer():
+    drive = ElementDrive.build(1024, weights=np.ones(1024))
+    with pytest.raises(FusplanInputError, match="has 1024 elements, transducer.elements is 512"):
+        pressure_at(Transducer(elements=512), [[0.0, 0.0, 0.0]], (0, 0, 0), WATER, drive=drive)
+    with pytest.raises(FusplanInputError, match="need transducer.model hemispherical_array"):
+        pressure_at(Transducer(model="focused_bowl"), [[0.0, 0.0, 0.0]], (0, 0, 0), WATER, drive=drive)
 
 
 def test_correlated_aberration_is_chunked_without_the_n_by_n_matrix():
@@ -429,3 +438,27 @@ def test_correlated_aberration_is_chunked_without_the_n_by_n_matrix():
     dense = 0.8 * (dense - dense.mean()) / dense.std()
     np.testing.assert_allclose(aberration_phases(t, offsets), dense, atol=1e-5)
     np.testing.assert_allclose(aberration_phases(t, offsets, chunk=7), dense, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- transducer kinds
+
+
+def test_every_model_is_a_registered_kind():
+    from fusplan.acoustics import KINDS, MODELS
+
+    assert set(MODELS) == set(KINDS)
+    for name in MODELS:
+        spec = {"model": name, **({"fwhm_mm": [2.0, 2.0, 4.0]} if not KINDS[name].radiates else {})}
+        assert transducer_from_spec(spec).kind is KINDS[name]
+
+
+def test_no_code_compares_transducer_model_names():
+    """Behaviour per transducer type is asked of its kind (acoustics.kinds), not read off the name."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = re.compile(r"\.model\s*[!=]=|[!=]=\s*\S*\.model\b")
+    found = [f"{path.relative_to(root)}:{n}" for folder in ("src", "plugins") for path in (root / folder).rglob("*.py")
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []

@@ -73,6 +73,8 @@ def test_simulate_with_thermometry_reports_calibration_and_prediction(tmp_path, 
     assert prediction["sonications"][0]["power_w"] == pytest.approx(report["sonications"][0]["power_w"])
     t1 = {e["threshold_cem43"]: e for e in prediction["lesions"]}[200]
     assert t1["corresponds_to"].startswith("day-1 T1")
+    order = [e["threshold_cem43"] for e in report["lesions"]]
+    assert [e["threshold_cem43"] for e in prediction["lesions"]] == order == sorted(order)  # one order (issue 20.9)
     summary = (out / "summary.md").read_text()
     assert "## Calibration on measured thermometry" in summary and "steering offset back on target" in summary
     assert json.loads((out / "report.json").read_text())["calibration"] == calibration

@@ -126,6 +126,9 @@ def test_command_mistakes_are_input_errors_listed_together(tmp_path, protocol_fi
     """A sweep key typo, a bad sweep value or an unreadable --protocol stop the batch before any run."""
     with pytest.raises(FusplanInputError, match=r"'peak' is not a known key .*\(with peak=54; peak=56\)$"):
         plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak": [54, 56]})
+    with pytest.raises(FusplanInputError) as info:  # two typos, one in --sweep and one in --set: both named
+        plan_runs(phantom=True, protocol=protocol_file, sweeps={"peak": [54, 56]}, overrides={"treatment.duraton_s": 5})
+    assert "'peak' is not a known key" in str(info.value) and "'treatment.duraton_s' is not a known key" in str(info.value)
     with pytest.raises(FusplanInputError, match="duration_s must be > 0"):
         plan_runs(phantom=True, protocol=protocol_file, sweeps={"treatment.duration_s": [5, 0]})
     with pytest.raises(FusplanInputError, match="protocol file not found"):
@@ -278,28 +281,21 @@ def test_cli_exit_status_and_stderr(tmp_path, protocol_file, capsys):
 
 
 @pytest.mark.slow
-def test_scans_are_registered_once_and_the_registration_is_reused(tmp_path, protocol_file, monkeypatch):
+def test_scans_are_registered_once_and_the_registration_is_reused(tmp_path, protocol_file):
     """Both sides and two sweep points of one scan: one registration, cached; a re-run registers nothing."""
-    from fusplan import registration
     from fusplan.atlas import sample_scan_path
 
-    calls = []
-    real_register = registration.register
-
-    def quick_register(scan, atlas="morel", **kwargs):
-        calls.append(scan.path)
-        return real_register(scan, atlas, settings="affine")  # the quickest preset keeps the test short
-
-    monkeypatch.setattr(registration, "register", quick_register)
     scan = tmp_path / "head.nii.gz"
     scan.symlink_to(sample_scan_path("ch2"))
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"scan,side,protocol\nhead.nii.gz,both,{protocol_file.name}\n")
     out = tmp_path / "out"
-    result = run_batch([manifest], out, sweeps={"peak_c": [56, 58]}, workers=1, progress=False)
+    quick = {"registration_preset": "affine"}  # the quickest preset keeps the test short
+    result = run_batch([manifest], out, sweeps={"peak_c": [56, 58]}, workers=1, progress=False, **quick)
     assert (result.n_runs, result.n_failed) == (4, 0), [r["error"] for r in result.rows]
-    assert len(calls) == 1
-    assert len(list((out / "registration").glob("*.npz"))) == 1
+    [cache] = (out / "registration").glob("*.npz")
+    assert cache.name.endswith("-morel-affine.npz")
+    written = cache.stat()
     rows = _summary(out)
     assert [(r["side"], r["param:peak_c"]) for r in rows] == [("left", "56"), ("left", "58"), ("right", "56"),
                                                               ("right", "58")]
@@ -307,9 +303,12 @@ def test_scans_are_registered_once_and_the_registration_is_reused(tmp_path, prot
     assert float(left["acpc_x_mm"]) < 0 < float(right["acpc_x_mm"])  # the subject's left is x < 0
     assert left["target_r_mm"] == rows[1]["target_r_mm"]  # same target for every sweep point
     # A new sweep point on the same scan reuses the cached registration.
-    again = run_batch([manifest], out, sweeps={"peak_c": [56, 58, 60]}, workers=1, progress=False)
+    again = run_batch([manifest], out, sweeps={"peak_c": [56, 58, 60]}, workers=1, progress=False, **quick)
     assert (again.n_runs, again.n_resumed, again.n_failed) == (6, 4, 0)
-    assert len(calls) == 1
+    assert (cache.stat().st_ino, cache.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)  # not rewritten
+    # The preset is an input of the runs: the standard preset would not resume the affine runs.
+    standard = {spec.run_id for spec, _ in plan_runs([manifest], sweeps={"peak_c": [56, 58, 60]})}
+    assert standard.isdisjoint(row["run_id"] for row in again.rows)
 
 
 def test_missing_dask_is_a_clear_input_error(tmp_path, protocol_file, monkeypatch):

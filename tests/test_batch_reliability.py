@@ -248,30 +248,22 @@ def test_a_folder_that_cannot_be_searched_is_refused_naming_it(tmp_path, protoco
 # ------------------------------------------------------------------ cached registrations
 
 
-def test_a_damaged_cached_registration_is_registered_again(tmp_path, protocol_file, monkeypatch):
+@pytest.mark.slow
+def test_a_damaged_cached_registration_is_registered_again(tmp_path, protocol_file):
     from fusplan import registration
     from fusplan.atlas import sample_scan_path
 
-    calls = []
-    real_register = registration.register
-
-    def quick_register(scan, atlas="morel", **kwargs):
-        calls.append(scan.path)
-        return real_register(scan, atlas, settings="affine")
-
-    monkeypatch.setattr(registration, "register", quick_register)
     scan = tmp_path / "head.nii.gz"
     scan.symlink_to(sample_scan_path("ch2"))
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"scan,side,protocol\nhead.nii.gz,left,{protocol_file.name}\n")
     out = tmp_path / "out"
-    first = run_batch([manifest], out, workers=1, progress=False)
-    assert first.n_failed == 0 and len(calls) == 1
+    first = run_batch([manifest], out, workers=1, progress=False, registration_preset="affine")  # quickest preset
+    assert first.n_failed == 0
     [cache] = (out / "registration").glob("*.npz")
     cache.write_bytes(cache.read_bytes()[:-100])  # truncated: fails validation
     for report in (out / RUNS_DIR).glob("*.json"):
         report.unlink()
-    again = run_batch([manifest], out, workers=1, progress=False)
-    assert again.n_failed == 0, [r["error"] for r in again.rows]
-    assert len(calls) == 2  # registered afresh instead of failing the run
+    again = run_batch([manifest], out, workers=1, progress=False, registration_preset="affine")
+    assert again.n_failed == 0, [r["error"] for r in again.rows]  # registered afresh instead of failing the run
     registration.load_registration(cache)  # and the cache is valid again

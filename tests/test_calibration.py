@@ -64,7 +64,7 @@ def test_transform_source_offsets_in_world_ras_and_scales_widths_on_an_oblique_g
 
 @pytest.fixture(scope="module")
 def base():
-    with open(default_protocol_path("clt")) as handle:
+    with open(default_protocol_path("clt_single")) as handle:
         spec = yaml.safe_load(handle)
     spec["grid"] = {"spacing_mm": 0.5, "extent_mm": 24}
     result = fusplan.simulate(fusplan.load_protocol(spec))

@@ -47,7 +47,7 @@ def clt_spec():
         return yaml.safe_load(handle)
 
 
-@pytest.mark.parametrize("name", ["clt", "vim"])
+@pytest.mark.parametrize("name", ["clt", "clt_single", "vim"])
 def test_bundled_verification_stages_stay_reversible(name):
     """Through its last verification sonication a bundled protocol stays below 17 CEM43."""
     with open(default_protocol_path(name)) as handle:

@@ -40,13 +40,13 @@ def test_one_side_default_and_the_same_choices_everywhere(capsys):
     assert "left, right or both" in help_text and "(default: left" in help_text
 
 
-def test_command_line_choices_are_the_library_ones():
-    """cli.common repeats SIDE_CHOICES and ATLASES (``--help`` imports no numpy); they must not drift."""
-    from fusplan.atlas import ATLASES
-    from fusplan.cli import common
-    from fusplan.targeting import SIDE_CHOICES
+def test_the_vocabulary_is_the_library_one():
+    """fusplan.vocabulary (imported by ``--help``, no numpy) names exactly the atlases and presets there are."""
+    from fusplan.atlas import ATLAS_FOLDERS
+    from fusplan.registration.settings import SETTINGS
+    from fusplan.vocabulary import ATLASES, REGISTRATION_PRESETS
 
-    assert common.SIDE_CHOICES == SIDE_CHOICES and common.ATLASES == ATLASES
+    assert ATLASES == tuple(ATLAS_FOLDERS) and REGISTRATION_PRESETS == tuple(SETTINGS)
 
 
 def test_plan_synopsis_lists_target_and_atlas(capsys):
@@ -67,6 +67,17 @@ def test_bundled_protocol_names_are_case_insensitive_and_unknown_names_list_them
 def test_demo_registration_is_a_file_and_the_preset_has_its_own_name():
     args = build_parser().parse_args(["demo", "--registration", "saved.npz", "--registration-preset", "affine"])
     assert str(args.registration) == "saved.npz" and args.registration_preset == "affine"
+
+
+@pytest.mark.parametrize("argv", [["target", "s.nii"], ["plan", "s.nii"], ["simulate", "clt"], ["batch", "--out", "o"],
+                                  ["demo"]])
+def test_every_registering_command_takes_the_registration_preset(argv, capsys):
+    parser = build_parser()
+    assert parser.parse_args(argv).registration_preset == "standard"
+    assert parser.parse_args([*argv, "--registration-preset", "fast"]).registration_preset == "fast"
+    with pytest.raises(SystemExit):
+        parser.parse_args([*argv, "--registration-preset", "quick"])
+    assert "invalid choice: 'quick'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["simulate", "clt"], ["plan", SAMPLE], ["target", SAMPLE]])
@@ -93,20 +104,11 @@ def test_unknown_target_label_fails_before_registering(argv, message, capsys, mo
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.fixture(scope="module")
-def quick_registration():
-    """The affine registration preset (seconds) instead of the standard one, for these tests only."""
-    real = targeting.register
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(targeting, "register", lambda scan, atlas, **kwargs: real(scan, atlas, settings="affine"))
-    yield
-    monkeypatch.undo()
-
-
-def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, monkeypatch, quick_registration,
-                                                           staged_protocol_file):
+@pytest.mark.slow
+def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, monkeypatch, staged_protocol_file):
     out = tmp_path / "target-out"
-    assert main(["target", SAMPLE, "--out", str(out), "--json"]) == 0
+    # the affine preset registers in seconds instead of the standard one's minute
+    assert main(["target", SAMPLE, "--out", str(out), "--json", "--registration-preset", "affine"]) == 0
     captured = capsys.readouterr()
     first = json.loads(captured.out)  # stdout is exactly one JSON document
     assert "targeting" in captured.err  # the progress bar went to stderr

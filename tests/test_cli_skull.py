@@ -33,8 +33,8 @@ def inputs(tmp_path_factory):
     registration = replace(identity_registration(), scan_fingerprint=scan_fingerprint(scan))
     paths = {"protocol": folder / "protocol.yaml", "registration": registration.save(folder / "registration.npz")}
     paths["protocol"].write_text(yaml.safe_dump(PROTOCOL))
-    affine = scan.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
-    shape = tuple(-(-n // 2) for n in scan.shape[:3])
+    affine = scan.affine  # 1 mm: the population skull's restored diploe survives the rendering
+    shape = tuple(scan.shape[:3])
     hu = resample_to_grid(population_skull(identity_registration()), shape, affine)
     hu[hu == 0] = -1000.0
     paths["ct"] = folder / "ct.nii.gz"
@@ -43,10 +43,10 @@ def inputs(tmp_path_factory):
     top = int(np.sum(affine[2, 2] * np.arange(shape[2]) + affine[2, 3] <= 15.0))  # keep z <= 15 mm
     paths["cropped"] = folder / "cropped_ct.nii.gz"
     nib.save(nib.Nifti1Image(hu[:, :, :top].copy(), affine), paths["cropped"])
-    for name in ("ct", "cropped"):
-        ct = load_ct(paths[name])
-        identity = CtRegistration(np.eye(4), ct_fingerprint(ct), scan_fingerprint(scan), 0.0, 0.0)
-        paths[f"{name}_registration"] = identity.save(folder / f"{name}_registration.npz")
+    identity = CtRegistration(np.eye(4), ct_fingerprint(load_ct(paths["ct"])), scan_fingerprint(scan), 0.0, 0.0)
+    paths["ct_registration"] = identity.save(folder / "ct_registration.npz")
+    other = replace(identity, ct_fingerprint="0" * 40)  # of another CT (the cropped one does not load)
+    paths["cropped_registration"] = other.save(folder / "cropped_registration.npz")
     mr = nib.load(SAMPLE)
     paths["mr"] = folder / "mr_as_ct.nii.gz"
     nib.save(nib.Nifti1Image(np.asarray(mr.dataobj, np.float32), mr.affine), paths["mr"])
@@ -73,6 +73,7 @@ def test_a_ct_that_is_not_a_head_ct_is_refused_before_registration(inputs, tmp_p
 
 
 def test_a_ct_cropped_above_the_beams_is_refused(inputs, tmp_path, capsys):
+    """Refused when the CT is read, before any registration (the registration given is never read)."""
     out = tmp_path / "out"
     code = plan(inputs, out, "--ct", str(inputs["cropped"]), "--ct-registration", str(inputs["cropped_registration"]))
     captured = capsys.readouterr()
@@ -88,6 +89,7 @@ def test_a_ct_registration_of_another_ct_is_refused(inputs, tmp_path, capsys):
     assert code == 2 and "another CT" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_plan_with_a_patient_ct_and_with_the_population_skull(inputs, tmp_path, capsys):
     out = tmp_path / "ct"
     assert plan(inputs, out, "--ct", str(inputs["ct"]), "--ct-registration", str(inputs["ct_registration"])) == 0

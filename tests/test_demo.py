@@ -8,19 +8,16 @@ from PIL import Image
 from fusplan.figures import (
     PLANES,
     animation_times,
-    cumulative_dose,
     field_planes,
     focus_figure,
     plane_grid,
     scan_planes,
-    sonication_windows,
-    stage_at,
-    stage_peaks,
     stage_slices_figure,
     write_animation,
 )
 from fusplan.atlas import sample_scan_path
 from fusplan.grid import Grid
+from fusplan.timeline import FocusCurve, Peak, Timeline
 
 
 def _report():
@@ -40,30 +37,30 @@ def _report():
             "lesions": [{"threshold_cem43": 17.0}, {"threshold_cem43": 240.0}]}
 
 
-def test_cumulative_dose_matches_the_constant_temperature_oracle():
+def test_focus_dose_matches_the_constant_temperature_oracle():
     # 240 CEM43 take 112.5 s at 50 C (physics.md); R = 0.25 below 43 C.
     time_s = np.linspace(0, 112.5, 7)
-    dose = cumulative_dose(time_s, np.full(7, 50.0))
+    dose = FocusCurve(time_s, np.full(7, 50.0)).dose_cem43
     assert dose[-1] == pytest.approx(240.0, rel=1e-9)
     assert np.all(np.diff(dose) > 0)
-    assert cumulative_dose(np.array([0.0, 60.0]), np.array([41.0, 41.0]))[-1] == pytest.approx(0.25**2, rel=1e-9)
+    cool = FocusCurve(np.array([0.0, 60.0]), np.array([41.0, 41.0]))
+    assert cool.dose_at(60.0) == pytest.approx(0.25**2, rel=1e-9)
 
 
 def test_timeline_helpers():
-    report = _report()
-    windows = sonication_windows(report)
-    assert [(w["start_s"], w["on_end_s"], w["end_s"]) for w in windows] == [(0, 10, 30), (30, 40, 60), (60, 70, 90)]
-    peaks = stage_peaks(report)
-    assert [(p["stage"], p["time_s"], p["temperature_c"], p["sonication"]) for p in peaks] == [
-        ("alignment", 10.0, 43.0, 1), ("treatment", 40.0, 55.0, 2)]
-    assert stage_at(report, 5) == "alignment: sonicating"
-    assert stage_at(report, 45) == "treatment 1: cooling"
-    assert stage_at(report, 65) == "treatment 2: sonicating"
-    assert stage_at(report, 90) == "treatment 2: cooling"
-    times = animation_times(report, n_frames=60)
+    timeline = Timeline.from_report(_report())
+    windows = timeline.windows
+    assert [(w.start_s, w.on_end_s, w.end_s) for w in windows] == [(0, 10, 30), (30, 40, 60), (60, 70, 90)]
+    assert timeline.stage_peaks() == [Peak(1, "alignment", 10.0, 43.0), Peak(2, "treatment", 40.0, 55.0)]
+    # one numbering with the report: the stage's ordinal and the sonication's number
+    assert timeline.stage_at(5) == "alignment (sonication 1): sonicating"
+    assert timeline.stage_at(45) == "treatment 1 (sonication 2): cooling"
+    assert timeline.stage_at(65) == "treatment 2 (sonication 3): sonicating"
+    assert timeline.stage_at(90) == "treatment 2 (sonication 3): cooling"
+    times = animation_times(timeline, n_frames=60)
     assert times[0] == 0 and times[-1] == 90 and np.all(np.diff(times) > 0)
     assert 40 <= len(times) <= 80
-    on = sum(((w["start_s"] < times) & (times <= w["on_end_s"])).sum() for w in windows)
+    on = sum(((w.start_s < times) & (times <= w.on_end_s)).sum() for w in windows)
     assert on / len(times) > 0.4  # sonications (1/3 of the time) get more than their share
 
 
@@ -100,8 +97,7 @@ def _phantom_fields(grid: Grid, peak_c: float):
 
 
 def test_figures_render_and_save(tmp_path):
-    report = _report()
-    figure = focus_figure(report, path=tmp_path / "focus.png")
+    figure = focus_figure(Timeline.from_report(_report()), (17.0, 240.0), path=tmp_path / "focus.png")
     assert figure.axes[0].get_ylabel().startswith("temperature")
     assert figure.axes[1].get_yscale() == "log"
     grid = Grid.centred((0, 0, 0), extent_mm=20, spacing_mm=1.0)
@@ -116,11 +112,11 @@ def test_figures_render_and_save(tmp_path):
 
 
 def test_animation_is_a_small_gif_with_one_frame_per_time(tmp_path):
-    report = _report()
+    timeline = Timeline.from_report(_report())
     grid = Grid.centred((0, 0, 0), extent_mm=20, spacing_mm=1.0)
-    times = animation_times(report, n_frames=12)
+    times = animation_times(timeline, n_frames=12)
     planes = [field_planes(_phantom_fields(grid, 37 + 18 * np.sin(t / 90 * np.pi) ** 2)[0], grid, 8.0) for t in times]
-    path = write_animation(tmp_path / "movie.gif", report, grid, times, planes, half_width_mm=8.0)
+    path = write_animation(tmp_path / "movie.gif", timeline, grid, times, planes, half_width_mm=8.0)
     with Image.open(path) as gif:
         assert gif.n_frames == len(times)
     assert path.stat().st_size < 5e6
@@ -160,26 +156,25 @@ def test_run_demo_on_the_sample_head(tmp_path, staged_gaussian_spec):
     assert found.targets[0].side == "left"
 
 
-def test_dose_after_keeps_the_result_objects_and_matches_the_focus_dose(staged_gaussian_spec):
-    """The dose "so far" comes from the result's Protocol and titrated powers, not from its JSON report.
+def test_dose_after_reuses_the_result_and_matches_the_focus_dose(staged_gaussian_spec, monkeypatch):
+    """The dose "so far" comes from the result's own solver, sources and titrated pulses.
 
     Oracle: the hottest voxel's dose after sonication k equals the dose accumulated on
-    the reported focus curve by the end of sonication k (two independent integrations).
+    the focus curve by the end of sonication k (two independent integrations). No
+    acoustics or re-planning runs (the cause of a slow figure step: the demo used to
+    plan the truncated protocol again, skull model included, once per stage).
     """
-    from fusplan.demo import dose_after
-    from fusplan.figures import cumulative_dose, focus_curve, sonication_windows
+    from fusplan import planner
     from fusplan.planner import simulate
     from fusplan.protocol import load_protocol
 
-    protocol = load_protocol(staged_gaussian_spec)
-    result = simulate(protocol)
-    result.to_dict = None  # dose_after must not go through the report
-    report = simulate(protocol).to_dict()
-    time_s, focus_c = focus_curve(report)
-    focus_dose = cumulative_dose(time_s, focus_c)
-    full = result.sides[None].dose_cem43
-    for k, window in enumerate(sonication_windows(report), start=1):
-        so_far = dose_after(result, None, k)
+    result = simulate(load_protocol(staged_gaussian_spec))
+    side = result.sides[None]
+    timeline = side.timeline
+    monkeypatch.setattr(planner, "simulate", None)  # dose_after must not plan again
+    full = side.dose_cem43
+    for window in timeline.windows:
+        so_far = side.dose_after(window.index)
         assert np.all(so_far <= full * (1 + 1e-6) + 1e-9)
-        expected = float(np.interp(window["end_s"], time_s, focus_dose))
+        expected = timeline.dose_after(window.index)
         assert so_far.max() == pytest.approx(expected, rel=0.05, abs=1e-3)

@@ -66,7 +66,7 @@ def test_empty_region_gives_zeros():
     grid = Grid.centred((0, 0, 0), extent_mm=10.0, spacing_mm=0.5)
     lesion = measure_lesion(np.full(grid.shape, 5.0), grid, 240, labels=np.ones(grid.shape, int))
     assert lesion.to_dict() == {"threshold_cem43": 240.0, "lr_mm": 0.0, "ap_mm": 0.0, "si_mm": 0.0,
-                                "volume_mm3": 0.0, "equivalent_diameter_mm": 0.0, "nuclei": {}}
+                                "volume_mm3": 0.0, "equivalent_diameter_mm": 0.0, "nuclei": {}, "basis": "true field"}
 
 
 def test_single_voxel_step_dose_uses_linear_crossing_against_zero():

@@ -32,7 +32,7 @@ def test_contract_json(phantom):
     result, _ = phantom
     doc = json.loads(json.dumps(result.to_dict()))
     assert set(doc) == {"fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions",
-                        "isotherms", "lesion_model"}
+                        "isotherms", "lesion_model", "focus_prior"}
     assert doc["protocol"] == "test gaussian"
     keys = {"index", "stage", "power_w", "absorbed_power_w", "duration_s", "cooling_s", "energy_j", "peak_temperature_c"}
     for entry in doc["sonications"]:
@@ -91,8 +91,8 @@ def test_temperature_at_matches_focus_curve(phantom):
     for k, f in zip(picks, fields):
         assert f.max() == pytest.approx(focus["temperature_c"][k], abs=0.01)
     peaks = result.sonication_peaks()
-    assert [p["index"] for p in peaks] == [1, 2, 3]
-    assert peaks[1]["time_s"] == pytest.approx(24.0, abs=0.5)
+    assert [p.sonication for p in peaks] == [1, 2, 3]
+    assert peaks[1].time_s == pytest.approx(24.0, abs=0.5)
 
 
 @dataclass
@@ -148,16 +148,17 @@ def test_top_level_simulate_is_the_planner_in_the_phantom(phantom, gaussian_prot
 
 
 def test_stage_peaks_are_the_hottest_sonication_of_each_stage(phantom):
-    from fusplan.figures import stage_peaks
+    from fusplan.timeline import Timeline
 
     result, _ = phantom
     by_sonication = result.sonication_peaks()
-    by_stage = stage_peaks(result.to_dict())
-    assert [p["stage"] for p in by_stage] == ["alignment", "treatment"]
+    by_stage = result.timeline().stage_peaks()
+    assert by_stage == Timeline.from_report(result.to_dict()).stage_peaks()  # a saved report gives the same
+    assert [p.stage for p in by_stage] == ["alignment", "treatment"]
     for peak in by_stage:
-        same_stage = [p for p in by_sonication if p["stage"] == peak["stage"]]
-        hottest = max(same_stage, key=lambda p: p["temperature_c"])
-        assert (peak["sonication"], peak["time_s"]) == (hottest["index"], hottest["time_s"])
+        same_stage = [p for p in by_sonication if p.stage == peak.stage]
+        hottest = max(same_stage, key=lambda p: p.temperature_c)
+        assert (peak.sonication, peak.time_s) == (hottest.sonication, hottest.time_s)
 
 
 def test_both_sides_with_thermometry(gaussian_spec):

@@ -146,11 +146,11 @@ def test_display_values_are_the_model_values(phantom):
     part = phantom.first
     display = DisplayGrid(part.grid, part.peak_temperature_c)
     assert not display.resliced  # phantom grid axes are RAS: shown on the model grid itself
-    times = movie_times(phantom.to_dict())
+    times = movie_times(phantom.timeline())
     calls = []
     movie = LazyMovie(lambda t: calls.append(t) or display.show(part.temperature_at([t])[0]), times, display.shape)
     assert movie.shape == (len(times), *display.shape) and movie.ndim == 4 and not calls  # nothing computed yet
-    peak_frame = int(np.argmin(np.abs(times - phantom.sonication_peaks()[-1]["time_s"])))
+    peak_frame = int(np.argmin(np.abs(times - phantom.sonication_peaks()[-1].time_s)))
     frame = movie[peak_frame]
     assert len(calls) == 1
     exact = part.temperature_at([times[peak_frame]])[0]
@@ -203,6 +203,9 @@ def test_lesion_follows_time(phantom):
 
     colours = movie["layers"]["lesion"][1]["colormap"]
     assert TARGET_COLOUR not in (colours[1], colours[2]) and colours[1] != colours[2]  # 17, 240, ring: distinct
+    from fusplan.thresholds import threshold_styles
+
+    assert [colours[1], colours[2]] == [s.colour for s in threshold_styles(phantom.first.thresholds_cem43)]
 
 
 def _document(focus_dose_after_verification: float) -> dict:
@@ -237,7 +240,7 @@ def test_teaching_text_follows_the_numbers(dose):
     assert ("reversible heating" in verification["text"]) == (stated < 17)
     if stated >= 240:
         assert "permanent lesion" in verification["text"] and "coagulates" in verification["text"]
-    assert "240 CEM43 lesion measures 1.5 x 1.5 x 2.5 mm" in treatment["text"]
+    assert "240 CEM43 lesion measures 1.50 x 1.50 x 2.50 mm" in treatment["text"]
     assert "lesion measures" not in verification["text"]
 
 

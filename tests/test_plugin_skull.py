@@ -11,7 +11,8 @@ from napari_fusplan._layers import ROLE_KEY
 from napari_fusplan._model import PlanSession, TargetingForm
 from napari_fusplan._skull import skull_layers, skull_summary
 
-PROTOCOL = {"name": "skull layers", "transducer": {"model": "hemispherical_array"},
+# the porosity mapping: through McDannold's, the synthetic shell's 1600 HU tables need more than 1500 W
+PROTOCOL = {"name": "skull layers", "transducer": {"model": "hemispherical_array", "bone_mapping": "aubry2003"},
             "grid": {"spacing_mm": 1.0, "extent_mm": 10},
             "sonications": [{"stage": "treatment", "peak_c": 55, "duration_s": 5, "cooling_s": 0}]}
 

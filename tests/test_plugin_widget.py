@@ -146,6 +146,8 @@ def test_export_writes_the_cli_report_and_never_a_stale_one(planner, qtbot, tmp_
     from fusplan.report import dumps_json
 
     assert written["sonications"] == json.loads(dumps_json(widget.document))["sonications"]
+    # was null: the export says where the protocol came from (here a mapping, FAST_PROTOCOL)
+    assert written["provenance"]["protocol"]["source"].startswith("a protocol mapping")
     widget.editor.set_cell(2, "value", 57)  # an edit: the result no longer matches the protocol
     assert widget.result is None and widget.document is None
     assert not widget.plan.export_button.isEnabled()

@@ -3,11 +3,13 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from fusplan.errors import FusplanInputError
 from fusplan.protocol import (
+    BUNDLED_PROTOCOLS,
     Protocol,
     Sonication,
     Thermometry,
@@ -46,7 +48,7 @@ def _sonication(i, **changes):
     return spec
 
 
-@pytest.mark.parametrize("name, count", [("clt", 7), ("vim", 6)])
+@pytest.mark.parametrize("name, count", [("clt", 7), ("clt_single", 7), ("vim", 6)])
 def test_bundled_protocols_load(name, count):
     path = default_protocol_path(name)
     assert path.is_file() and path.suffix == ".yaml"
@@ -57,9 +59,31 @@ def test_bundled_protocols_load(name, count):
     assert protocol.sonications[0].stage == "alignment"
     assert protocol.sonications[-1].stage == "treatment"
     assert all(s.peak_c is not None for s in protocol.sonications)
-    assert 7 * 60 <= protocol.total_time_s <= 10 * 60
+    assert 6 * 60 <= protocol.total_time_s <= 10 * 60
     assert protocol.thermometry == Thermometry((1.1, 1.1, 3.0), 3.5)
     assert protocol.source == str(path)
+
+
+def test_clt_builds_the_target_from_sub_units_as_practised():
+    # Gallay 2019 / 2021: 5-7 sub-units of 1.5 x 1.5 x 3 mm by focal displacement, short sonications
+    protocol = load_protocol("clt")
+    treatment = [s for s in protocol.sonications if s.stage == "treatment"]
+    centres = np.array([s.offset_mm or (0.0, 0.0, 0.0) for s in treatment])
+    assert 5 <= len({tuple(c) for c in centres}) <= 7
+    nearest = [min(np.linalg.norm(c - o) for o in centres if not np.array_equal(c, o)) for c in centres]
+    assert np.allclose(nearest, 1.5) and np.all(centres[:, 2] == 0)  # one 3 mm thermometry slice
+    assert all(s.duration_s <= 12 for s in treatment)
+    assert all(s.offset_mm is None for s in protocol.sonications if s.stage != "treatment")
+    single = load_protocol("clt_single")
+    assert all(s.offset_mm is None for s in single.sonications)
+
+
+def test_vim_retargets_between_treatment_sonications():
+    treatment = [s for s in load_protocol("vim").sonications if s.stage == "treatment"]
+    moves = [np.linalg.norm(np.subtract(b.offset_mm or (0, 0, 0), a.offset_mm or (0, 0, 0)))
+             for a, b in zip(treatment[:-1], treatment[1:])]
+    assert any(0.5 <= m <= 2.0 for m in moves)
+    assert all(55 <= s.peak_c <= 60 for s in treatment)
 
 
 def test_clt_protocol_is_staged_like_clinical_practice():
@@ -311,6 +335,6 @@ def test_parse_override():
 
 
 def test_bundled_files_are_documented():
-    for name in ("clt", "vim"):
+    for name in BUNDLED_PROTOCOLS:
         text = Path(default_protocol_path(name)).read_text()
         assert text.count("\n#") >= 5 and ("Sources" in text or "Huang" in text)

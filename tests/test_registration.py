@@ -53,6 +53,7 @@ def test_synthetic_truth_is_an_exact_inverse(morel, thalamus_points):
     np.testing.assert_allclose(moved + subject._d(moved), thalamus_points, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_t1_synthetic_accuracy(t1_case, thalamus_points):
     subject, reg = t1_case
     truth = subject.template_to_subject(thalamus_points)
@@ -62,6 +63,7 @@ def test_t1_synthetic_accuracy(t1_case, thalamus_points):
     assert reg.similarity > 0.9
 
 
+@pytest.mark.slow
 def test_t2_like_synthetic_accuracy(t2_case, thalamus_points):
     subject, reg = t2_case
     truth = subject.template_to_subject(thalamus_points)
@@ -70,12 +72,14 @@ def test_t2_like_synthetic_accuracy(t2_case, thalamus_points):
     assert error.mean() <= 1.0, error.mean()
 
 
+@pytest.mark.slow
 def test_mapping_is_inverse_consistent(t1_case, thalamus_points):
     _, reg = t1_case
     back = reg.subject_to_template(reg.template_to_subject(thalamus_points))
     assert np.abs(back - thalamus_points).max() < 0.2
 
 
+@pytest.mark.slow
 def test_save_load_and_pickle_round_trip(t1_case, thalamus_points, tmp_path):
     subject, reg = t1_case
     path = reg.save(tmp_path / "reg.npz")
@@ -91,6 +95,7 @@ def test_save_load_and_pickle_round_trip(t1_case, thalamus_points, tmp_path):
         load_registration(tmp_path / "bad.npz")
 
 
+@pytest.mark.slow
 def test_volume_ratio_matches_the_known_warp(t1_case, morel):
     subject, reg = t1_case
     points = np.argwhere(morel.labels > 0) @ morel.affine[:3, :3].T + morel.affine[:3, 3]
@@ -125,7 +130,7 @@ def _crop(scan: Scan, centre_mm, half_mm) -> Scan:
     return Scan(scan.data[slices].copy(), affine)
 
 
-@pytest.mark.parametrize("kind", ["noise", "tiny crop", "phantom"])
+@pytest.mark.parametrize("kind", ["noise", "tiny crop", pytest.param("phantom", marks=pytest.mark.slow)])
 def test_not_a_head_is_refused(kind, morel, ch2):
     rng = np.random.default_rng(0)
     affine = np.diag([2.0, 2.0, 2.0, 1.0])

@@ -109,7 +109,8 @@ JSON_VALUES = st.recursive(
 )
 KEYS = ["name", "tissue", "transducer", "grid", "sonications", "thresholds_cem43", "thermometry"]
 SUBKEYS = ["density_kg_m3", "frequency_khz", "radius_mm", "spacing_mm", "extent_mm", "duration_s", "peak_c",
-           "power_w", "voxel_mm", "frame_s", "preset", "model", "fwhm_mm", "elements", "stage"]
+           "power_w", "voxel_mm", "frame_s", "preset", "model", "fwhm_mm", "elements", "stage", "tilt_deg",
+           "offset_mm", "repeat"]
 
 
 @st.composite

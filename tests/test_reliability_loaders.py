@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from fusplan.errors import FusplanInputError
-from fusplan.io import check_output_dir, load_scan
-from fusplan.protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, MAX_POWER_W, PLAUSIBLE_RANGES, load_protocol
+from fusplan.io import load_scan
+from fusplan.outputs import check_output_dir
+from fusplan.protocol import (BUNDLED_PROTOCOLS, MAX_CONSOLE_ACOUSTIC_POWER_W, MAX_POWER_W, PLAUSIBLE_RANGES,
+                              load_protocol)
 from fusplan.registration import Registration, load_registration
 from fusplan.registration_file import FORMAT_VERSION
 from fusplan.textfile import MAX_DEPTH, parse_json, parse_yaml, parse_yaml_value
@@ -62,7 +64,7 @@ def test_plausible_ranges_page_lists_every_range():
 
 
 def test_every_bundled_protocol_value_is_plausible():
-    for name in ("clt", "vim"):
+    for name in BUNDLED_PROTOCOLS:
         load_protocol(name)
 
 

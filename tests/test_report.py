@@ -175,7 +175,7 @@ def test_summary_markdown(bilateral):
     text = summary_markdown(json.loads(dumps_json(bilateral.to_dict())))
     assert text.startswith("# fusplan report: CLT staged default")
     assert "| CLp | left | (-7.0, -19.0, 8.0) | (-6.0, -18.0, 6.0) |" in text
-    assert "| 1 | treatment | 14.0 | 60.0 | 412.3 | 0.8123 | 5773 | 55.0 | 53.9 |" in text
+    assert "| 1 | treatment | 14.0 | 60.0 | 412.3 | 0.81 | 5773 | 55.0 | 53.9 |" in text
     assert "## Lesions" in text and "| left | 240 |" in text and "CL " in text
 
 
@@ -230,3 +230,46 @@ def test_lesion_figure_has_orientation_letters_and_a_labelled_colour_bar(bilater
     texts = {t.get_text() for ax in figure.axes for t in ax.texts}
     assert {"L", "R", "P", "A", "I", "S"} <= texts
     assert "peak temperature (°C)" in {ax.get_ylabel() for ax in figure.axes}
+
+
+def test_summary_writes_both_sides_with_the_same_digits_and_the_skull_watts():
+    """Issue 20.9: one side read 171 W and the other 175.3 W; skull-absorbed watts were only in the JSON."""
+    def sonication(side, power_w, absorbed_w, skull_w):
+        return {"index": 1, "stage": "treatment", "side": side, "power_w": power_w, "absorbed_power_w": absorbed_w,
+                "duration_s": 14.0, "cooling_s": 60.0, "energy_j": power_w * 14, "peak_temperature_c": 60.0,
+                "transmitted_power_w": 0.1 * power_w, "skull_absorbed_power_w": skull_w}
+
+    def skull(transmission, incidence_deg):
+        return {"source": "population template", "sdr": 1.0, "active_elements": 1024, "elements": 1024,
+                "mean_incidence_deg": incidence_deg, "mean_thickness_mm": 7.1, "energy_transmission": transmission,
+                "energy_absorbed_in_skull": 0.5, "phase_correction": "ct"}
+
+    report = {"protocol": "p", "sonications": [sonication("left", 171.0, 3.0, 90.0),
+                                               sonication("right", 175.34, 3.1049, 91.25)],
+              "skull": skull(0.089, 10.0), "skull_by_side": {"left": skull(0.089, 10.0), "right": skull(0.1, 8.93)}}
+    text = summary_markdown(report)
+    assert "absorbed in skull W" in text
+    assert "| 1 | left | treatment | 14.0 | 60.0 | 171.0 | 3.00 | 2394 | 60.0 | 90.0 |" in text
+    assert "| 1 | right | treatment | 14.0 | 60.0 | 175.3 | 3.10 | 2455 | 60.0 | 91.2 |" in text
+    assert "| left | population template | 1.00 | 1024/1024 | 10.0 | 7.10 | 0.089 | 0.500 | ct |" in text
+    assert "| right | population template | 1.00 | 1024/1024 | 8.9 | 7.10 | 0.100 | 0.500 | ct |" in text
+
+
+def test_provenance_records_resolved_paths(tmp_path, monkeypatch):
+    """A scan and a protocol named relative to the working folder are recorded absolute (issue 20.9)."""
+    import nibabel as nib
+
+    from fusplan.io import load_scan
+    from fusplan.protocol import load_protocol
+
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((12, 12, 12)).astype(np.float32), np.eye(4)),
+             tmp_path / "head.nii.gz")
+    (tmp_path / "p.json").write_text(json.dumps({"name": "p", "transducer": {"model": "gaussian",
+                                                                           "fwhm_mm": [2, 2, 4]},
+                                                 "sonications": [{"stage": "alignment", "duration_s": 5,
+                                                                  "absorbed_power_w": 0.5}]}))
+    monkeypatch.chdir(tmp_path)
+    result = _Result([_side(None, (0.0, 0.0, 0.0))])
+    result.scan = load_scan("head.nii.gz")
+    assert load_protocol("p.json").source == str(tmp_path.resolve() / "p.json")
+    assert report_module.provenance(result)["scan"]["path"] == str(tmp_path.resolve() / "head.nii.gz")

@@ -81,6 +81,7 @@ def test_template_clp_rule_lies_in_cl_near_the_pc_level():
 
 
 # ---------------------------------------------------------------- Colin27
+@pytest.mark.slow
 def test_ac_pc_fall_on_the_colin27_commissures(found):
     atlas = load_atlas("morel")
     truth = read_fcsv(atlas.folder.parent / "landmarks/afids/tpl-MNIColin27_desc-groundtruth_afids.fcsv")
@@ -90,6 +91,7 @@ def test_ac_pc_fall_on_the_colin27_commissures(found):
     assert 24 < found.frame.acpc_length_mm < 31
 
 
+@pytest.mark.slow
 def test_clp_lies_in_the_thalamus_with_a_sane_frame(found, ch2):
     labels = found.labels_on(ch2.shape, ch2.affine)
     for target in found.targets:
@@ -104,6 +106,7 @@ def test_clp_lies_in_the_thalamus_with_a_sane_frame(found, ch2):
     np.testing.assert_allclose(found.frame.to_acpc(found.landmarks["MCP"]), 0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_labels_on_grid_are_world_consistent(found):
     target = found.target("left")
     grid = Grid.centred(target.ras_mm, 20.0, 1.0, axes=found.frame.axes)
@@ -117,6 +120,7 @@ def test_labels_on_grid_are_world_consistent(found):
     np.testing.assert_array_equal(found.labels_on(grid.shape, flipped), labels[::-1, ::-1, ::-1])
 
 
+@pytest.mark.slow
 def test_nucleus_volumes_scale_with_the_registration(found):
     atlas = load_atlas("morel")
     volumes = found.nucleus_volumes_mm3
@@ -127,6 +131,7 @@ def test_nucleus_volumes_scale_with_the_registration(found):
     assert found.label_names[5] == "CL" and found.label_names[105] == "CL"
 
 
+@pytest.mark.slow
 def test_acpc_targets_label_targets_and_user_landmarks(found, ch2):
     reg = found.registration
     formula = locate_targets(ch2, registration=reg, acpc_mm=(14.0, -6.0, 0.0), target="Vim")
@@ -154,12 +159,14 @@ def test_acpc_targets_label_targets_and_user_landmarks(found, ch2):
         locate_targets(ch2, registration=reg, acpc_mm=(85.0, 0.0, 0.0))
 
 
+@pytest.mark.slow
 def test_registration_of_another_scan_is_refused(found, ch2):
     other = Scan(ch2.data[::-1].copy(), ch2.affine)
     with pytest.raises(FusplanInputError, match="another scan"):
         locate_targets(other, registration=found.registration)
 
 
+@pytest.mark.slow
 def test_outputs_json_labels_figure_and_pickle(found, ch2, tmp_path):
     paths = write_target_outputs(found, ch2, tmp_path / "out")
     document = json.loads(paths["json"].read_text())
@@ -176,6 +183,7 @@ def test_outputs_json_labels_figure_and_pickle(found, ch2, tmp_path):
     np.testing.assert_allclose(world_points(clone), world_points(found))
 
 
+@pytest.mark.slow
 def test_najdenovska_needs_a_label_or_acpc(ch2):
     with pytest.raises(FusplanInputError, match="no central lateral"):
         locate_targets(ch2, atlas="najdenovska")
@@ -192,6 +200,7 @@ def _oblique(scan):
     return Scan(resample(scan.data, scan.affine, shape, affine), affine)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "variant, tolerance_mm",
     [
@@ -208,6 +217,7 @@ def test_storage_orientation_does_not_move_targets(fast, ch2, variant, tolerance
     assert np.linalg.norm(world_points(result) - world_points(fast), axis=1).max() < tolerance_mm
 
 
+@pytest.mark.slow
 def test_targets_move_with_the_head(fast, ch2):
     motion = rigid((6.0, -8.0, 10.0), (15.0, -20.0, 10.0))
     result = locate_targets(Scan(ch2.data, motion @ ch2.affine), settings="fast")

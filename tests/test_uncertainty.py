@@ -15,7 +15,7 @@ from fusplan.uncertainty import UNCERTAINTY_TABLE, uncertainty_band
 
 @pytest.fixture(scope="module")
 def model():
-    with open(default_protocol_path("clt")) as handle:
+    with open(default_protocol_path("clt_single")) as handle:
         spec = yaml.safe_load(handle)
     spec["grid"] = {"spacing_mm": 0.5, "extent_mm": 24}
     return side_model(fusplan.simulate(fusplan.load_protocol(spec)))

@@ -15,24 +15,23 @@ SIMULATION_SHARE = 0.9
 
 
 def locate(layer, options: dict, name: str, ct_path: str | None = None):
-    """Read the scan of ``layer``, locate targets (:func:`fusplan.locate_targets`), reslice if oblique;
-    with ``ct_path`` the CT is checked first (it loads as a head CT in HU) and registered to the scan
-    after the targets. Returns ``(scan, found, reslice, skull_ct)``."""
+    """Read the scan of ``layer`` and prepare the subject (:func:`fusplan.subject.prepare_subject`:
+    ``options`` are :class:`~fusplan.subject.TargetRequest` fields, ``settings`` its preset), reslice if
+    oblique. With ``ct_path`` the CT is checked first (it loads as a head CT in HU) and registered to the
+    scan after the targets, reusing the CT registration saved beside a given registration file.
+    Returns ``(scan, found, reslice, skull_ct)``."""
     def job(progress):
-        from fusplan import locate_targets
-        from fusplan.skull import load_ct, register_ct_to_mr
+        from fusplan.execution import ExecutionOptions
+        from fusplan.subject import CtRequest, TargetRequest, ct_registration_beside, prepare_subject
 
         from ._layers import resliced_scan_layer, scan_from_layer
 
-        ct = None if ct_path is None else load_ct(ct_path)
-        scan = scan_from_layer(layer)
-        share = 1.0 if ct is None else 0.7
-        found = locate_targets(scan, progress=lambda f, m="": progress(share * f, m), **options)
-        skull_ct = None
-        if ct is not None:
-            registration = register_ct_to_mr(ct, scan, progress=lambda f, m="": progress(share + (1 - share) * f, m))
-            skull_ct = registration.apply(ct)
-        return scan, found, resliced_scan_layer(scan, name), skull_ct
+        fields = dict(options)
+        execution = ExecutionOptions(progress=progress, registration_preset=fields.pop("settings"))
+        request = TargetRequest(**fields)
+        ct = None if ct_path is None else CtRequest(ct_path, reuse=ct_registration_beside(request.registration))
+        subject = prepare_subject(scan_from_layer(layer), request, ct, execution)
+        return subject.scan, subject.targets, resliced_scan_layer(subject.scan, name), subject.skull_ct
 
     return job
 
@@ -77,7 +76,7 @@ def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertai
         timings_s["library_s"] = time.perf_counter() - start_s
         progress(SIMULATION_SHARE, "layers, skull and focus plot")
         document = result.to_dict()
-        movies = simulation_layers(result, document=document)
+        movies = simulation_layers(result)
         display = SimulationDisplay(result, document, movies, skull_layers(result),
                                     focus_panels(document, [movie["side"] for movie in movies]))
         timings_s["plugin_job_s"] = time.perf_counter() - start_s

@@ -18,6 +18,7 @@ import numpy as np
 
 from fusplan.grid import Grid
 from fusplan.io import Scan, corners_world_mm, resample, scan_from_array
+from fusplan.vocabulary import CLP_TARGET
 
 from ._reader import AXIS_LABELS
 
@@ -206,22 +207,12 @@ def atlas_target_names(atlas_name: str) -> list[str]:
     from fusplan.atlas import load_atlas
 
     names = sorted({label.abbreviation for label in load_atlas(atlas_name).label_table})
-    return (["CLp"] if "CL" in names else []) + names
+    return ([CLP_TARGET] if "CL" in names else []) + names
 
 
 def check_target_name(atlas_name: str, target: str, sides: Sequence[str]) -> None:
-    """Raise :class:`~fusplan.errors.FusplanInputError` unless ``atlas_name`` has ``target`` on ``sides``.
+    """Raise :class:`~fusplan.errors.FusplanInputError` unless ``atlas_name`` has ``target`` on ``sides``
+    (:func:`fusplan.targeting.check_target`: cheap, so a typo fails before a registration of a minute)."""
+    from fusplan.targeting import check_target
 
-    Cheap (reads the label table), so a typo fails before a registration of a minute.
-    """
-    from fusplan.atlas import load_atlas
-    from fusplan.errors import FusplanInputError
-
-    atlas = load_atlas(atlas_name)
-    if target == "CLp":
-        if not any(label.abbreviation == "CL" for label in atlas.label_table):
-            raise FusplanInputError(f"atlas {atlas_name!r} has no central lateral (CL) label, so no CLp target; "
-                                    f"choose one of its labels")
-        return
-    for side in sides:
-        atlas.find_labels(target, side)
+    check_target(atlas_name, target, sides)

@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from fusplan.vocabulary import DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE, DEFAULT_TARGET
+
 from ._layers import move_target, target_label
 
 
@@ -28,10 +30,10 @@ class TargetingForm:
     """What the Plan tab asks for: a scan layer and how to locate the target(s)."""
 
     scan: str | None = None
-    atlas: str = "morel"
-    sides: tuple[str, ...] = ("left",)
-    target: str = "CLp"
-    settings: str = "standard"
+    atlas: str = DEFAULT_ATLAS
+    sides: tuple[str, ...] = (DEFAULT_SIDE,)
+    target: str = DEFAULT_TARGET
+    settings: str = DEFAULT_REGISTRATION_PRESET
     registration: str | None = None
     acpc_mm: tuple | None = None
     ac_mm: tuple | None = None

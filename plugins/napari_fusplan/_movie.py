@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from fusplan.figures import focus_curve
+from fusplan.thresholds import threshold_styles
+from fusplan.timeline import Timeline
 from fusplan.io import resample
 
 from ._layers import is_oblique, mark, world_aligned_box
@@ -29,34 +30,30 @@ MOVIE_AXIS_LABELS = ("frame", *AXIS_LABELS)
 #: Frames of the temperature movie, as `fusplan demo`'s animation (plus one at every sonication's peak).
 MOVIE_FRAMES = 90
 
-#: Lesion region colours by threshold rank (none is the target ring's yellow).
-LESION_COLOURS = ("#06d6a0", "#ef476f", "#8338ec", "#118ab2")
+def movie_times(timeline: Timeline, n_frames: int = MOVIE_FRAMES) -> np.ndarray:
+    """Frame times (s): :func:`fusplan.figures.animation_times` plus every stage's peak."""
+    from fusplan.figures import animation_times
 
-
-def movie_times(document: dict, side: str | None = None, n_frames: int = MOVIE_FRAMES) -> np.ndarray:
-    """Frame times (s): :func:`fusplan.figures.animation_times` plus every sonication's peak."""
-    from fusplan.figures import animation_times, stage_peaks
-
-    peaks = [peak["time_s"] for peak in stage_peaks(document, side)]
-    return np.unique(np.concatenate([animation_times(document, n_frames, side), peaks]))
+    peaks = [peak.time_s for peak in timeline.stage_peaks()]
+    return np.unique(np.concatenate([animation_times(timeline, n_frames), peaks]))
 
 
 def time_label(document: dict, time_s: float, sides) -> str:
     """Clock, stage and focus temperature at ``time_s`` for every side (the viewer's text overlay)."""
-    from fusplan.figures import focus_curve, stage_at
+    from fusplan import formatting as fmt
 
     parts = []
     for side in sides:
-        time_axis, temperature_c = focus_curve(document, side)
-        focus_c = float(np.interp(time_s, time_axis, temperature_c))
+        timeline = Timeline.from_report(document, side)
+        focus_c = float(np.interp(time_s, timeline.focus.time_s, timeline.focus.temperature_c))
         name = f"{side}: " if side else ""
-        parts.append(f"{name}{stage_at(document, time_s, side)}, focus {focus_c:.1f} °C")
+        parts.append(f"{name}{timeline.stage_at(time_s)}, focus {fmt.temperature(focus_c)} °C")
     return f"t = {time_s:5.1f} s\n" + "\n".join(parts)
 
 
-def temperature_limits(document: dict, baseline_c: float) -> tuple[float, float]:
-    """Colour range (°C): body temperature to the hottest reported sonication peak."""
-    peaks = [s["peak_temperature_c"] for s in document.get("sonications", [])]
+def temperature_limits(result, baseline_c: float) -> tuple[float, float]:
+    """Colour range (°C): body temperature to the hottest sonication peak of any side."""
+    peaks = [record.peak_temperature_c for part in result.sides.values() for record in part.sonications]
     return float(baseline_c), float(max([baseline_c + 1.0, *peaks]))
 
 
@@ -209,7 +206,7 @@ def lesion_timeline(side_result, display: DisplayGrid, times_s: np.ndarray, thre
     return out
 
 
-def side_layers(result, side, document: dict, times: np.ndarray) -> dict:
+def side_layers(result, side, times: np.ndarray) -> dict:
     """Layer data of one side of a simulation: temperature movie (lazy), dose; the lesion over time to come.
 
     Returns
@@ -238,7 +235,7 @@ def side_layers(result, side, document: dict, times: np.ndarray) -> dict:
             frames,
             {"name": f"temperature °C{suffix}", "affine": time_axis, "colormap": "inferno",
              "axis_labels": MOVIE_AXIS_LABELS,
-             "contrast_limits": temperature_limits(document, baseline_c), "blending": "additive",
+             "contrast_limits": temperature_limits(result, baseline_c), "blending": "additive",
              "interpolation2d": "nearest", "rendering": "mip",
              "metadata": {"time_s": times.tolist(), "units": "°C", "sampling": sampling}},
             "image",
@@ -253,25 +250,25 @@ def side_layers(result, side, document: dict, times: np.ndarray) -> dict:
     }
 
     def lesion(progress=None) -> tuple[str, tuple]:
-        regions = lesion_timeline(part, display, times, thresholds, focus_curve(document, side), progress,
+        regions = lesion_timeline(part, display, times, thresholds, (part.focus_time_s, part.focus_temperature_c),
+                                  progress,
                                   lambda index, cropped: frames.store(index, display.show_cropped(cropped, baseline_c)))
         kwargs = {"name": f"lesion CEM43 so far{suffix}", "affine": time_axis, "opacity": 0.9,
                   "blending": "translucent", "axis_labels": MOVIE_AXIS_LABELS,
                   "features": {"index": list(range(len(thresholds) + 1)), "region": ["", *labels]},
                   "colormap": {None: "transparent", 0: "transparent",
-                               **{i + 1: LESION_COLOURS[i % len(LESION_COLOURS)] for i in range(len(thresholds))}}}
+                               **{i + 1: style.colour for i, style in enumerate(threshold_styles(thresholds))}}}
         return f"lesion{suffix}", mark((regions, kwargs, "labels"), f"lesion{suffix}")
 
     return {"side": side, "time_s": times, "focus_mm": part.grid.index_to_world(np.asarray(hottest)),
             "layers": {role: mark(data, role) for role, data in layers.items()}, "lesion": lesion}
 
 
-def simulation_layers(result, document: dict | None = None) -> list[dict]:
-    """:func:`side_layers` for every side of ``result`` (``document``: ``result.to_dict()`` if already made)."""
-    document = result.to_dict() if document is None else document
+def simulation_layers(result) -> list[dict]:
+    """:func:`side_layers` for every side of ``result``."""
     sides = list(result.sides)
-    times = np.unique(np.concatenate([movie_times(document, side) for side in sides]))  # one time axis
-    return [side_layers(result, side, document, times) for side in sides]
+    times = np.unique(np.concatenate([movie_times(result.timeline(side)) for side in sides]))  # one time axis
+    return [side_layers(result, side, times) for side in sides]
 
 
 def lesion_layers(movies: list[dict], progress=None) -> dict[str, tuple]:

@@ -24,10 +24,13 @@ def focus_panels(document: dict, sides) -> list:
     each other), and the legend wraps onto two rows instead of running off both edges.
     """
     from fusplan.figures import focus_figure
+    from fusplan.results import regions_from_report
+    from fusplan.timeline import Timeline
 
     figures = []
     for side in sides:
-        figure = focus_figure(document, side=side, annotate_peaks=True)
+        thresholds = [region.threshold_cem43 for region in regions_from_report(document, side)]
+        figure = focus_figure(Timeline.from_report(document, side), thresholds, annotate_peaks=True)
         temperature_ax, dose_ax = figure.axes[:2]
         temperature_ax.set_title("")  # the peak labels need the room; the y label names the side
         temperature_ax.set_ylabel(f"{side or 'phantom'}: focus (°C)")

@@ -59,6 +59,7 @@ class ProtocolEditor(QWidget):
         self.protocol = None
         self.error = None
         self._base: dict = {}
+        self._origin = "a new protocol"
         self._loading = False
 
         self.bundled = QComboBox()
@@ -105,7 +106,7 @@ class ProtocolEditor(QWidget):
     def load(self, path_or_mapping) -> None:
         """Fill the editor from a protocol file or mapping (validated first)."""
         protocol = load_protocol(path_or_mapping)
-        self._base = protocol.spec
+        self._base, self._origin = protocol.spec, protocol.source or "a protocol mapping"
         self._loading = True
         self.table.setRowCount(0)
         for entry in self._base.get("sonications", []):
@@ -120,6 +121,11 @@ class ProtocolEditor(QWidget):
         spec = {k: v for k, v in self._base.items() if k != "sonications"}
         spec["sonications"] = [self._row_mapping(row) for row in range(self.table.rowCount())]
         return spec
+
+    def _source(self) -> str:
+        """Where the edited protocol came from (a report's ``provenance.protocol.source``)."""
+        edited = self.mapping() != self._base
+        return f"{self._origin}, edited in the napari protocol editor" if edited else self._origin
 
     def save(self, path) -> Path:
         """Write the edited protocol (YAML, or JSON for ``.json``) after validating it."""
@@ -221,7 +227,7 @@ class ProtocolEditor(QWidget):
         for row in range(self.table.rowCount()):
             self._show_units(row)
         try:
-            protocol = load_protocol(self.mapping())
+            protocol = load_protocol(self.mapping(), source=self._source())
         except FusplanInputError as error:
             self.protocol = None
             self._show_error(self._table_error(str(error)))

@@ -12,13 +12,13 @@ FIRST_COLUMNS = ("equivalent_diameter_mm", "lr_mm", "ap_mm", "si_mm", "volume_mm
 #: Keys of long text: listed once per threshold under the table (:attr:`Table.notes`), not as a column
 #: (``corresponds_to`` already names its ``source``; the JSON report below has both).
 NOTE_KEY, HIDDEN = "corresponds_to", ("corresponds_to", "source")
-#: Headers that are not the key's words.
-HEADERS = {"equivalent_diameter_mm": "Diameter (mm)", "lr_mm": "LR (mm)", "ap_mm": "AP (mm)", "si_mm": "SI (mm)",
-           "volume_mm3": "Volume (mm³)", "peak_temperature_c": "Peak (°C)", "thermometry_peak_c": "MR peak (°C)",
-           "fraction_of_lesion": "Of lesion (%)", "fraction_of_nucleus": "Of nucleus (%)"}
-#: Unit of a key by its suffix (longest first), and the decimals its numbers get.
-UNITS = (("_cem43", "CEM43 min", 0), ("_mm3", "mm³", 1), ("_mm", "mm", 2), ("_c", "°C", 1), ("_w", "W", 1),
-         ("_j", "J", 0), ("_s", "s", 0))
+#: Headers that are not the key's words (the others: :func:`fusplan.formatting.heading`).
+HEADERS = {"equivalent_diameter_mm": "Diameter (mm)", "volume_mm3": "Volume (mm³)", "peak_temperature_c": "Peak (°C)",
+           "thermometry_peak_c": "MR peak (°C)", "absorbed_power_w": "Absorbed power (W)",
+           "fraction_of_lesion": "Of lesion (%)",
+           "fraction_of_nucleus": "Of nucleus (%)"}
+#: Units of the numbers in row labels.
+ROW_UNITS = {"threshold_cem43": "CEM43", "max_temperature_c": "°C"}
 
 
 class Table(NamedTuple):
@@ -33,37 +33,29 @@ class Table(NamedTuple):
 def header_text(key: str) -> str:
     """``"equivalent_diameter_mm"`` -> ``"Diameter\\n(mm)"``, ``"skull_absorbed_power_w"`` ->
     ``"Skull absorbed power\\n(W)"`` (the unit on a second line keeps columns narrow)."""
-    if key in HEADERS:
-        return HEADERS[key].replace(" (", "\n(")
-    for suffix, unit, _ in UNITS:
-        if key.endswith(suffix):
-            return f"{key[:-len(suffix)].replace('_', ' ').capitalize()}\n({unit})"
-    return key.replace("_", " ").capitalize()
+    from fusplan.formatting import heading
+
+    text = HEADERS.get(key) or heading(key)
+    return (text[:1].upper() + text[1:]).replace(" (", "\n(")
 
 
 def cell_text(key: str, value) -> str:
-    """One number format per column: decimals by unit (mm 2, °C 1, W 1...), fractions in %, text as is."""
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if key.startswith("fraction"):
-        return f"{100 * value:.1f}"
-    for suffix, _, decimals in UNITS:
-        if key.endswith(suffix):
-            return f"{value:,.{decimals}f}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """The number as every fusplan text writes it (:func:`fusplan.formatting.value`: one rule per unit)."""
+    from fusplan.formatting import value as formatted
+
+    return "" if value is None else formatted(key, value)
 
 
 def row_label(row: dict) -> str:
-    """``"left 17 CEM43"``, ``"left 3 treatment"``, ``"CL"``: the row's keys (:data:`ROW_KEYS`) with units."""
+    """``"left 17 CEM43"``, ``"left #3 treatment"``, ``"CL"``: the row's keys (:data:`ROW_KEYS`) with units."""
+    from fusplan.formatting import value as formatted
+
     parts = []
     for key in ROW_KEYS:
         value = row.get(key)
-        if value is None:
-            continue
-        unit = next((unit for suffix, unit, _ in UNITS if key.endswith(suffix)), "")
-        parts.append(f"#{value}" if key == "index" else f"{value:g} {unit.split()[0]}" if unit else str(value))
+        if value is not None:
+            text = f"#{value}" if key == "index" else formatted(key, value)
+            parts.append(f"{text} {ROW_UNITS[key]}" if key in ROW_UNITS else text)
     return " ".join(parts)
 
 

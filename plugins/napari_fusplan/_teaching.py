@@ -20,12 +20,14 @@ def teaching_steps(document: dict, sides: Sequence[str | None]) -> list[dict]:
         Sides to describe (``[None]`` in the phantom); with more than one, every
         paragraph starts with its side.
     """
+    from fusplan.results import regions_from_report
     from fusplan.teaching import stage_steps
+    from fusplan.timeline import Timeline
 
     sides = list(sides)
     by_stage: dict[str, list] = {}
     for side in sides:
-        for step in stage_steps(document, side):
+        for step in stage_steps(Timeline.from_report(document, side), regions_from_report(document, side)):
             by_stage.setdefault(step.stage, []).append((side, step))
     steps = []
     for stage, entries in sorted(by_stage.items(), key=lambda item: min(s.time_s for _, s in item[1])):

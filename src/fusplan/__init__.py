@@ -11,14 +11,19 @@ The public API (see the README and ``docs``)::
 The result types are exported too: ``Scan``, ``Grid``, ``TargetingResult`` (with
 ``Target`` and ``AcpcFrame``), ``Protocol`` (with ``Sonication``),
 ``SimulationResult`` (with ``SideResult``, ``SonicationRecord`` and
-``LesionRecord``); each has ``to_dict()`` where it has a JSON form. ``SIDES`` is
-``("left", "right")``.
+``LesionRecord``); each has ``to_dict()`` where it has a JSON form.
+
+Front ends (the command line, the batch runner, the demo, the napari plugin) prepare a
+subject with ``fusplan.prepare_subject(scan, fusplan.TargetRequest(...), fusplan.CtRequest(ct))``
+(:mod:`fusplan.subject`) and name sides, stages, atlases and presets with the words of
+:mod:`fusplan.vocabulary` (``SIDES`` is ``("left", "right")``; ``parse_sides`` reads
+``"both"``, ``"Left"``, ``"left;right"``).
 
 Names are imported on first use, so ``import fusplan`` stays light.
 """
 import importlib
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _PUBLIC = {
     "load_scan": "io",
@@ -30,7 +35,24 @@ _PUBLIC = {
     "Target": "targeting",
     "TargetingResult": "targeting",
     "AcpcFrame": "targeting",
-    "SIDES": "targeting",
+    "check_target": "targeting",
+    "prepare_subject": "subject",
+    "TargetRequest": "subject",
+    "CtRequest": "subject",
+    "Subject": "subject",
+    "SIDES": "vocabulary",
+    "SIDE_CHOICES": "vocabulary",
+    "STAGES": "vocabulary",
+    "SKULL_SOURCES": "vocabulary",
+    "ATLASES": "vocabulary",
+    "DEFAULT_ATLAS": "vocabulary",
+    "DEFAULT_SIDE": "vocabulary",
+    "DEFAULT_TARGET": "vocabulary",
+    "REGISTRATION_PRESETS": "vocabulary",
+    "parse_sides": "vocabulary",
+    "sample_scan_path": "atlas",
+    "default_protocol_path": "protocol",
+    "write_report": "report",
     "load_protocol": "protocol",
     "Protocol": "protocol",
     "Sonication": "protocol",

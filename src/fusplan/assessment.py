@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .clinical import DEFAULT_BASIS
 from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
 from .progress import within
 from .uncertainty import UncertaintyBand, uncertainty_band
@@ -91,8 +92,14 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, engine=No
         sides = [out.calibration.side] if out.calibration is not None else list(result.sides)
         for i, side in enumerate(sides):
             low, width = 0.4 + 0.6 * i / len(sides), 0.6 / len(sides)
-            out.bands.append(uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side,
-                                              seed=seed, engine=engine, progress=within(say, low, low + width)))
+            band = uncertainty_band(result, out.calibration, samples=uncertainty_samples, side=side, seed=seed,
+                                    engine=engine, progress=within(say, low, low + width))
+            if out.calibration is None:  # the band is the plan's: name where the plan's own lesion lies in it
+                nominal = (result.thermometry_lesions(side) if DEFAULT_BASIS == "thermometry"
+                           else result.sides[side].lesions)
+                band.nominal_diameter_mm = next((r.equivalent_diameter_mm for r in nominal
+                                                 if r.threshold_cem43 == band.threshold_cem43), None)
+            out.bands.append(band)
     say(1.0, "assessed")
     result.assessment = out
     return out

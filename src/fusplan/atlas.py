@@ -20,11 +20,10 @@ from scipy import ndimage
 
 from .errors import FusplanInputError
 from .io import resample
+from .vocabulary import ATLASES, DEFAULT_ATLAS
 
-#: Atlas names accepted by :func:`load_atlas`, with their folders.
+#: The folder of every bundled atlas (:data:`fusplan.vocabulary.ATLASES`, a test keeps them equal).
 ATLAS_FOLDERS = {"morel": "morel", "najdenovska": "najdenovska2018"}
-#: Names of the bundled atlases (``load_atlas``, ``--atlas``, the plugin's atlas box).
-ATLASES = tuple(ATLAS_FOLDERS)
 
 
 def data_root() -> Path:
@@ -202,7 +201,7 @@ def _read_label_table(path: Path) -> tuple[Label, ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def load_atlas(name: str = "morel") -> Atlas:
+def load_atlas(name: str = DEFAULT_ATLAS) -> Atlas:
     """Load a bundled atlas.
 
     Parameters
@@ -218,8 +217,8 @@ def load_atlas(name: str = "morel") -> Atlas:
         Treat its arrays as read-only: the result is cached.
     """
     key = name.strip().lower()
-    if key not in ATLAS_FOLDERS:
-        raise FusplanInputError(f"unknown atlas {name!r}; choose one of {', '.join(ATLAS_FOLDERS)}")
+    if key not in ATLASES:
+        raise FusplanInputError(f"unknown atlas {name!r}; choose one of {', '.join(ATLASES)}")
     atlases = data_root() / "atlases"
     folder = atlases / ATLAS_FOLDERS[key]
     manifest = json.loads((folder / "manifest.json").read_text())

@@ -111,6 +111,7 @@ class TreatmentPrediction:
     dose_cem43: np.ndarray = field(repr=False)
     peak_temperature_c: np.ndarray = field(repr=False)
     grid: object = field(repr=False)
+    thermometry: tuple | None = None
 
     def to_dict(self) -> dict:
         """Powers and energies, the calibrated focus and the steering that re-centres it, lesions.
@@ -124,7 +125,7 @@ class TreatmentPrediction:
                "sonications": self.sonications,
                "lesions": [r.to_dict() for r in self.regions if r.region.kind == "dose"],
                "isotherms": [r.to_dict() for r in self.regions if r.region.kind == "isotherm"],
-               "lesion_model": lesion_model()}
+               "lesion_model": lesion_model(thermometry=self.thermometry)}
         if self.side is not None:
             out["side"] = self.side
         return out
@@ -441,7 +442,9 @@ def predict_treatment(result, calibration: Calibration) -> TreatmentPrediction:
     regions = clinical_regions(history.dose_cem43, history.peak_temperature_c, grid,
                                baseline_temperature_c=model.tissue.baseline_temperature_c, side=model.side,
                                labels=model.labels, label_names=model.label_names,
-                               nucleus_volumes_mm3=model.nucleus_volumes_mm3)
+                               nucleus_volumes_mm3=model.nucleus_volumes_mm3,
+                               thermometry_dose_cem43=history.thermometry_dose_cem43,
+                               thermometry_peak_c=history.thermometry_peak_c)
     offset = np.asarray(calibration.offset_ras_mm, float)
     return TreatmentPrediction(model.side, model.target_ras_mm + offset, -offset, grid.axes.T @ -offset, records,
-                               regions, history.dose_cem43, history.peak_temperature_c, grid)
+                               regions, history.dose_cem43, history.peak_temperature_c, grid, model.thermometry)

@@ -6,8 +6,9 @@ verification, treatment) and writes, besides the plan itself
 (:func:`fusplan.report.write_report`):
 
 - ``focus.png``: the temperature of the focus against time, stages shaded, peaks
-  annotated, the thermal dose accumulated at the focus on a log axis;
-- ``stages.png``: isotherms and the 17 / 240 CEM43 contours over the MRI on
+  annotated (top panel), the thermal dose accumulated at the focus on a log axis
+  (bottom panel);
+- ``stages.png``: isotherms and the protocol's dose contours over the MRI on
   axial, coronal and sagittal planes through the target at the peak of each stage;
 - ``procedure.gif``: the temperature field through the whole procedure, with a
   clock and the stage;
@@ -20,10 +21,8 @@ The prose lives in :mod:`fusplan.teaching`, the command line in :mod:`fusplan.cl
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +30,18 @@ import numpy as np
 from .errors import FusplanInputError
 from .io import atomic_output
 from .progress import ProgressCallback, within
-from .targeting import SIDES
 from .teaching import demo_markdown
+from .vocabulary import DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE, REGISTRATION_FILE, SIDES
 
 #: Side planned by the demo (CLT is bilateral; one side keeps the demo short).
-DEMO_SIDE = "left"
+DEMO_SIDE = DEFAULT_SIDE
 #: Half the side of the field of view of the stage figure and of the animation, mm.
-STAGES_HALF_WIDTH_MM = 8.0
+STAGES_HALF_WIDTH_MM = 6.0
 ANIMATION_HALF_WIDTH_MM = 12.0
 #: Frames of the animation.
 ANIMATION_FRAMES = 90
 #: Samples of the demo's uncertainty band (100: 12 protocol runs, a few seconds on 2 cores).
 DEMO_UNCERTAINTY_SAMPLES = 100
-#: Registration cached in the output folder, so running the demo again is quick.
-REGISTRATION_NAME = "registration.npz"
 #: Share of the progress bar of each step: targeting, simulation, uncertainty, figures.
 _SPANS = {"targeting": (0.0, 0.45), "simulation": (0.45, 0.65), "uncertainty": (0.65, 0.75),
           "figures": (0.75, 1.0)}
@@ -60,7 +57,7 @@ def run_demo(
     side: str = DEMO_SIDE,
     animation_frames: int = ANIMATION_FRAMES,
     registration=None,
-    registration_settings: str = "standard",
+    registration_settings: str = DEFAULT_REGISTRATION_PRESET,
     uncertainty_samples: int = DEMO_UNCERTAINTY_SAMPLES,
 ) -> dict[str, Path]:
     """Plan the staged procedure on a scan and write the teaching figures and notes.
@@ -116,7 +113,7 @@ def run_demo(
     if registration is not None and not hasattr(registration, "save"):
         registration = load_registration(registration)
     scan = load_scan(scan_path if scan_path is not None else sample_scan_path("ch2"))
-    cache = out / (REGISTRATION_NAME if registration_settings == "standard"
+    cache = out / (REGISTRATION_FILE if registration_settings == DEFAULT_REGISTRATION_PRESET
                    else f"registration-{registration_settings}.npz")
     tick = time.perf_counter()
     found = locate_demo_target(scan, side, cache, registration_settings, _within(report_progress, "targeting"),
@@ -143,7 +140,7 @@ def run_demo(
 
     path = out / "demo.md"
     with atomic_output(path) as tmp:
-        Path(tmp).write_text(demo_markdown(result.to_dict(), snapshots, timings, side), encoding="utf-8")
+        Path(tmp).write_text(demo_markdown(result, side, snapshots, timings), encoding="utf-8")
     written["demo.md"] = path
     if cache.is_file():
         written[cache.name] = cache
@@ -158,30 +155,16 @@ def _within(progress: ProgressCallback, step: str) -> ProgressCallback:
 
 def locate_demo_target(scan, side: str, cache: Path, settings: str, progress: ProgressCallback,
                        registration=None):
-    """Locate CLp on ``side``, reusing ``registration`` or the one cached at ``cache`` when it fits the scan.
+    """Locate CLp on ``side`` (:func:`fusplan.subject.locate`), reusing ``registration`` or the one
+    cached at ``cache`` when it fits the scan; a fresh registration is saved to ``cache`` (atomically)."""
+    from .execution import ExecutionOptions
+    from .subject import TargetRequest, locate
 
-    A fresh registration is saved to ``cache`` (atomically).
-    """
-    from .registration import load_registration
-    from .targeting import locate_targets
-
-    source = "given"
-    if registration is None and cache.is_file():
-        try:
-            registration, source = load_registration(cache), "cached"
-        except FusplanInputError:
-            registration = None
-        if registration is not None and not registration.matches(scan):
-            registration = None
-    if registration is None:
-        progress(0.0, f"registering the atlas to {scan.path.name if scan.path else 'the scan'}")
-    else:
-        progress(0.0, f"reusing the {source} registration" + (f" in {cache}" if source == "cached" else ""))
-    found = locate_targets(scan, atlas="morel", sides=(side,), target="CLp", registration=registration,
-                           settings=settings, progress=progress)
-    if registration is None:
-        found.registration.save(cache)
-    return found
+    if registration is not None:
+        progress(0.0, "reusing the given registration")
+    request = TargetRequest(sides=(side,), registration=registration,
+                            registration_cache=cache if registration is None else None)
+    return locate(scan, request, ExecutionOptions(progress=progress, registration_preset=settings))
 
 
 def write_teaching_figures(
@@ -218,84 +201,59 @@ def write_teaching_figures(
     out.mkdir(parents=True, exist_ok=True)
     if side is None:
         side = next(iter(result.sides))
-    report = result.to_dict()
     grid = result.sides[side].grid
     background = _background(scan, grid) if scan is not None else None
     report_progress(0.05, "drawing the focus curve")
-    written = _focus(report, out, side)
+    written = _focus(result, out, side)
     report_progress(0.15, "drawing the stages")
-    snapshots = stage_snapshots(result, report, side)
+    snapshots = stage_snapshots(result, side)
     written.update(_stages(snapshots, grid, result.protocol, background, out, side))
     report_progress(0.5, f"rendering the animation ({animation_frames} frames)")
-    written.update(_animation(result, report, grid, background, side, animation_frames, out))
+    written.update(_animation(result, grid, background, side, animation_frames, out))
     report_progress(1.0, "figures written")
     written["snapshots"] = snapshots
     return written
 
 
-def stage_snapshots(result, report, side: str | None) -> list[dict]:
+def stage_snapshots(result, side: str | None) -> list[dict]:
     """The field at the hottest moment of each stage, with the dose accumulated so far.
 
     The dose "so far" is that accumulated by the end of the stage's hottest
-    sonication and its cooling (:func:`dose_after`), so the 17 and 240 CEM43
-    contours show what each stage has done.
+    sonication and its cooling (:meth:`fusplan.results.SideResult.dose_after`), so
+    the dose contours show what each stage has done.
     """
-    from .figures import stage_peaks
-
-    peaks = stage_peaks(report, side)
-    fields = result.temperature_at([p["time_s"] for p in peaks], side=side)
-    return [{
-        "label": f"{peak['stage']} (sonication {peak['sonication']})\n"
-                 f"t = {peak['time_s']:.0f} s, peak {peak['temperature_c']:.1f} °C",
-        "stage": peak["stage"],
-        "sonication": peak["sonication"],
-        "time_s": peak["time_s"],
-        "peak_c": peak["temperature_c"],
-        "temperature_c": np.asarray(field_c),
-        "dose_cem43": dose_after(result, side, peak["sonication"]),
-    } for peak, field_c in zip(peaks, fields)]
-
-
-def dose_after(result, side: str | None, last_index: int) -> np.ndarray:
-    """CEM43 accumulated by the end of sonication ``last_index`` (1-based, its cooling included).
-
-    Simulates the result's protocol truncated after that sonication, with every
-    power fixed to the value the full simulation titrated (so the history up to
-    there is the same), on the result's own scan and targets.
-    """
-    from .planner import simulate
-
     side_result = result.sides[side]
-    protocol = result.protocol
-    if last_index >= len(protocol.sonications):
-        return np.asarray(side_result.dose_cem43)
-    key = "absorbed_power_w" if protocol.transducer.model == "gaussian" else "power_w"
-    fixed = tuple(
-        replace(sonication, **{"power_w": None, "absorbed_power_w": None, "peak_c": None, key: float(getattr(record, key))})
-        for sonication, record in zip(protocol.sonications[:last_index], side_result.sonications))
-    spec = {**protocol.spec, "sonications": [
-        {k: v for k, v in vars(s).items() if k != "index" and v is not None} for s in fixed]}
-    truncated = replace(protocol, sonications=fixed, spec_json=json.dumps(spec, sort_keys=True))
-    run = simulate(truncated, scan=result.scan, targets=result.targets, sides=None if side is None else (side,))
-    return np.asarray(run.sides[side].dose_cem43)
+    peaks = side_result.timeline.stage_peaks()
+    fields = side_result.temperature_at([p.time_s for p in peaks])
+    return [{
+        "label": f"{peak.stage} (sonication {peak.sonication})\n"
+                 f"t = {peak.time_s:.0f} s, peak {peak.temperature_c:.1f} °C",
+        "stage": peak.stage,
+        "sonication": peak.sonication,
+        "time_s": peak.time_s,
+        "peak_c": peak.temperature_c,
+        "temperature_c": np.asarray(field_c),
+        "dose_cem43": side_result.dose_after(peak.sonication),
+    } for peak, field_c in zip(peaks, fields)]
 
 
 # ---------------------------------------------------------------------------- figures
 
 
-def _where(report, side: str | None) -> str:
+def _where(result, side: str | None) -> str:
     if side is None:
         return "phantom"
-    target = next((t for t in report.get("targets", []) if t.get("side") == side), {})
-    return f"{side} {target.get('name', 'target')}"
+    target = result.sides[side].target
+    return f"{side} {target.name if target is not None else 'target'}"
 
 
-def _focus(report, out: Path, side: str | None) -> dict[str, Path]:
+def _focus(result, out: Path, side: str | None) -> dict[str, Path]:
     from .figures import focus_figure
 
     path = out / "focus.png"
-    figure = focus_figure(report, side=side, title=f"{report.get('protocol', '')}: temperature and thermal dose "
-                                                   f"at the focus ({_where(report, side)})")
+    figure = focus_figure(result.timeline(side), result.protocol.thresholds_cem43,
+                          title=f"{result.protocol.name}: temperature and thermal dose at the focus "
+                                f"({_where(result, side)})")
     with atomic_output(path) as tmp:
         figure.savefig(tmp, dpi=120, format="png")
     return {path.name: path}
@@ -320,15 +278,15 @@ def _stages(snapshots, grid, protocol, background, out: Path, side: str | None) 
     return {path.name: path}
 
 
-def _animation(result, report, grid, background, side: str, n_frames: int, out: Path) -> dict[str, Path]:
+def _animation(result, grid, background, side: str, n_frames: int, out: Path) -> dict[str, Path]:
     from .figures import animation_times, field_planes, write_animation
 
-    times = animation_times(report, n_frames, side)
+    timeline = result.timeline(side)
+    times = animation_times(timeline, n_frames)
     planes = []
     for chunk in np.array_split(times, max(1, len(times) // 10)):
         for field_c in result.temperature_at(chunk, side=side):
             planes.append(field_planes(field_c, grid, ANIMATION_HALF_WIDTH_MM))
     path = out / "procedure.gif"
-    write_animation(path, report, grid, times, planes, background=background, side=side,
-                    half_width_mm=ANIMATION_HALF_WIDTH_MM)
+    write_animation(path, timeline, grid, times, planes, background=background, half_width_mm=ANIMATION_HALF_WIDTH_MM)
     return {path.name: path}

@@ -16,12 +16,10 @@ from typing import Any, Callable, Hashable
 import numpy as np
 
 from .threads import resolve_threads
+from .vocabulary import DEFAULT_REGISTRATION_PRESET, REGISTRATION_PRESETS
 
 __all__ = ["REGISTRATION_PRESETS", "DEFAULT_REGISTRATION_PRESET", "ExecutionOptions", "HeatSourceCache"]
 
-#: Names of the registration presets (:data:`fusplan.registration.settings.SETTINGS`).
-REGISTRATION_PRESETS = ("standard", "fast", "affine")
-DEFAULT_REGISTRATION_PRESET = "standard"
 
 
 class HeatSourceCache:

@@ -7,14 +7,22 @@ all exact and cheap because the Pennes model is linear and translation invariant
 - ``heating_efficiency`` ``eta``: the heat deposited per emitted watt is ``eta Q``
   (1 = the uncalibrated model). It is what the skull changes most (transmission,
   absorption); a titrated sonication simply needs ``1 / eta`` times the power.
-- ``focal_spread`` ``s`` (dimensionless, 1 = the uncalibrated model): ``Q`` is convolved
-  with a Gaussian whose standard deviation along grid axis ``a`` is
-  ``sqrt(s^2 - 1) sigma0_a``, ``sigma0_a = FWHM_a / 2.355`` the width of the uncalibrated
-  source's focal spot along that axis (:func:`source_sigma_mm`). Total power is kept
-  (the kernel integrates to 1) and a Gaussian-shaped spot gets exactly ``s`` times wider
-  along every axis: the broadening that residual phase aberration produces (Pulkkinen
+- ``focal_spread`` ``s`` (dimensionless, 1 = the physics model's source: diffraction,
+  skull transmission and the residual aberration the skull model computes): ``Q`` is
+  convolved with a Gaussian whose standard deviation along grid axis ``a`` is
+  ``sqrt(s_a^2 - 1) sigma0_a``, ``sigma0_a = FWHM_a / 2.355`` the width of the physics
+  source's focal spot along that axis (:func:`source_sigma_mm`). ``s`` is one number
+  (calibration fits one) or one per grid axis (the focus prior). Total power is kept
+  (the kernel integrates to 1) and a Gaussian-shaped spot gets exactly ``s_a`` times
+  wider along axis ``a``: the broadening of real heads beyond the physics (Pulkkinen
   2014 found simulated CLT foci 40 % too small AP and 22 % SI). A convolution can only
-  widen the spot, so ``s >= 1``; the diffraction-limited model spot is the narrowest.
+  widen the spot, so ``s >= 1``; the physics spot is the narrowest.
+
+An uncalibrated plan on a skull applies the protocol's focus prior
+(:meth:`fusplan.protocol.Protocol.resolved_focus_prior`, Pulkkinen 2014 by default) as a
+per-axis spread; :class:`SideModel` keeps the physics sources and the prior, so
+calibration fits its spread from the physics source (it replaces the prior) and the
+uncalibrated band draws around the prior.
 - ``offset_ras_mm``: the spot is translated by this world vector (where thermometry saw
   it relative to where the model put it).
 
@@ -34,14 +42,13 @@ import scipy.fft as sfft
 
 from .bioheat import Pulse, SpectralBioheat, simulate_pulses
 from .grid import Grid
+from .thermometry import DEFAULT_THERMOMETRY, resolve_thermometry
 
 __all__ = ["SideModel", "side_model", "source_sigma_mm", "fwhm_voxels", "broadening_sigma_mm", "gaussian_shift_filter",
            "transform_source", "crop_grid", "run_protocol",
            "DEFAULT_THERMOMETRY"]
 
 SIGMA_PER_FWHM = 1.0 / math.sqrt(8.0 * math.log(2.0))
-#: Clinical PRF thermometry when the protocol has no ``thermometry`` block (physics.md).
-DEFAULT_THERMOMETRY = ((1.1, 1.1, 3.0), 3.5)
 
 
 @dataclass
@@ -49,7 +56,9 @@ class SideModel:
     """What calibration and the band need from one simulated side.
 
     ``pulses`` carry the powers the simulation used (titrated ones included);
-    ``sources`` the per-watt heat source (W/m^3 per W) of every focus key.
+    ``sources`` the per-watt heat source (W/m^3 per W) of every focus key, from the
+    physics (before any focus prior); ``focus_prior`` the per-axis spread the plan applied
+    to them (None: none).
     """
 
     side: str | None
@@ -62,12 +71,12 @@ class SideModel:
     labels: np.ndarray | None = field(default=None, repr=False)
     label_names: dict | None = None
     nucleus_volumes_mm3: dict | None = None
+    focus_prior: tuple[float, float, float] | None = None
 
     @property
     def thermometry(self) -> tuple[tuple[float, float, float], float]:
         """Thermometry voxel (mm) and frame (s): the protocol's, else the clinical default."""
-        th = self.protocol.thermometry
-        return DEFAULT_THERMOMETRY if th is None else (tuple(th.voxel_mm), float(th.frame_s))
+        return resolve_thermometry(self.protocol.thermometry)
 
     @property
     def main_source(self) -> Hashable:
@@ -85,12 +94,14 @@ def side_model(result, side: str | None = None) -> SideModel:
     s = result.first if side is None else result.sides[side]
     tissue = result.protocol.tissue
     capacity = tissue.heat_capacity_j_m3_k
-    sources = {key: s.solver.field(spectrum) * capacity for key, spectrum in s.spectra.items()}
+    sources = s.physics_sources or {key: s.solver.field(spectrum) * capacity for key, spectrum in s.spectra.items()}
     target = getattr(s.target, "ras_mm", None)
     target = s.grid.centre_mm if target is None else np.asarray(target, float)
     targets = result.targets
+    prior = None if s.focus_prior is None else tuple(s.focus_prior.spread)
     return SideModel(s.side, s.grid, result.protocol, tissue, sources, tuple(s.history.pulses), target,
-                     s.labels, getattr(targets, "label_names", None), getattr(targets, "nucleus_volumes_mm3", None))
+                     s.labels, getattr(targets, "label_names", None), getattr(targets, "nucleus_volumes_mm3", None),
+                     prior)
 
 
 def source_sigma_mm(q: np.ndarray, spacing_mm: float) -> np.ndarray:
@@ -123,11 +134,15 @@ def fwhm_voxels(line: np.ndarray, centre: float) -> float:
     return float(hi - lo)
 
 
-def broadening_sigma_mm(spread: float, sigma0_mm) -> np.ndarray:
-    """Standard deviation (mm, per grid axis) of the Gaussian that widens the spot by ``spread``."""
-    if spread < 1.0 - 1e-12:
-        raise ValueError(f"focal_spread must be >= 1 (got {spread})")
-    return math.sqrt(max(spread**2 - 1.0, 0.0)) * np.asarray(sigma0_mm, dtype=float)
+def broadening_sigma_mm(spread, sigma0_mm) -> np.ndarray:
+    """Standard deviation (mm, per grid axis) of the Gaussian that widens the spot by ``spread``.
+
+    ``spread`` is one number or one per grid axis (each >= 1).
+    """
+    spread = np.asarray(spread, dtype=float)
+    if np.any(spread < 1.0 - 1e-12):
+        raise ValueError(f"focal_spread must be >= 1 (got {spread.tolist()})")
+    return np.sqrt(np.clip(spread**2 - 1.0, 0.0, None)) * np.asarray(sigma0_mm, dtype=float)
 
 
 def gaussian_shift_filter(fields: np.ndarray, spacing_mm: float, sigma_mm, shift_mm=(0.0, 0.0, 0.0),
@@ -159,9 +174,9 @@ def gaussian_shift_filter(fields: np.ndarray, spacing_mm: float, sigma_mm, shift
     return out[tuple(slice(0, n) for n in fields.shape)].astype(float)
 
 
-def transform_source(q: np.ndarray, grid: Grid, *, efficiency: float = 1.0, spread: float = 1.0,
+def transform_source(q: np.ndarray, grid: Grid, *, efficiency: float = 1.0, spread=1.0,
                      offset_ras_mm=(0.0, 0.0, 0.0), sigma0_mm=None) -> np.ndarray:
-    """``efficiency`` x the per-watt source widened by ``spread`` and moved by ``offset_ras_mm``.
+    """``efficiency`` x the per-watt source widened by ``spread`` (one or per grid axis) and moved by ``offset_ras_mm``.
 
     ``sigma0_mm`` defaults to :func:`source_sigma_mm` of ``q``. The result integrates to
     ``efficiency`` times ``q``'s integral (up to what leaves the grid).
@@ -184,10 +199,10 @@ def crop_grid(grid: Grid, centre_ras_mm, half_extent_mm: float) -> tuple[Grid, t
     return Grid(tuple(int(v) for v in hi - lo), grid.spacing_mm, affine), tuple(slice(a, b) for a, b in zip(lo, hi))
 
 
-def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1.0, offset_ras_mm=(0.0, 0.0, 0.0),
+def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread=1.0, offset_ras_mm=(0.0, 0.0, 0.0),
                  tissue=None, fixed_powers_w: dict[int, float] | None = None,
                  peak_shift_c: Sequence[float] | None = None, crop_mm: float | None = None,
-                 **solver_options):
+                 displayed: bool = True, **solver_options):
     """Simulate the side's protocol with a changed focus model (and optionally tissue).
 
     Sonications with a fixed power keep it (``fixed_powers_w`` maps 1-based indices to the
@@ -196,7 +211,9 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
     error). ``crop_mm`` runs on a sub-grid of half that extent around the target. A
     ``tissue`` with another ``attenuation_np_m`` scales the heat source by the ratio
     (absorption ``Q = 2 alpha I``; the change of attenuation along the short brain path
-    is neglected). ``solver_options`` go to :func:`fusplan.bioheat.simulate_pulses`
+    is neglected). ``displayed`` also computes what thermometry would show
+    (``history.thermometry_peak_c`` / ``thermometry_dose_cem43``, with the side's
+    thermometry). ``solver_options`` go to :func:`fusplan.bioheat.simulate_pulses`
     (e.g. ``dose_rtol``, ``dose_floor_c``).
 
     Returns
@@ -228,5 +245,6 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread: float = 1
     voxel, frame = model.thermometry
     with_thermometry = model.protocol.thermometry is not None
     history = simulate_pulses(solver, sources, pulses, thermometry_voxel_mm=voxel if with_thermometry else None,
-                              thermometry_frame_s=frame if with_thermometry else None, **solver_options)
+                              thermometry_frame_s=frame if with_thermometry else None,
+                              displayed_thermometry=(voxel, frame) if displayed else None, **solver_options)
     return history, grid

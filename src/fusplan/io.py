@@ -197,44 +197,6 @@ def _refuse(path: Path, reason: str) -> FusplanInputError:
     return FusplanInputError(f"{display_path(path)}: {reason}")
 
 
-def check_output_dir(path: str | os.PathLike, *, what: str = "--out") -> Path:
-    """Refuse an output folder that cannot be one, before any work starts.
-
-    Refused: an empty name (``--out ""`` would write into the current folder), a name
-    too long for the file system, an existing path that is not a folder (a file, a
-    dangling link, a FIFO), a path whose parent is a file, and a folder that is not
-    writable.
-
-    Returns
-    -------
-    Path
-        The folder (it may not exist yet; writers create it).
-    """
-    if not str(os.fspath(path)).strip():
-        raise FusplanInputError(f"{what}: empty output folder name (give a folder, e.g. {what} results)")
-    path = Path(path)
-    name = display_path(path)
-    too_long = [part for part in path.parts if len(os.fsencode(part)) > 255]
-    if too_long or len(os.fsencode(path)) > 4000:
-        raise FusplanInputError(f"{what} {name}: name too long for the file system")
-    if path.is_symlink() and not path.exists():
-        raise FusplanInputError(f"{what} {name}: is a link to nothing (dangling symlink)")
-    if path.exists():
-        if not path.is_dir():
-            raise FusplanInputError(f"{what} {name}: exists and is not a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise FusplanInputError(f"{what} {name}: folder is not writable")
-        return path
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise FusplanInputError(f"{what} {name}: {display_path(parent)} is a file, not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise FusplanInputError(f"{what} {name}: cannot create it inside {display_path(parent)} (not writable)")
-            break
-    return path
-
-
 def _header_affine(image, path: Path) -> tuple[np.ndarray, str]:
     header = image.header
     sform, sform_code = header.get_sform(coded=True)
@@ -258,17 +220,22 @@ def _check_affine(affine: np.ndarray, path: Path) -> None:
         raise _refuse(path, "affine is not invertible (degenerate voxel axes)")
 
 
-def _check_header(image, path: Path) -> tuple[int, ...]:
+def _check_header(image, path: Path, max_voxels: int = MAX_VOXELS, series: bool = False) -> tuple[int, ...]:
+    """The shape to read: 3D (a trailing axis of 1 dropped), or 4D with ``series``."""
     shape = tuple(int(n) for n in image.header.get_data_shape())
     if any(n <= 0 for n in shape):
         raise _refuse(path, f"header declares an empty image of shape {shape}")
     n_voxels = int(np.prod(np.asarray(shape, dtype=object)))
-    if n_voxels > MAX_VOXELS:
-        raise _refuse(path, f"header declares {n_voxels:,} voxels (shape {shape}), more than the {MAX_VOXELS:,} allowed")
+    if n_voxels > max_voxels:
+        raise _refuse(path, f"header declares {n_voxels:,} voxels (shape {shape}), more than the {max_voxels:,} allowed")
     spatial = shape[:3]
     extra = shape[3:]
     if len(spatial) < 3 or min(spatial) < 2:
-        raise _refuse(path, f"not a 3D volume (shape {shape}); fusplan needs a 3D scan")
+        raise _refuse(path, f"not a 3D volume (shape {shape}); fusplan needs a 3D {'series' if series else 'scan'}")
+    if series:
+        if len(extra) != 1 or extra[0] < 2:
+            raise _refuse(path, f"a series must be 4D with >= 2 frames (got shape {shape})")
+        return shape
     if any(n != 1 for n in extra):
         raise _refuse(path, f"has {int(np.prod(extra))} volumes (shape {shape}); give a single 3D volume")
     return spatial
@@ -286,6 +253,81 @@ def _orientation_warnings(affine: np.ndarray, shape) -> list[str]:
     if extent_mm.min() < 100:
         warnings.append(f"small field of view ({' x '.join(f'{e:.0f}' for e in extent_mm)} mm): not a whole head?")
     return warnings
+
+
+@dataclass(frozen=True)
+class CheckedNifti:
+    """A NIfTI file read through every check of :func:`read_nifti` (the reader of every image input).
+
+    Attributes
+    ----------
+    data : ndarray, float32
+        Scaled values (``scl_slope`` / ``scl_inter`` applied), all finite; 3D, or 4D for a series.
+    affine : (4, 4) ndarray
+        Voxel -> world RAS mm (sform preferred, qform as a fallback).
+    affine_source : str
+        ``"sform"`` or ``"qform"``.
+    header : nibabel header
+        The raw header as stored (not repaired by nibabel).
+    messages : tuple of str
+        Warnings nibabel raised while reading.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    affine_source: str
+    header: object
+    messages: tuple[str, ...]
+
+
+def read_nifti(path: str | os.PathLike, *, what: str = "scan", max_voxels: int = MAX_VOXELS,
+               series: bool = False, refuse_constant: bool = False) -> CheckedNifti:
+    """Read a NIfTI-1 or NIfTI-2 file (``.nii`` or ``.nii.gz``) through every check, cheap first.
+
+    Checked in this order, all before any allocation of voxel data: missing, not a regular
+    file or not NIfTI; a header nibabel cannot parse; a shape that is not a single 3D
+    volume (or, with ``series``, a 4D series of >= 2 frames) or has more than
+    ``max_voxels`` voxels; a non-scalar datatype (RGB, complex...) or a ``bitpix`` that
+    disagrees with it; zero, negative, NaN or infinite ``pixdim``; ``vox_offset`` inside
+    the header or beyond the data; a file shorter than the image; no usable affine,
+    implausible voxel sizes or a non-invertible affine; for ``.nii.gz``, a gzip stream
+    whose CRC-32 or length is wrong, that ends early, or that decompresses to more than the
+    header declares (gzip bombs); then, on the native data type, a constant image (with
+    ``refuse_constant``); last, NaN/Inf values after scaling.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str
+        What the file is, for messages (``"scan"``, ``"CT"``, ``"thermometry series"``).
+    max_voxels : int
+        Largest number of values (all volumes) read.
+    series : bool
+        Read a 4D series instead of a 3D volume.
+    refuse_constant : bool
+        Refuse an image whose voxels all hold one value.
+
+    Raises
+    ------
+    FusplanInputError
+        One line naming the file and the reason.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
+        raise _refuse(path, f"not a NIfTI file name (expected .nii or .nii.gz for a {what})")
+    _check_regular_file(path)
+    messages: list[str] = []
+    with quiet_nibabel(messages):
+        header, native, affine, source = _read_nifti(path, name.endswith(".gz"), max_voxels, series)
+        if refuse_constant and native.size and native.min() == native.max():  # stored dtype: no float copy
+            raise _refuse(path, f"image is constant (every voxel is {native.flat[0]}): no anatomy to plan on")
+        data = _scaled_float32(native, header)
+    if not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise _refuse(path, f"contains {bad} NaN or Inf voxels (values must be finite)")
+    return CheckedNifti(data=data, affine=np.asarray(affine, dtype=float), affine_source=source, header=header,
+                        messages=tuple(dict.fromkeys(messages)))
 
 
 def load_scan(path: str | os.PathLike) -> Scan:
@@ -306,37 +348,18 @@ def load_scan(path: str | os.PathLike) -> Scan:
     Raises
     ------
     FusplanInputError
-        One-line message naming the file and the reason. Checked in this order, cheap
-        before expensive and all before any allocation of voxel data: missing, not a
-        regular file or not NIfTI; a header nibabel cannot parse; a shape that is not a
-        single 3D volume or has too many voxels; a non-scalar datatype (RGB, complex...)
-        or a ``bitpix`` that disagrees with it; zero, negative, NaN or infinite
-        ``pixdim``; ``vox_offset`` inside the header or beyond the data; a file shorter
-        than the image; no usable affine, implausible voxel sizes or a non-invertible
-        affine; for ``.nii.gz``, a gzip stream whose CRC-32 or length is wrong, that ends
-        early, or that decompresses to more than the header declares; then, on the
-        native data type, a constant image; last, NaN/Inf values.
+        One-line message naming the file and the reason: every check of
+        :func:`read_nifti` (a constant image included), then a constant image after scaling.
     """
-    path = Path(path)
-    name = path.name.lower()
-    if not (name.endswith(".nii") or name.endswith(".nii.gz")):
-        raise _refuse(path, "not a NIfTI file name (expected .nii or .nii.gz)")
-    _check_regular_file(path)
-    messages: list[str] = []
-    with quiet_nibabel(messages):
-        header, native, affine, source = _read_nifti(path, gzipped=name.endswith(".gz"))
-        if native.size and native.min() == native.max():  # on the stored dtype: no float copy
-            raise _refuse(path, f"image is constant (every voxel is {native.flat[0]}): no anatomy to plan on")
-        data = _scaled_float32(native, header)
-    if not np.all(np.isfinite(data)):
-        raise _refuse(path, f"contains {int(np.count_nonzero(~np.isfinite(data)))} NaN or Inf voxels")
+    image = read_nifti(path, refuse_constant=True)
+    data = image.data
     if float(data.max()) == float(data.min()):
-        raise _refuse(path, f"image is constant after scaling (every voxel is {float(data.min()):g})")
-    warnings = _orientation_warnings(affine, data.shape)
-    if source == "qform":
+        raise _refuse(Path(path), f"image is constant after scaling (every voxel is {float(data.min()):g})")
+    warnings = _orientation_warnings(image.affine, data.shape)
+    if image.affine_source == "qform":
         warnings.insert(0, "no sform: using the qform")
-    warnings.extend(f"nibabel: {m}" for m in dict.fromkeys(messages))
-    return Scan(data=data, affine=np.asarray(affine, dtype=float), path=path, affine_source=source,
+    warnings.extend(f"nibabel: {m}" for m in image.messages)
+    return Scan(data=data, affine=image.affine, path=Path(path), affine_source=image.affine_source,
                 warnings=tuple(warnings))
 
 
@@ -354,8 +377,8 @@ def _check_regular_file(path: Path) -> None:
         raise _refuse(path, "is not a regular file (a FIFO, socket or device)")
 
 
-def _read_nifti(path: Path, gzipped: bool):
-    """Header checks, then the verified stored (unscaled) voxel array; see :func:`load_scan`."""
+def _read_nifti(path: Path, gzipped: bool, max_voxels: int, series: bool):
+    """Header checks, then the verified stored (unscaled) voxel array; see :func:`read_nifti`."""
     try:
         image = nib.load(path)
     except Exception as error:  # nibabel raises many types for foreign or damaged headers
@@ -368,7 +391,7 @@ def _read_nifti(path: Path, gzipped: bool):
             header = type(image.header).from_fileobj(handle, check=False)
     except Exception as error:
         raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
-    shape = _check_header(image, path)
+    shape = _check_header(image, path, max_voxels, series)
     check_header_fields(header, path)
     expected = int(header["vox_offset"]) + image_bytes(header)
     if gzipped:

@@ -57,6 +57,9 @@ class LesionRecord:
         ``fraction_of_lesion``.
     side : {"left", "right"} or None
         None in the phantom.
+    basis : str
+        What the dose map was: ``"true field"`` (the simulated field) or
+        ``"thermometry"`` (the simulated MR thermometry, :mod:`fusplan.clinical`).
     """
 
     threshold_cem43: float
@@ -67,13 +70,20 @@ class LesionRecord:
     equivalent_diameter_mm: float = 0.0
     nuclei: dict = field(default_factory=dict)
     side: str | None = None
+    basis: str = "true field"
+
+    def sizes(self) -> dict:
+        """``basis`` and the size keys (extents, volume, equivalent diameter, nuclei)."""
+        return {"basis": self.basis, "lr_mm": self.lr_mm, "ap_mm": self.ap_mm, "si_mm": self.si_mm,
+                "volume_mm3": self.volume_mm3, "equivalent_diameter_mm": self.equivalent_diameter_mm,
+                "nuclei": self.nuclei}
 
     def to_dict(self) -> dict:
         """Contract ``lesions`` entry (``side`` omitted in the phantom)."""
         head = {} if self.side is None else {"side": self.side}
         return {**head, "threshold_cem43": float(self.threshold_cem43), "lr_mm": self.lr_mm, "ap_mm": self.ap_mm,
                 "si_mm": self.si_mm, "volume_mm3": self.volume_mm3,
-                "equivalent_diameter_mm": self.equivalent_diameter_mm, "nuclei": self.nuclei}
+                "equivalent_diameter_mm": self.equivalent_diameter_mm, "nuclei": self.nuclei, "basis": self.basis}
 
 
 def measure_lesion(
@@ -84,6 +94,7 @@ def measure_lesion(
     label_names: Mapping[int, str] | None = None,
     nucleus_volumes_mm3: Mapping[int | str, float] | None = None,
     side: str | None = None,
+    basis: str = "true field",
 ) -> LesionRecord:
     """Size of the region ``dose_cem43 >= threshold_cem43`` and its overlap with nuclei.
 
@@ -105,6 +116,8 @@ def measure_lesion(
         a nucleus' volume is the part of it inside the grid (the planning box).
     side : {"left", "right"}, optional
         Recorded in the result (None in the phantom).
+    basis : str
+        Recorded in the result: what ``dose_cem43`` is (default ``"true field"``).
 
     Returns
     -------
@@ -124,7 +137,7 @@ def measure_lesion(
     spacing = float(grid.spacing_mm)
     inside = dose >= threshold_cem43
     if not inside.any():
-        return LesionRecord(float(threshold_cem43), side=side)
+        return LesionRecord(float(threshold_cem43), side=side, basis=basis)
     extents = []
     for axis in range(3):
         low, high = _boundaries_along(dose, inside, float(threshold_cem43), axis)
@@ -134,7 +147,7 @@ def measure_lesion(
     if labels is not None:
         nuclei = _nuclei(inside, np.asarray(labels), spacing**3, label_names, nucleus_volumes_mm3)
     return LesionRecord(float(threshold_cem43), float(extents[0]), float(extents[1]), float(extents[2]), volume,
-                        float((6 * volume / np.pi) ** (1 / 3)), nuclei, side)
+                        float((6 * volume / np.pi) ** (1 / 3)), nuclei, side, basis)
 
 
 def _boundaries_along(dose: np.ndarray, inside: np.ndarray, threshold: float, axis: int):

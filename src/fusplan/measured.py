@@ -36,15 +36,19 @@ import numpy as np
 
 from .errors import FusplanInputError
 from .protocol.checker import Checker
-from .targeting import SIDES
-from .textfile import read_structured_file
+from .protocol.limits import MAX_FRAME_S
+from .textfile import display_path, read_structured_file
+from .vocabulary import SIDES
 
 __all__ = ["ThermometrySeries", "MeasuredSonication", "Measurements", "load_measurements", "load_series"]
 
 _SPOT_LIMIT_MM = 500.0
 _MAX_FWHM_MM = 50.0
 _TEMPERATURE_RANGE_C = (20.0, 100.0)
-_TIME_SCALE = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6, "unknown": 1.0}
+#: Seconds per NIfTI time unit (``xyzt_units``); "unknown", Hz, ppm and rad/s are not times.
+_TIME_SCALE = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+#: Most values (voxels x frames) a series may hold: 64 x 64 x 16 voxels x 256 frames is 16.8 M.
+MAX_SERIES_VALUES = 1 << 25
 
 
 @dataclass(frozen=True)
@@ -174,46 +178,55 @@ def _sidecar(path: Path) -> Path:
 
 
 def load_series(path: str | os.PathLike) -> ThermometrySeries:
-    """Load a 4D temperature series and its frame times (see the module docstring)."""
-    import nibabel as nib
+    """Load a 4D temperature series and its frame times (see the module docstring).
+
+    The file goes through every NIfTI check of :func:`fusplan.io.read_nifti` (gzip bombs,
+    CRC, header fields, affine, NaN/Inf) with at most :data:`MAX_SERIES_VALUES` values.
+    Without a sidecar the header must declare a time unit (``xyzt_units``: s, ms or us;
+    Hz, ppm, rad/s or unknown are refused) and a frame duration; with one, a header that
+    gives the frame times and must list one per frame of the 4th axis.
+
+    Raises
+    ------
+    FusplanInputError
+        One line naming the series (or its sidecar) and the problem.
+    """
+    from .io import read_nifti
 
     path = Path(path)
-    if not path.is_file():
-        raise FusplanInputError(f"{path}: thermometry series not found")
-    try:
-        image = nib.load(str(path))
-        data = np.asarray(image.dataobj, dtype=float)
-    except Exception as error:  # nibabel raises many types for a bad file
-        raise FusplanInputError(f"{path}: not a readable NIfTI image ({error.__class__.__name__})") from None
-    if data.ndim != 4 or data.shape[3] < 2:
-        raise FusplanInputError(f"{path}: a thermometry series must be 4D with >= 2 frames (got shape {data.shape})")
-    if not np.all(np.isfinite(data)):
-        raise FusplanInputError(f"{path}: temperatures must be finite (found NaN or inf)")
+    if not path.exists() and not path.is_symlink():
+        raise FusplanInputError(f"{display_path(path)}: thermometry series not found")
+    image = read_nifti(path, what="thermometry series", max_voxels=MAX_SERIES_VALUES, series=True)
+    data = image.data
     median = float(np.median(data))
     low, high = _TEMPERATURE_RANGE_C
     if not low <= median <= high or data.max() > high:
-        raise FusplanInputError(f"{path}: values must be temperatures in C within {low:g}-{high:g} "
+        raise FusplanInputError(f"{display_path(path)}: values must be temperatures in C within {low:g}-{high:g} "
                                 f"(median {median:.3g}, max {data.max():.3g}); a rise map or Kelvin is not accepted")
-    affine = np.asarray(image.affine, dtype=float)
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
-        raise FusplanInputError(f"{path}: the affine is singular or not finite")
     n = data.shape[3]
+    header = image.header
+    unit = header.get_xyzt_units()[1]
+    header_step = float(header["pixdim"][4]) * _TIME_SCALE[unit] if unit in _TIME_SCALE else None
     sidecar = _sidecar(path)
     if sidecar.is_file():
-        times, frame = _sidecar_times(sidecar, n)
+        times, frame = _sidecar_times(sidecar, data.shape)
     else:
-        header = image.header
-        unit = header.get_xyzt_units()[1]
-        step = float(header["pixdim"][4]) * _TIME_SCALE.get(unit, 1.0)
-        if not step > 0:
-            raise FusplanInputError(f"{path}: no frame times: give a sidecar {sidecar.name} with frame_times_s "
-                                    f"or set pixdim[4] (frame duration)")
-        offset = float(header["toffset"]) * _TIME_SCALE.get(unit, 1.0) if "toffset" in header else 0.0
-        times, frame = offset + step * np.arange(1, n + 1), step
-    return ThermometrySeries(data, affine, times, frame, str(path))
+        if header_step is None:
+            raise FusplanInputError(
+                f"{display_path(path)}: time unit {unit!r} (xyzt_units) is not a time and there is no sidecar "
+                f"{sidecar.name}: give frame_times_s in the sidecar, or store time on the 4th axis in s")
+        if not header_step > 0:
+            raise FusplanInputError(f"{display_path(path)}: no frame times: give a sidecar {sidecar.name} with "
+                                    "frame_times_s or set pixdim[4] (frame duration)")
+        if not header_step <= MAX_FRAME_S:
+            raise FusplanInputError(f"{display_path(path)}: frame step {header_step:g} s is longer than "
+                                    f"{MAX_FRAME_S:g} s: not a thermometry time axis")
+        offset = float(header["toffset"]) * _TIME_SCALE[unit]
+        times, frame = offset + header_step * np.arange(1, n + 1), header_step
+    return ThermometrySeries(data, image.affine, times, frame, str(path))
 
 
-def _sidecar_times(sidecar: Path, n_frames: int) -> tuple[np.ndarray, float]:
+def _sidecar_times(sidecar: Path, shape: tuple[int, ...]) -> tuple[np.ndarray, float]:
     raw = read_structured_file(sidecar, what="thermometry sidecar")
     check = Checker(str(sidecar))
     top = check.mapping(raw, "protocol", ("frame_times_s", "frame_s"), required=("frame_times_s",))
@@ -221,9 +234,12 @@ def _sidecar_times(sidecar: Path, n_frames: int) -> tuple[np.ndarray, float]:
     if not isinstance(value, list):
         raise check.error("frame_times_s", "must be a list of times in s")
     times = np.array([check.number(v, f"frame_times_s[{i + 1}]", ge=-3600, le=3600) for i, v in enumerate(value)])
+    n_frames = shape[3]
     if times.size != n_frames:
-        raise check.error("frame_times_s", f"has {times.size} times for {n_frames} frames")
+        hint = "" if times.size not in shape[:3] else \
+            f" (axis {shape[:3].index(times.size) + 1} has {times.size}: is time stored on a spatial axis?)"
+        raise check.error("frame_times_s", f"has {times.size} times for {n_frames} frames{hint}")
     if np.any(np.diff(times) <= 0):
         raise check.error("frame_times_s", "must increase strictly")
-    frame = check.number(top["frame_s"], "frame_s", gt=0, le=30) if "frame_s" in top else float(np.median(np.diff(times)))
+    frame = check.number(top["frame_s"], "frame_s", gt=0, le=MAX_FRAME_S) if "frame_s" in top else float(np.median(np.diff(times)))
     return times, frame

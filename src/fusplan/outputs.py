@@ -1,6 +1,13 @@
 """Output folder housekeeping: one writer at a time, no leftovers of killed writes, one result set.
 
-Three small tools shared by the writers (:mod:`fusplan.report`, :mod:`fusplan.batch`):
+Small tools shared by the writers (:mod:`fusplan.report`, :mod:`fusplan.batch`, the CLI):
+
+- :func:`check_output_dir`: refuses, in about a second and before any work, an output
+  folder that cannot be created or written (it creates and writes a probe file, then
+  removes both).
+- :func:`staged_result_set`: a result set written into a hidden staging folder and moved
+  into place with ``report.json`` (what readers take as "complete") removed first and
+  moved last, so a write killed midway never leaves an old report beside new maps.
 
 - :func:`lock_output_dir`: an exclusive ``fcntl.flock`` on ``.fusplan.lock`` inside the
   folder, so two batches cannot write into the same ``--out`` at once (the second is
@@ -33,8 +40,8 @@ from .errors import FusplanInputError
 from .textfile import display_path
 
 __all__ = [
-    "LOCK_NAME", "OUTPUTS_MANIFEST", "STAGING_PREFIX", "clean_stale_writes", "lock_output_dir",
-    "record_outputs", "staging_prefix", "temp_prefix",
+    "LOCK_NAME", "OUTPUTS_MANIFEST", "STAGING_PREFIX", "check_output_dir", "clean_stale_writes", "lock_output_dir",
+    "record_outputs", "remove_if_unused", "staged_result_set", "staging_prefix", "temp_prefix",
 ]
 
 LOCK_NAME = ".fusplan.lock"
@@ -44,6 +51,93 @@ STAGING_PREFIX = ".fusplan-staging-"
 #: Temporary files of :func:`fusplan.io.atomic_output`: ``.<name>.fusplan-<pid>-<random>.tmp<suffix>``.
 _TEMP_FILE = re.compile(r"^\..*\.fusplan-(\d+)-[^/]*\.tmp[^/]*$")
 _STAGING_DIR = re.compile(r"^" + re.escape(STAGING_PREFIX) + r"(\d+)-")
+
+
+def check_output_dir(path: str | os.PathLike, *, what: str = "--out") -> Path:
+    """Refuse an output folder that cannot be one, before any work starts.
+
+    Refused: an empty name (``--out ""`` would write into the current folder), a name
+    too long for the file system, an existing path that is not a folder (a file, a
+    dangling link, a FIFO), a path whose parent is a file, and a folder that cannot be
+    created or written (``/proc/x``, a read-only mount, no permission even for root): the
+    folder is created and a probe file written and removed; folders this check created
+    are removed again.
+
+    Returns
+    -------
+    Path
+        The folder (it may not exist yet; writers create it).
+    """
+    if not str(os.fspath(path)).strip():
+        raise FusplanInputError(f"{what}: empty output folder name (give a folder, e.g. {what} results)")
+    path = Path(path)
+    name = display_path(path)
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > 255]
+    if too_long or len(os.fsencode(path)) > 4000:
+        raise FusplanInputError(f"{what} {name}: name too long for the file system")
+    if path.is_symlink() and not path.exists():
+        raise FusplanInputError(f"{what} {name}: is a link to nothing (dangling symlink)")
+    if path.exists() and not path.is_dir():
+        raise FusplanInputError(f"{what} {name}: exists and is not a folder")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise FusplanInputError(f"{what} {name}: {display_path(parent)} is a file, not a folder")
+    created = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=temp_prefix("probe"), suffix=".tmp", dir=path)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise FusplanInputError(f"{what} {name}: cannot create or write the output folder ({reason})") from None
+    finally:
+        for folder in created:  # deepest first: leave the file system as it was
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+    return path
+
+
+@contextlib.contextmanager
+def staged_result_set(out_dir: str | os.PathLike, written: list[Path], *, last: str = "report.json") -> Iterator[Path]:
+    """A hidden folder inside ``out_dir``; on success its files are moved into ``out_dir``.
+
+    Before the first move the previous ``last`` file is removed, and ``last`` is moved
+    after every other file: a write killed midway leaves no ``last`` (readers see no
+    complete result) rather than an old one beside new maps. The final paths are
+    appended to ``written``. On failure nothing is moved and the staging folder is removed.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FusplanInputError(f"{display_path(out_dir)}: exists and is not a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_writes(out_dir)  # what a killed earlier write left
+    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out_dir))
+    try:
+        yield staging
+        sources = sorted(staging.iterdir(), key=lambda p: (p.name == last, p.name))
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / last).unlink()
+        for source in sources:
+            target = out_dir / source.name
+            os.replace(source, target)
+            written.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_if_unused(folder: str | os.PathLike) -> bool:
+    """Remove ``folder`` when it holds nothing but fusplan's lock and empty folders (a batch
+    that failed before writing anything); returns True when removed."""
+    folder = Path(folder)
+    try:
+        for root, _dirs, files in os.walk(folder):
+            if any(not (Path(root) == folder and name == LOCK_NAME) for name in files):
+                return False
+        shutil.rmtree(folder)
+    except OSError:
+        return False
+    return True
 
 
 def temp_prefix(name: str) -> str:

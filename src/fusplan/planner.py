@@ -31,14 +31,17 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .acoustics import heat_source
+from .acoustics import HEMISPHERICAL_ARRAY, heat_source
 from .bioheat import Pulse, SpectralBioheat, simulate_pulses
 from .errors import FusplanInputError
+from .focusmodel import transform_source
 from .grid import Grid
 from .lesion import measure_lesion
 from .protocol import MAX_CONSOLE_ACOUSTIC_POWER_W, Protocol, Sonication
 from .results import SideResult, SimulationResult, SonicationRecord
-from .skull import SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
+from .thermometry import resolve_thermometry
+from .threads import resolve_threads
+from .skull import BoneAcoustics, SkullCT, SkullModel, model_skull, population_skull, skull_drive, tilted_axis
 
 if TYPE_CHECKING:
     from .io import Scan
@@ -70,7 +73,7 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
     q = np.asarray(
         heat_source(transducer, grid, np.asarray(focus_mm, float), tissue,
                     geometric_focus_mm=np.asarray(geometric_focus_mm, float), beam_axis=np.asarray(beam_axis, float),
-                    threads=threads, progress=progress, **({} if drive is None else drive.field_keywords())),
+                    threads=threads, progress=progress, drive=None if drive is None else drive.element_drive),
         dtype=float,
     )
     _SOURCE_CACHE[key] = q
@@ -110,11 +113,11 @@ def _resolve_skull(protocol: Protocol, targets: TargetingResult | None, skull_ct
         if skull_ct is not None:
             mode = "ct"
         else:
-            mode = "population" if targets is not None and transducer.model == "hemispherical_array" else "none"
+            mode = "population" if targets is not None and transducer.kind.elements else "none"
     if mode == "none":
         return None
-    if transducer.model != "hemispherical_array":
-        raise FusplanInputError(f"a skull CT needs transducer.model hemispherical_array (got {transducer.model})")
+    if not transducer.kind.elements:
+        raise FusplanInputError(f"a skull CT needs transducer.model {HEMISPHERICAL_ARRAY} (got {transducer.model})")
     if mode == "ct":
         if skull_ct is None:
             raise FusplanInputError("transducer.skull is ct but no CT was given (--ct CT)")
@@ -140,7 +143,10 @@ class _SkullPath:
         key = tuple(np.round(focus_mm, 6))
         if key not in self.models:
             self.models[key] = model_skull(self.ct, self.centres, focus_mm, self.transducer.frequency_khz * 1e3,
-                                           phase_correction=self.transducer.phase_correction)
+                                           phase_correction=self.transducer.phase_correction,
+                                           bone=BoneAcoustics(mapping=self.transducer.bone_mapping),
+                                           aberration_seed=self.transducer.aberration_seed,
+                                           sdr_band=not self.models)  # the band at the array's natural focus only
         return self.models[key]
 
     def drive(self, focus_mm: np.ndarray):
@@ -166,6 +172,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     progress(lo, label)
     n_foci = len({tuple(np.round(centre_mm + _offset_world(s, frame_axes), 6)) for s in protocol.sonications})
     sources: dict[tuple, np.ndarray] = {}
+    physics: dict[tuple, np.ndarray] = {}
+    prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
     absorbed_per_w: dict[tuple, float] = {}
     voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
     pulses = []
@@ -184,6 +192,9 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
             else:
                 sources[key] = _heat_source(skull.field_transducer, grid, focus, tissue, centre_mm, beam_axis, threads,
                                             drive=skull.drive(focus), progress=report)
+            if prior is not None:  # the residual of real heads beyond the physics (Protocol.focus_prior)
+                physics[key] = sources[key]
+                sources[key] = transform_source(physics[key], grid, spread=prior.spread)
             absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
         if sonication.power_w is not None:
             power = float(sonication.power_w)
@@ -207,6 +218,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
         max_power_w=MAX_CONSOLE_ACOUSTIC_POWER_W,  # titrated power is bounded by the console
         pulse_names=names,
         threads=threads,
+        displayed_thermometry=resolve_thermometry(thermometry),  # lesions on the basis the thresholds were made on
     )
     records = [
         SonicationRecord(
@@ -232,7 +244,8 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     return SideResult(side, target, grid, history.peak_temperature_c, history.dose_cem43, records,
                       history.focus_time_s, history.focus_temperature_c, lesions,
                       tuple(protocol.thresholds_cem43), history, solver, history.spectra, labels,
-                      skull=None if skull is None else skull.model(centre_mm))
+                      skull=None if skull is None else skull.model(centre_mm),
+                      focus_prior=prior, physics_sources=physics if prior is not None else None)
 
 
 def _skull_powers(model: SkullModel, power_w: float) -> dict:
@@ -285,6 +298,7 @@ def simulate(protocol: Protocol, scan: Scan | None = None, targets: TargetingRes
     if scan is not None and targets is None:
         raise FusplanInputError("simulate: a scan needs targets; locate them first (fusplan.locate_targets)")
     skull_ct = _resolve_skull(protocol, targets, skull_ct)
+    threads = resolve_threads(threads)
     if targets is None:
         side = _simulate_side(protocol, None, None, say, (0.0, 1.0), threads, skull_ct)
         say(1.0, "done")

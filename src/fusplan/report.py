@@ -28,24 +28,21 @@ first (:func:`fusplan.outputs.clean_stale_writes`).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
-from .clinical_summary import clinical_sections
-from .errors import FusplanInputError
+from . import formatting as fmt
+from .clinical_summary import clinical_sections, thermometry_columns
 from .figures import lesion_figure
-from .io import Scan, atomic_output, save_nifti
-from .outputs import clean_stale_writes, record_outputs, staging_prefix
+from .io import Scan, save_nifti
+from .outputs import record_outputs, staged_result_set
 from .planner import SimulationResult
 from .registration import scan_fingerprint
 from .targeting import TargetingResult
@@ -120,7 +117,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
     thresholds = [float(t) for t in result.protocol.thresholds_cem43]
     codes = _xform_codes(result.scan)
     written: list[Path] = []
-    with _staged(out_dir, written) as staging:
+    with staged_result_set(out_dir, written) as staging:
         (staging / "report.json").write_text(dumps_json(report), encoding="utf-8")
         (staging / "summary.md").write_text(summary_markdown(report), encoding="utf-8")
         for side, s in result.sides.items():
@@ -164,10 +161,11 @@ def provenance(result: SimulationResult) -> dict:
     """How ``result`` was made: scan, atlas, target rule, registration, protocol, version.
 
     The same keys in the phantom (scan, atlas, target rule and registration are
-    then ``None`` and ``sides`` is empty) as on a scan. The registration's run
+    then ``None`` and ``sides`` is empty) as on a scan. File paths are resolved
+    (absolute), so the report names the files whatever folder it was made from. The registration's run
     time is left out so the report of a re-run is byte-identical.
     """
-    from . import __version__
+    from ._version import __version__
 
     scan, targets = result.scan, result.targets
     doc = {
@@ -182,7 +180,8 @@ def provenance(result: SimulationResult) -> dict:
                      "spec": result.protocol.to_dict()},
     }
     if scan is not None:
-        doc["scan"] = {"path": None if scan.path is None else str(scan.path), "fingerprint": scan_fingerprint(scan),
+        doc["scan"] = {"path": None if scan.path is None else str(Path(scan.path).resolve()),
+                       "fingerprint": scan_fingerprint(scan),
                        "shape": list(scan.shape), "affine_source": scan.affine_source}
     if targets is not None:
         facts = targets.registration.facts()
@@ -191,7 +190,7 @@ def provenance(result: SimulationResult) -> dict:
                    registration=facts)
     ct = getattr(result, "skull_ct", None)  # stand-in results (tests, plugin) may lack it
     if ct is not None:  # only with a skull model: reports without one keep their bytes
-        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(ct.path)}
+        doc["skull_ct"] = {"source": ct.source, "path": None if ct.path is None else str(Path(ct.path).resolve())}
     return doc
 
 
@@ -206,7 +205,8 @@ def _xform_codes(scan: Scan | None) -> tuple[int, int] | None:
 def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the targeting outputs of ``fusplan target --out DIR``.
 
-    Files (each written atomically):
+    Files (staged, then moved into place with ``targets.json`` last,
+    :func:`fusplan.outputs.staged_result_set`):
 
     - ``targets.json``: contract ``targets`` / ``landmarks`` plus ``acpc_frame``,
       ``atlas``, ``landmark_source`` and ``registration`` (method, time_s,
@@ -219,12 +219,10 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
     dict
         ``{"json": path, "labels": path, "figure": path}``.
     """
-    from . import __version__
+    from ._version import __version__
     from .qc import targeting_figure
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_writes(out)
     document = {"fusplan_version": __version__, "atlas": result.atlas}
     document.update(result.to_dict())
     document["acpc_frame"] = result.frame.to_dict()
@@ -234,13 +232,13 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
         document["scan"] = str(scan.path)
     paths = {"json": out / "targets.json", "labels": out / "atlas_labels.nii.gz", "figure": out / "targets_qc.png"}
     labels = result.labels_on(scan.shape, scan.affine)
-    save_nifti(labels, scan.affine, paths["labels"], xform_codes=_xform_codes(scan), descrip=f"{result.atlas} atlas labels")
-    figure = targeting_figure(result, scan)
-    with atomic_output(paths["figure"]) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    with atomic_output(paths["json"]) as tmp:
-        tmp.write_text(dumps_json(document))
-    record_outputs(out, "targets", paths.values())
+    written: list[Path] = []
+    with staged_result_set(out, written, last=paths["json"].name) as staging:  # targets.json last
+        save_nifti(labels, scan.affine, staging / paths["labels"].name, xform_codes=_xform_codes(scan),
+                   descrip=f"{result.atlas} atlas labels")
+        targeting_figure(result, scan).savefig(staging / paths["figure"].name, dpi=110, format="png")
+        (staging / paths["json"].name).write_text(dumps_json(document), encoding="utf-8")
+    record_outputs(out, "targets", written)
     return paths
 
 
@@ -258,7 +256,7 @@ def summary_text(result: SimulationResult) -> str:
 
 
 def summary_markdown(report: dict) -> str:
-    """Plain-markdown summary of a contract JSON report."""
+    """Plain-markdown summary of a contract JSON report (numbers written by :mod:`fusplan.formatting`)."""
     lines = [f"# fusplan report: {report.get('protocol', '')}", ""]
     if "fusplan_version" in report:
         lines += [f"fusplan {report['fusplan_version']}", ""]
@@ -266,29 +264,32 @@ def summary_markdown(report: dict) -> str:
     if targets:
         lines += ["## Targets", "", "| name | side | RAS mm | AC-PC mm |", "|---|---|---|---|"]
         for t in targets:
-            lines.append(f"| {t.get('name', '')} | {t.get('side') or ''} | {_vec(t.get('ras_mm'))} | {_vec(t.get('acpc_mm'))} |")
+            lines.append(f"| {t.get('name', '')} | {t.get('side') or ''} | {fmt.vector(t.get('ras_mm'))} | "
+                         f"{fmt.vector(t.get('acpc_mm'))} |")
         lines.append("")
     landmarks = report.get("landmarks") or {}
     if landmarks:
-        lines += ["## Landmarks (RAS mm)", ""] + [f"- {name}: {_vec(p)}" for name, p in landmarks.items()] + [""]
+        lines += ["## Landmarks (RAS mm)", ""] + [f"- {name}: {fmt.vector(p)}" for name, p in landmarks.items()] + [""]
     sonications = report.get("sonications") or []
     if sonications:
         thermometry = any("thermometry_peak_c" in s for s in sonications)
+        skull = any("skull_absorbed_power_w" in s for s in sonications)
         sided = any("side" in s for s in sonications)
         head = ["#"] + (["side"] if sided else []) + [
             "stage", "duration s", "cooling s", "power W", "absorbed W", "energy J", "peak C"
-        ] + (["thermometry peak C"] if thermometry else [])
+        ] + (["thermometry peak C"] if thermometry else []) + (["absorbed in skull W"] if skull else [])
         lines += ["## Sonications", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in sonications:
             row = [str(s.get("index", ""))] + ([s.get("side") or ""] if sided else []) + [
                 str(s.get("stage", "")),
-                _num(s.get("duration_s"), 1),
-                _num(s.get("cooling_s"), 1),
-                _sig(s.get("power_w")),
-                _sig(s.get("absorbed_power_w")),
-                _sig(s.get("energy_j")),
-                _num(s.get("peak_temperature_c"), 1),
-            ] + ([_num(s.get("thermometry_peak_c"), 1)] if thermometry else [])
+                fmt.duration(s.get("duration_s")),
+                fmt.duration(s.get("cooling_s")),
+                fmt.power(s.get("power_w")),
+                fmt.absorbed_power(s.get("absorbed_power_w")),
+                fmt.energy(s.get("energy_j")),
+                fmt.temperature(s.get("peak_temperature_c")),
+            ] + ([fmt.temperature(s.get("thermometry_peak_c"))] if thermometry else []) + (
+                [fmt.power(s.get("skull_absorbed_power_w"))] if skull else [])
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     from .skull.outputs import skull_markdown
@@ -299,42 +300,31 @@ def summary_markdown(report: dict) -> str:
         sided = any("side" in lesion for lesion in lesions)
         head = (["side"] if sided else []) + [
             "threshold CEM43", "corresponds to", "LR mm", "AP mm", "SI mm", "volume mm^3", "diameter mm",
-            "nuclei (% of lesion, % of nucleus)"
+            "on thermometry: LR x AP x SI mm", "on thermometry: diameter mm", "nuclei (% of lesion, % of nucleus)"
         ]
-        lines += ["## Lesions", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["## Lesions", "", "Sizes on the true field, and on the simulated MR thermometry (voxel and frame "
+                  "averaged; the basis the clinical thresholds were fitted on).", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for lesion in lesions:
             nuclei = ", ".join(
-                f"{name} {100 * n['fraction_of_lesion']:.0f}%, {100 * n['fraction_of_nucleus']:.2g}%"
+                f"{name} {fmt.percent(n['fraction_of_lesion'])}%, {fmt.percent(n['fraction_of_nucleus'], 2)}%"
                 for name, n in (lesion.get("nuclei") or {}).items()
             )
             row = ([lesion.get("side") or ""] if sided else []) + [
-                _num(lesion.get("threshold_cem43"), None),
+                fmt.threshold(lesion.get("threshold_cem43")),
                 lesion.get("corresponds_to", "-"),
-                _num(lesion.get("lr_mm"), 2),
-                _num(lesion.get("ap_mm"), 2),
-                _num(lesion.get("si_mm"), 2),
-                _num(lesion.get("volume_mm3"), 1),
-                _num(lesion.get("equivalent_diameter_mm"), 2),
+                fmt.length(lesion.get("lr_mm")),
+                fmt.length(lesion.get("ap_mm")),
+                fmt.length(lesion.get("si_mm")),
+                fmt.volume(lesion.get("volume_mm3")),
+                fmt.length(lesion.get("equivalent_diameter_mm")),
+                *thermometry_columns(lesion),
                 nuclei or "-",
             ]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     lines += clinical_sections(report)
     return "\n".join(lines)
-
-
-def _num(value, decimals: int | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:g}" if decimals is None else f"{value:.{decimals}f}"
-
-
-def _sig(value, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}g}"
-
-
-def _vec(values) -> str:
-    return "-" if values is None else "(" + ", ".join(f"{v:.1f}" for v in values) + ")"
 
 
 def _title(report: dict, side: str | None) -> str:
@@ -344,24 +334,3 @@ def _title(report: dict, side: str | None) -> str:
 # ------------------------------------------------------------------------------- staging
 
 
-@contextlib.contextmanager
-def _staged(out_dir: str | os.PathLike, written: list[Path]) -> Iterator[Path]:
-    """A hidden directory inside ``out_dir``; on success its files are moved into ``out_dir``.
-
-    The final paths are appended to ``written``. On failure nothing is moved and the
-    staging directory is removed.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FusplanInputError(f"{out_dir}: exists and is not a directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clean_stale_writes(out_dir)  # what a killed earlier write left
-    staging = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=out_dir))
-    try:
-        yield staging
-        for source in sorted(staging.iterdir()):
-            target = out_dir / source.name
-            os.replace(source, target)
-            written.append(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -22,6 +22,7 @@ from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .io import Scan, corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
 from .template import normalise_intensity
+from .vocabulary import DEFAULT_ATLAS
 
 #: Storage axes of an LPS grid, as world directions (columns).
 _LPS = np.diag([-1.0, -1.0, 1.0])
@@ -184,7 +185,7 @@ def t2_like(template: np.ndarray, brain: np.ndarray) -> np.ndarray:
 
 
 def synthetic_subject(
-    atlas: str | Atlas = "morel",
+    atlas: str | Atlas = DEFAULT_ATLAS,
     seed: int = 0,
     *,
     contrast: str = "T1",

@@ -44,6 +44,7 @@ from .grid import Grid
 from .io import Scan, voxel_to_world, world_to_voxel
 from .registration import Registration, load_registration, register
 from .template import prepared_template
+from .vocabulary import CLP_TARGET, DEFAULT_ATLAS, DEFAULT_TARGET, SIDES, parse_sides
 
 #: AFIDs fiducials that lie on the midsagittal plane.
 MIDLINE_AFIDS = (
@@ -52,10 +53,6 @@ MIDLINE_AFIDS = (
 )
 #: Plausible AC-PC distance (mm) in an adult brain.
 ACPC_LENGTH_RANGE_MM = (20.0, 35.0)
-#: The two sides a plan can have (one vocabulary for the library, command line, batch and plugin).
-SIDES = ("left", "right")
-#: What a front end offers for "which side" (``--side``, the plugin's side box) and the sides each means.
-SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": SIDES}
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,16 +213,28 @@ class TargetingResult:
         }
 
 
-def _check_side(sides) -> tuple[str, ...]:
-    if isinstance(sides, str):
-        sides = SIDES if sides == "both" else (sides,)
-    sides = tuple(sides)
+def check_target(atlas: str | Atlas, target: str, sides) -> None:
+    """Check, before any registration, that ``atlas`` can place ``target`` on ``sides``.
+
+    Cheap (reads the label table), so a typo fails before a registration of a
+    minute: :data:`~fusplan.vocabulary.CLP_TARGET` needs a central lateral (CL)
+    label; any other target must name a label of the atlas on every side.
+
+    Raises
+    ------
+    FusplanInputError
+        An unknown atlas, side or label (naming the known labels), or CLp on an
+        atlas without CL.
+    """
+    atlas = atlas if isinstance(atlas, Atlas) else load_atlas(atlas)
+    sides = parse_sides(sides)
+    if target == CLP_TARGET:
+        if not any(label.abbreviation == "CL" for label in atlas.label_table):
+            raise FusplanInputError(f"atlas {atlas.name!r} has no central lateral (CL) label, so no CLp target; "
+                                    "give another target (an atlas label) or AC-PC coordinates")
+        return
     for side in sides:
-        if side not in SIDES:
-            raise FusplanInputError(f"side must be 'left', 'right' or 'both', not {side!r}")
-    if not sides:
-        raise FusplanInputError("no side requested")
-    return sides
+        atlas.find_labels(target, side)  # raises naming the known labels
 
 
 def _as_point(value, name: str) -> np.ndarray:
@@ -251,9 +260,9 @@ def _in_template_brain(registration: Registration, atlas: Atlas, point: np.ndarr
 
 def locate_targets(
     scan: Scan,
-    atlas: str = "morel",
+    atlas: str = DEFAULT_ATLAS,
     sides=SIDES,
-    target: str = "CLp",
+    target: str = DEFAULT_TARGET,
     acpc_mm=None,
     ac_mm=None,
     pc_mm=None,
@@ -270,6 +279,7 @@ def locate_targets(
         Subject head scan (any orientation; T1 preferred).
     atlas : {"morel", "najdenovska"}
     sides : sequence of {"left", "right"} or "both"
+        Read by :func:`fusplan.vocabulary.parse_sides` (any case; ``"left;right"``).
     target : str
         ``"CLp"`` (Morel only; see the module docstring) or any atlas label
         abbreviation / full name (its centroid). Ignored for placement when
@@ -298,14 +308,11 @@ def locate_targets(
         not belong to the scan, or a failed registration (not a head, AC-PC
         length outside 20-35 mm, targets outside the brain or the field of view).
     """
-    sides = _check_side(sides)
+    sides = parse_sides(sides)
     atlas_obj = load_atlas(atlas)
     name = scan.path.name if scan.path is not None else "scan"
-    if acpc_mm is None and target == "CLp" and not any(label.abbreviation == "CL" for label in atlas_obj.label_table):
-        raise FusplanInputError(
-            f"atlas {atlas_obj.name!r} has no central lateral (CL) label, so no CLp target; "
-            "give target=<label> or acpc_mm=(x, y, z)"
-        )
+    if acpc_mm is None:
+        check_target(atlas_obj, target, sides)
     if acpc_mm is not None:
         acpc_mm = _as_point(acpc_mm, "acpc_mm")
     if registration is None:
@@ -346,9 +353,9 @@ def locate_targets(
             signed = acpc_mm.copy()
             signed[0] = abs(signed[0]) * (1.0 if side == "right" else -1.0)
             ras = frame.to_ras(signed)
-            label = target if target not in (None, "CLp") else "acpc"
+            label = target if target not in (None, CLP_TARGET) else "acpc"
         else:
-            if target == "CLp":
+            if target == CLP_TARGET:
                 point = clp_template_point(atlas_obj, side)
             else:
                 point = label_template_point(atlas_obj, target, side)

@@ -19,7 +19,18 @@ import math
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["box_kernel_1d", "voxel_average", "frame_average"]
+__all__ = ["box_kernel_1d", "voxel_average", "frame_average", "DEFAULT_THERMOMETRY", "resolve_thermometry"]
+
+#: Clinical PRF thermometry (voxel mm along LR, AP, SI; frame s) when a protocol gives none:
+#: ExAblate 3 T thermometry as in Huang 2018 and the Zurich CLT series (physics.md).
+DEFAULT_THERMOMETRY = ((1.1, 1.1, 3.0), 3.5)
+
+
+def resolve_thermometry(thermometry) -> tuple[tuple[float, float, float], float]:
+    """Voxel (mm) and frame (s) of a protocol's ``thermometry`` block, else :data:`DEFAULT_THERMOMETRY`."""
+    if thermometry is None:
+        return DEFAULT_THERMOMETRY
+    return tuple(float(v) for v in thermometry.voxel_mm), float(thermometry.frame_s)
 
 
 def box_kernel_1d(width_mm: float, spacing_mm: float) -> np.ndarray:

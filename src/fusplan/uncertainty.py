@@ -2,7 +2,8 @@
 
 Every uncertain input has a distribution and a source in :data:`UNCERTAINTY_TABLE`.
 :func:`uncertainty_band` draws ``samples`` parameter sets and reports, for the
-comparison region (default 200 CEM43, the day-1 T1 lesion), the 5/50/95 % points of
+comparison region (default 200 CEM43, the day-1 T1 lesion, on the default basis of
+:mod:`fusplan.clinical`: the simulated thermometry), the 5/50/95 % points of
 the equivalent diameter and the LR/AP/SI extents, the probability that the lesion
 covers the target point and, per neighbouring nucleus, the probability of any spill
 and its 95th-percentile volume.
@@ -38,9 +39,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .clinical import DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .clinical import DEFAULT_BASIS, DEFAULT_COMPARISON, CLINICAL_REGIONS
+from .errors import FusplanInputError
 from .focusmodel import SideModel, crop_grid, run_protocol, side_model
 from .lesion import measure_lesion
+from .protocol.limits import MAX_UNCERTAINTY_SAMPLES
 
 __all__ = ["UNCERTAINTY_TABLE", "UncertaintyBand", "uncertainty_band", "draw_parameters"]
 
@@ -53,8 +56,11 @@ UNCERTAINTY_TABLE = (
      "source": "BabelBrain tissue table: white 0.48, grey 0.55 W/m/K; IT'IS brain 0.51"},
     {"name": "attenuation", "distribution": "uniform x 0.975-1.025 (3.9-4.1 Np/m at 650 kHz)",
      "source": "IT'IS 0.59 dB/(cm MHz^y), y 1.2-1.3"},
-    {"name": "focal_spread", "distribution": "uniform 1.0-1.4 (uncalibrated)",
+    {"name": "focal_spread", "distribution": "uniform 1.0-1.4 (uncalibrated, no focus prior)",
      "source": "Pulkkinen et al. 2014: simulated CLT foci 22 % (SI) to 40 % (AP) too small"},
+    {"name": "focal_spread_prior", "distribution": "per axis 1 / normal(1 / prior, 0.135), LR with AP, >= 1 "
+                                                   "(uncalibrated plan with a focus prior)",
+     "source": "Pulkkinen et al. 2014: simulated/measured focal width 0.60 +/- 0.13 (AP), 0.78 +/- 0.14 (SI)"},
     {"name": "heating_efficiency", "distribution": "normal 1 +/- 0.24 (uncalibrated)",
      "source": "Pulkkinen et al. 2014: simulated focal rise 24 +/- 13 % too low"},
     {"name": "targeting_error", "distribution": "normal 0.62 mm per axis (mean 3D error 0.99 mm)",
@@ -71,6 +77,7 @@ _PERFUSION = (212.0 / 559.0, 764.0 / 559.0)
 _CONDUCTIVITY = (0.48 / 0.51, 0.55 / 0.51)
 _ATTENUATION = (0.975, 1.025)
 _SPREAD = (1.0, 1.4)
+_PRIOR_FRACTION_SD = 0.135  # Pulkkinen 2014: +/- 13 % (AP), +/- 14 % (SI)
 _EFFICIENCY_SD = 0.24
 _TARGETING_SD_MM = 0.99 / (2 * np.sqrt(2 / np.pi))  # mean norm of an isotropic 3D normal = 1.596 sigma
 _SPOT_SD_MM = 1.6 / (2 * np.sqrt(2 / np.pi))
@@ -92,7 +99,12 @@ def draw_parameters(model: SideModel, calibration, n: int, rng: np.random.Genera
         else:
             eta = rng.normal(calibration.heating_efficiency, np.sqrt(calibration.covariance[0, 0]))
             d["efficiency"] = float(np.clip(eta, 0.2, 5.0))
-        if calibration is None or "focal_spread" not in calibration.fitted:
+        if (calibration is None or "focal_spread" not in calibration.fitted) and model.focus_prior is not None:
+            lateral, axial = (1.0 / np.clip(rng.normal(1.0 / p, _PRIOR_FRACTION_SD), 0.25, 1.0)
+                              for p in (model.focus_prior[1], model.focus_prior[2]))
+            d["spread"] = (max(1.0, float(lateral) * model.focus_prior[0] / model.focus_prior[1]), float(lateral),
+                           float(axial))
+        elif calibration is None or "focal_spread" not in calibration.fitted:
             d["spread"] = rng.uniform(*_SPREAD)
         else:
             spread = rng.normal(calibration.focal_spread, np.sqrt(calibration.covariance[1, 1]))
@@ -119,9 +131,10 @@ def _structural_run(model: SideModel, draw: dict, threshold: float, calibration)
     fixed = None if calibration is None else calibration.given_powers_w
     history, grid = run_protocol(model, efficiency=draw["efficiency"], spread=draw["spread"], tissue=tissue,
                                  fixed_powers_w=fixed, peak_shift_c=draw["peak_shift_c"], crop_mm=_BOX_MM,
-                                 dose_rtol=0.05, dose_floor_c=41.0)
-    size = measure_lesion(history.dose_cem43, grid, threshold).to_dict()
-    return history.dose_cem43.astype(np.float32), grid, size
+                                 dose_rtol=0.05, dose_floor_c=41.0, displayed=DEFAULT_BASIS == "thermometry")
+    dose = history.thermometry_dose_cem43 if DEFAULT_BASIS == "thermometry" else history.dose_cem43
+    size = measure_lesion(dose, grid, threshold).to_dict()
+    return dose.astype(np.float32), grid, size
 
 
 @dataclass
@@ -137,11 +150,42 @@ class UncertaintyBand:
     spill: dict
     calibrated: bool
     sizes: list = field(repr=False, default_factory=list)
+    #: The plan's own (nominal) lesion at this threshold, for the explanation (set by :func:`fusplan.assessment.assess`).
+    nominal_diameter_mm: float | None = None
+
+    def explanation(self) -> str:
+        """What the band is centred on and what its coverage means, with this band's numbers."""
+        d = self.percentiles["equivalent_diameter_mm"]
+        if self.calibrated:
+            centre = ("The band is centred on the calibrated model: heating efficiency, focal spread and spot offset "
+                      "are drawn from the fit's posterior, the other parameters from their published ranges.")
+        else:
+            centre = ("The band is centred on the published ranges of the parameters, not on this plan's nominal "
+                      f"model: the focal spread is drawn from {_SPREAD[0]:g}-{_SPREAD[1]:g} times the simulated focus "
+                      "(simulated CLT foci were 22-40 % too small, Pulkkinen et al. 2014) and the heating efficiency "
+                      f"from 1 +/- {_EFFICIENCY_SD:g}, so the band's lesions are mostly larger than the nominal one.")
+            if self.nominal_diameter_mm is not None:
+                nominal = self.nominal_diameter_mm
+                where = ("below its 5th percentile" if nominal < d["p5"] else
+                         "above its 95th percentile" if nominal > d["p95"] else "inside it")
+                centre += f" The nominal {nominal:.2f} mm lesion lies {where}."
+        if self.calibrated:
+            moved = (f"the targeting error ({_TARGETING_SD_MM:.2f} mm per axis) and the fitted spot offset's "
+                     "remaining uncertainty")
+        else:
+            moved = (f"the targeting error and the focal spot's offset (together "
+                     f"{float(np.hypot(_TARGETING_SD_MM, _SPOT_SD_MM)):.2f} mm per axis, Moser et al. 2013, "
+                     "Pulkkinen et al. 2014)")
+        coverage = (f"Coverage ({self.target_coverage_probability:.2f}) is the probability that the lesion, moved by "
+                    f"{moved}, still contains the planned target point: with a lesion {d['p50']:.1f} mm across, a "
+                    "displacement of about a millimetre often leaves the point outside. It is not the fraction of "
+                    "the target covered.")
+        return f"{centre} {coverage}"
 
     def lesion_uncertainty(self) -> dict:
-        """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md)."""
+        """The ``uncertainty`` of the matching ``lesions[]`` entry (contract.md), with its :meth:`explanation`."""
         return {**self.percentiles, "target_coverage_probability": self.target_coverage_probability,
-                "spill": self.spill}
+                "spill": self.spill, "basis": DEFAULT_BASIS, "explanation": self.explanation()}
 
     def to_dict(self) -> dict:
         out = {"threshold_cem43": self.threshold_cem43, "samples": self.samples,
@@ -186,8 +230,8 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     progress : callable(fraction, message), optional
     """
     say = progress or (lambda fraction, message="": None)
-    if samples < 2:
-        raise ValueError("samples must be >= 2")
+    if not 2 <= samples <= MAX_UNCERTAINTY_SAMPLES:
+        raise FusplanInputError(f"uncertainty samples must be 2-{MAX_UNCERTAINTY_SAMPLES} (got {samples})")
     if threshold_cem43 is None:
         threshold_cem43 = next(r.level for r in CLINICAL_REGIONS if r.key == DEFAULT_COMPARISON)
     side = calibration.side if side is None and calibration is not None else side

@@ -11,6 +11,8 @@ analytic focal gain.
 
 Modules (data flows down the list):
 
+- :mod:`~fusplan.acoustics.kinds`: the transducer kinds (model names and what each can do);
+- :mod:`~fusplan.acoustics.drive`: :class:`ElementDrive`, the per-element drive;
 - :mod:`~fusplan.acoustics.transducer`: the ``transducer:`` block (:class:`Transducer`,
   :func:`transducer_from_spec`), :func:`element_layout`, :func:`aberration_phases`;
 - :mod:`~fusplan.acoustics.rayleigh`: piston sums (exact at points; blockwise
@@ -30,12 +32,19 @@ peak given the expansion's error (calibrated in each call by exact sums at the c
 corners), so the heat source is the exact Rayleigh sum wherever it exceeds 1e-3 of
 its peak.
 """
-from .field import ElementDrive, heat_source, intensity_field, pressure_at, pressure_field
+from .drive import ElementDrive
+from .field import heat_source, intensity_field, pressure_at, pressure_field
 from .oracles import bowl_pressure, oneil_on_axis_pressure
+from .kinds import FOCUSED_BOWL, GAUSSIAN, HEMISPHERICAL_ARRAY, KINDS, TransducerKind
 from .transducer import MODELS, Transducer, aberration_phases, element_layout, transducer_from_spec
 
 __all__ = [
     "MODELS",
+    "KINDS",
+    "TransducerKind",
+    "HEMISPHERICAL_ARRAY",
+    "FOCUSED_BOWL",
+    "GAUSSIAN",
     "Transducer",
     "transducer_from_spec",
     "element_layout",

@@ -10,14 +10,13 @@ element's distance to the geometric focus). The skull itself is the energy facto
 ``skull_transmission`` and, optionally, a random per-element phase error that
 broadens the focus as skull aberration does.
 
-Per-element drive (for a skull model): the array functions accept complex
-per-element weights (``element_weights``, or ``element_amplitude`` and
-``element_phase_rad``) that multiply each element's drive after focusing, and
-per-element source positions and normals (``element_positions_mm``,
-``element_normals``: refracted virtual sources) that replace the layout of
+Per-element drive (for a skull model): the array functions accept an
+:class:`~fusplan.acoustics.ElementDrive` (``drive=``): complex per-element weights
+that multiply each element's drive after focusing, and per-element source positions
+and normals (refracted virtual sources) that replace the layout of
 :func:`~fusplan.acoustics.element_layout`. Focusing phases are computed from the
 positions actually used, so virtual sources are in phase at the focus before the
-weights' phases apply. Without them the field is exactly the ideal array's.
+weights' phases apply. Without it the field is exactly the ideal array's.
 
 Power: the source velocity is normalised so that the array radiates 1 W
 (``P = rho c u^2 A_total / 2``, the baffled-piston radiation resistance for
@@ -27,75 +26,17 @@ is ``Q = 2 alpha I`` with ``I = |p|^2 / (2 rho c)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 
 from fusplan.errors import FusplanInputError
 from fusplan.grid import Grid
 from fusplan.progress import ProgressCallback, within
-from fusplan.threads import resolve_threads
 
 from .rayleigh import PistonSources, block_sum, exact_sum
+from .drive import ElementDrive
 from .transducer import Transducer, aberration_phases, bowl_patches, cap_area_mm2, element_layout
 
-__all__ = ["ElementDrive", "pressure_at", "pressure_field", "intensity_field", "heat_source"]
-
-
-@dataclass(frozen=True)
-class ElementDrive:
-    """Per-element complex weights and, optionally, source positions and normals.
-
-    Built by :meth:`from_keywords` from the field functions' keywords; ``None``
-    fields keep the ideal array's value.
-    """
-
-    weights: np.ndarray | None = None
-    positions_mm: np.ndarray | None = None
-    normals: np.ndarray | None = None
-
-    @classmethod
-    def from_keywords(cls, transducer: Transducer, element_weights=None, element_amplitude=None,
-                      element_phase_rad=None, element_positions_mm=None, element_normals=None) -> "ElementDrive | None":
-        """Validate the per-element keywords against ``transducer`` (None if none is given)."""
-        given = [v is not None for v in (element_weights, element_amplitude, element_phase_rad,
-                                         element_positions_mm, element_normals)]
-        if not any(given):
-            return None
-        if transducer.model != "hemispherical_array":
-            raise FusplanInputError("per-element weights and positions need transducer.model hemispherical_array")
-        n = transducer.elements
-        if element_weights is not None and (element_amplitude is not None or element_phase_rad is not None):
-            raise FusplanInputError("give element_weights or element_amplitude/element_phase_rad, not both")
-        weights = None
-        if element_weights is not None:
-            weights = _per_element("element_weights", element_weights, n, complex)
-        elif element_amplitude is not None or element_phase_rad is not None:
-            amplitude = np.ones(n) if element_amplitude is None else _per_element("element_amplitude", element_amplitude, n, float)
-            phase = np.zeros(n) if element_phase_rad is None else _per_element("element_phase_rad", element_phase_rad, n, float)
-            if np.any(amplitude < 0):
-                raise FusplanInputError("element_amplitude must be >= 0")
-            weights = amplitude * np.exp(1j * phase)
-        positions = normals = None
-        if element_positions_mm is not None:
-            positions = _per_element("element_positions_mm", element_positions_mm, n, float, 3)
-        if element_normals is not None:
-            normals = _per_element("element_normals", element_normals, n, float, 3)
-            length = np.linalg.norm(normals, axis=1)
-            if not np.all(length > 0):
-                raise FusplanInputError("element_normals must be non-zero vectors")
-            normals = normals / length[:, None]
-        return cls(weights, positions, normals)
-
-
-def _per_element(name: str, values, n: int, dtype, width: int | None = None) -> np.ndarray:
-    array = np.asarray(values, dtype=dtype)
-    shape = (n,) if width is None else (n, width)
-    if array.shape != shape:
-        raise FusplanInputError(f"{name} must have shape {shape} (one row per element), got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise FusplanInputError(f"{name} must be finite")
-    return array
+__all__ = ["pressure_at", "pressure_field", "intensity_field", "heat_source"]
 
 
 def _sources(
@@ -111,7 +52,7 @@ def _sources(
     f_hz = transducer.frequency_khz * 1e3
     k = 2 * math.pi * f_hz / c
     focus = np.asarray(focus_mm, dtype=float)
-    if transducer.model == "focused_bowl":
+    if not transducer.kind.elements:
         geometric_focus_mm = focus  # a single bowl steers mechanically
     geo = focus if geometric_focus_mm is None else np.asarray(geometric_focus_mm, dtype=float)
     layout_mm, normals = element_layout(transducer, geo, beam_axis)
@@ -121,7 +62,7 @@ def _sources(
     if drive is not None and drive.normals is not None:
         normals = drive.normals
     n = len(centres_mm)
-    if transducer.model == "hemispherical_array":
+    if transducer.kind.elements:
         area_m2 = transducer.element_area_mm2 * 1e-6
     else:
         area_m2 = cap_area_mm2(transducer.radius_mm, bowl_patches(transducer)[1]) * 1e-6 / n
@@ -130,7 +71,7 @@ def _sources(
     path_to_focus = np.linalg.norm(centres_m - focus * 1e-3, axis=1)
     dist_geo = np.linalg.norm(centres_m - geo * 1e-3, axis=1)
     phase = k * path_to_focus  # conjugate phases: all contributions in phase at the focus
-    if transducer.model == "hemispherical_array" and transducer.phase_aberration_std_rad > 0:
+    if transducer.kind.elements and transducer.phase_aberration_std_rad > 0:
         phase = phase + aberration_phases(transducer, layout_mm - geo)  # fixed to the array
     amplitude = (
         rho * c * k / (2 * math.pi) * velocity * area_m2
@@ -156,20 +97,18 @@ def _medium(medium) -> tuple[float, float, float]:
 
 
 
+def _check_radiates(transducer: Transducer) -> None:
+    if not transducer.kind.radiates:
+        raise FusplanInputError(f"transducer.model {transducer.model} is a heat source, it has no pressure field")
+
+
 def _default_beam_axis(grid: Grid, beam_axis):
     return grid.axes[:, 2] if beam_axis is None else np.asarray(beam_axis, dtype=float)
 
 
-_ELEMENT_DOC = """element_weights : (n_elements,) complex array_like, optional
-        Per-element complex weight multiplying each element's (focused) drive; all
-        ones is the ideal array. Arrays only.
-    element_amplitude, element_phase_rad : (n_elements,) array_like, optional
-        The same as ``amplitude * exp(1j * phase_rad)`` (either may be omitted: 1 / 0).
-        A skull delay ``phi`` left uncorrected is ``element_phase_rad = -phi``.
-    element_positions_mm, element_normals : (n_elements, 3) array_like, optional
-        Per-element source centres (world mm) and normals replacing
-        :func:`~fusplan.acoustics.element_layout` (refracted virtual sources); focusing
-        phases follow the positions used."""
+_ELEMENT_DOC = """drive : ElementDrive, optional
+        Per-element weights and source positions (arrays only; see
+        :class:`~fusplan.acoustics.ElementDrive`); without it, the ideal array."""
 
 _PROGRESS_DOC = """progress : callable(fraction, message), optional
         Called between chunks of the Rayleigh sums (fraction of this field done);
@@ -184,12 +123,8 @@ def pressure_at(
     *,
     geometric_focus_mm=None,
     beam_axis=(0.0, 0.0, 1.0),
-    element_weights=None,
-    element_amplitude=None,
-    element_phase_rad=None,
-    element_positions_mm=None,
-    element_normals=None,
-    threads: int | None = None,
+    drive: ElementDrive | None = None,
+    threads: int = 1,
 ) -> np.ndarray:
     """Exact complex pressure (Pa per sqrt(W) emitted) at world points ``(..., 3)`` mm.
 
@@ -199,18 +134,17 @@ def pressure_at(
     Parameters
     ----------
     {element_doc}
-    threads : int, optional
-        Worker threads (default :func:`fusplan.threads.resolve_threads`).
+    threads : int
+        Worker threads (resolved by the entry point: :class:`fusplan.execution.ExecutionOptions`).
     """
-    if transducer.model == "gaussian":
-        raise FusplanInputError("transducer.model gaussian is a heat source, it has no pressure field")
-    drive = ElementDrive.from_keywords(transducer, element_weights, element_amplitude, element_phase_rad,
-                                       element_positions_mm, element_normals)
+    _check_radiates(transducer)
+    if drive is not None:
+        drive.check(transducer)
     src, k, alpha = _sources(transducer, focus_mm, geometric_focus_mm, beam_axis, medium, drive)
     points = np.asarray(points_mm, dtype=float)
     flat = points.reshape(-1, 3) * 1e-3
     origin = np.asarray(focus_mm, float) * 1e-3
-    return exact_sum(flat, src, k, alpha, origin, threads=resolve_threads(threads)).reshape(points.shape[:-1])
+    return exact_sum(flat, src, k, alpha, origin, threads=threads).reshape(points.shape[:-1])
 
 
 def pressure_field(
@@ -225,12 +159,8 @@ def pressure_field(
     exact_above: float = 1e-3,
     error_margin: float = 1.5,
     block: int | None = None,
-    element_weights=None,
-    element_amplitude=None,
-    element_phase_rad=None,
-    element_positions_mm=None,
-    element_normals=None,
-    threads: int | None = None,
+    drive: ElementDrive | None = None,
+    threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Complex pressure (Pa per sqrt(W) emitted) on ``grid``, complex64 of ``grid.shape``.
@@ -254,17 +184,15 @@ def pressure_field(
     block : int, optional
         Cube size in voxels for the expansion (default: about 4.5 mm).
     {element_doc}
-    threads : int, optional
-        Worker threads (default :func:`fusplan.threads.resolve_threads`).
+    threads : int
+        Worker threads (resolved by the entry point: :class:`fusplan.execution.ExecutionOptions`).
     {progress_doc}
     """
-    if transducer.model == "gaussian":
-        raise FusplanInputError("transducer.model gaussian is a heat source, it has no pressure field")
+    _check_radiates(transducer)
     if method not in ("fast", "exact", "expansion"):
         raise ValueError("method must be 'fast', 'exact' or 'expansion'")
-    drive = ElementDrive.from_keywords(transducer, element_weights, element_amplitude, element_phase_rad,
-                                       element_positions_mm, element_normals)
-    threads = resolve_threads(threads)
+    if drive is not None:
+        drive.check(transducer)
     src, k, alpha = _sources(transducer, focus_mm, geometric_focus_mm, _default_beam_axis(grid, beam_axis), medium,
                              drive)
     origin = grid.centre_mm * 1e-3
@@ -316,12 +244,8 @@ def intensity_field(
     geometric_focus_mm=None,
     beam_axis=None,
     method: str = "fast",
-    element_weights=None,
-    element_amplitude=None,
-    element_phase_rad=None,
-    element_positions_mm=None,
-    element_normals=None,
-    threads: int | None = None,
+    drive: ElementDrive | None = None,
+    threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Intensity ``|p|^2 / (2 rho c)`` in W/m^2 per W emitted, float64 of ``grid.shape``.
@@ -331,8 +255,7 @@ def intensity_field(
     rho, c, _ = _medium(medium)
     p = pressure_field(
         transducer, grid, focus_mm, medium, geometric_focus_mm=geometric_focus_mm, beam_axis=beam_axis, method=method,
-        element_weights=element_weights, element_amplitude=element_amplitude, element_phase_rad=element_phase_rad,
-        element_positions_mm=element_positions_mm, element_normals=element_normals, threads=threads,
+        drive=drive, threads=threads,
         progress=progress,
     )
     return np.abs(p).astype(np.float64) ** 2 / (2 * rho * c)
@@ -362,12 +285,8 @@ def heat_source(
     *,
     geometric_focus_mm=None,
     beam_axis=None,
-    element_weights=None,
-    element_amplitude=None,
-    element_phase_rad=None,
-    element_positions_mm=None,
-    element_normals=None,
-    threads: int | None = None,
+    drive: ElementDrive | None = None,
+    threads: int = 1,
     progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Absorbed power density on ``grid``, W/m^3 per W, float64 of ``grid.shape``.
@@ -388,17 +307,16 @@ def heat_source(
     beam_axis : array_like (3,), optional
         World unit vector from the focus towards the apex (default ``grid.axes[:, 2]``).
     {element_doc}
-    threads : int, optional
-        Worker threads (default :func:`fusplan.threads.resolve_threads`).
+    threads : int
+        Worker threads (resolved by the entry point: :class:`fusplan.execution.ExecutionOptions`).
     {progress_doc}
     """
-    if transducer.model == "gaussian":
+    if not transducer.kind.radiates:
         return _gaussian_source(transducer, grid, focus_mm, beam_axis)
     _, _, alpha = _medium(tissue)
     intensity = intensity_field(
         transducer, grid, focus_mm, tissue, geometric_focus_mm=geometric_focus_mm, beam_axis=beam_axis,
-        element_weights=element_weights, element_amplitude=element_amplitude, element_phase_rad=element_phase_rad,
-        element_positions_mm=element_positions_mm, element_normals=element_normals, threads=threads,
+        drive=drive, threads=threads,
         progress=progress,
     )
     return 2 * alpha * intensity

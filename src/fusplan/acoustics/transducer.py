@@ -15,6 +15,9 @@ from typing import Mapping
 import numpy as np
 
 from fusplan.errors import FusplanInputError
+from fusplan.vocabulary import SKULL_SOURCES
+
+from .kinds import HEMISPHERICAL_ARRAY, KINDS, MODELS, TransducerKind
 
 __all__ = [
     "MODELS",
@@ -26,7 +29,6 @@ __all__ = [
     "cap_area_mm2",
 ]
 
-MODELS = ("hemispherical_array", "focused_bowl", "gaussian")
 _GOLDEN_ANGLE = math.pi * (3.0 - math.sqrt(5.0))
 _SPEC_KEYS = (
     "model",
@@ -45,12 +47,15 @@ _SPEC_KEYS = (
     "skull",
     "phase_correction",
     "tilt_deg",
+    "bone_mapping",
 )
-#: ``transducer.skull`` values: no skull model, the population template, the patient's CT.
-SKULL_SOURCES = ("none", "population", "ct")
 #: ``transducer.phase_correction`` values (with a skull model).
 PHASE_CORRECTIONS = ("ct", "none")
-#: Largest tilt of the array axis from the subject's superior axis, per component (deg).
+#: ``transducer.bone_mapping`` values: CT HU -> bone acoustics (sources in :mod:`fusplan.skull.properties`).
+BONE_MAPPINGS = ("mcdannold2019", "webb2018", "aubry2003")
+#: Largest tilt of the array axis from the subject's superior axis (deg), per component and in
+#: total (``[45, 45]`` tilts the axis 60 deg: the array would face the temporal bone and the
+#: ear, outside the skull cap a transcranial array is placed over).
 MAX_TILT_DEG = 45.0
 
 
@@ -125,9 +130,14 @@ class Transducer:
         Tilt of the array axis from the subject's superior axis (deg): ``lr`` towards +R,
         then ``ap`` towards +A (:func:`fusplan.skull.tilted_axis`), each within +-45.
         Default (0, 0): the axis along the superior axis of the planning frame.
+    bone_mapping : {"mcdannold2019", "webb2018", "aubry2003"}
+        With a skull model: the CT HU -> density, speed and attenuation mapping.
+        ``mcdannold2019`` (default): McDannold et al. 2019's clinically fitted mapping;
+        ``webb2018``: Webb et al. 2018/2021; ``aubry2003``: the porosity mapping with one
+        attenuation (fusplan's before issue 17). Sources: :mod:`fusplan.skull.properties`.
     """
 
-    model: str = "hemispherical_array"
+    model: str = HEMISPHERICAL_ARRAY
     frequency_khz: float = 650.0
     elements: int = 1024
     radius_mm: float = 150.0
@@ -143,6 +153,7 @@ class Transducer:
     skull: str | None = None
     phase_correction: str = "ct"
     tilt_deg: tuple[float, float] = (0.0, 0.0)
+    bone_mapping: str = "mcdannold2019"
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -160,7 +171,7 @@ class Transducer:
         if not _is_number(self.max_polar_angle_deg) or not 0 < self.max_polar_angle_deg <= 90:
             raise _bad("max_polar_angle_deg", f"must be in (0, 90] (got {self.max_polar_angle_deg!r})")
         cap_per_element = cap_area_mm2(self.radius_mm, self.max_polar_angle_deg) / self.elements
-        if self.model == "hemispherical_array" and self.element_area_mm2 > cap_per_element * (1 + 1e-9):
+        if self.kind.elements and self.element_area_mm2 > cap_per_element * (1 + 1e-9):
             raise _bad(
                 "element_area_mm2",
                 f"{self.element_area_mm2} exceeds the cap area per element ({cap_per_element:.1f} mm^2)",
@@ -178,8 +189,8 @@ class Transducer:
             ):
                 raise _bad("fwhm_mm", f"must be three numbers > 0 [lr, ap, si] (got {fwhm!r})")
             object.__setattr__(self, "fwhm_mm", tuple(float(v) for v in fwhm))
-        if self.model == "gaussian" and self.fwhm_mm is None:
-            raise _bad("fwhm_mm", "is required for model gaussian")
+        if not self.kind.radiates and self.fwhm_mm is None:
+            raise _bad("fwhm_mm", f"is required for model {self.model}")
         if not _is_number(self.skull_transmission) or not 0 < self.skull_transmission <= 1:
             raise _bad("skull_transmission", f"must be in (0, 1] (got {self.skull_transmission!r})")
         if not _is_number(self.phase_aberration_std_rad) or not 0 <= self.phase_aberration_std_rad <= 10:
@@ -193,15 +204,27 @@ class Transducer:
             raise _bad("brain_path_mm", f"must be in [0, 1000] (got {self.brain_path_mm!r})")
         if self.skull is not None and self.skull not in SKULL_SOURCES:
             raise _bad("skull", f"must be one of {', '.join(SKULL_SOURCES)} (got {self.skull!r})")
-        if self.skull in ("population", "ct") and self.model != "hemispherical_array":
-            raise _bad("skull", f"{self.skull} needs model hemispherical_array (got {self.model})")
+        if self.skull in ("population", "ct") and not self.kind.elements:
+            raise _bad("skull", f"{self.skull} needs model {HEMISPHERICAL_ARRAY} (got {self.model})")
         if self.phase_correction not in PHASE_CORRECTIONS:
             raise _bad("phase_correction", f"must be one of {', '.join(PHASE_CORRECTIONS)} (got {self.phase_correction!r})")
+        if self.bone_mapping not in BONE_MAPPINGS:
+            raise _bad("bone_mapping", f"must be one of {', '.join(BONE_MAPPINGS)} (got {self.bone_mapping!r})")
         tilt = self.tilt_deg
         if (isinstance(tilt, (str, bytes)) or not hasattr(tilt, "__len__") or len(tilt) != 2
                 or not all(_is_number(v) and abs(v) <= MAX_TILT_DEG for v in tilt)):
-            raise _bad("tilt_deg", f"must be two numbers [lr, ap] within +-{MAX_TILT_DEG:g} deg (got {tilt!r})")
+            raise _bad("tilt_deg", f"must be two numbers [lr, ap] within +-{MAX_TILT_DEG:g} deg (got {_short(tilt)})")
+        lr, ap = (math.radians(float(v)) for v in tilt)
+        total_deg = math.degrees(math.acos(math.cos(lr) * math.cos(ap)))  # beam axis from superior (skull.pose)
+        if total_deg > MAX_TILT_DEG + 1e-9:
+            raise _bad("tilt_deg", f"{list(tilt)} tilts the array axis {total_deg:.1f} deg from superior, more than "
+                                   f"{MAX_TILT_DEG:g} deg (the skull cap the array faces)")
         object.__setattr__(self, "tilt_deg", (float(tilt[0]), float(tilt[1])))
+
+    @property
+    def kind(self) -> TransducerKind:
+        """What this ``model`` can do (:data:`fusplan.acoustics.kinds.KINDS`)."""
+        return KINDS[self.model]
 
     @property
     def bowl_aperture_mm(self) -> float:
@@ -212,8 +235,19 @@ class Transducer:
 
 
 def _is_number(value) -> bool:
-    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return numeric and math.isfinite(value)
+    """A finite int or float (a 400-digit integer is not: it has no float value)."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _short(value, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 400-digit number stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def cap_area_mm2(radius_mm: float, polar_deg: float) -> float:
@@ -277,8 +311,8 @@ def element_layout(
     The array is placed with its geometric focus (the centre of its sphere) at
     ``geometric_focus_mm`` and its apex along ``beam_axis`` (the world vector from the
     focus towards the apex). Element ``i`` of the result is element ``i`` of every
-    per-element array the field functions accept (``element_weights``,
-    ``element_amplitude``, ...), so a skull model can trace one ray per row.
+    per-element array of an :class:`~fusplan.acoustics.ElementDrive`, so a skull model
+    can trace one ray per row.
 
     Parameters
     ----------
@@ -298,12 +332,12 @@ def element_layout(
     """
     frame = _frame(beam_axis)
     radius = transducer.radius_mm
-    if transducer.model == "hemispherical_array":
+    if not transducer.kind.radiates:
+        raise FusplanInputError(f"transducer.model {transducer.model} has no elements")
+    if transducer.kind.elements:
         dirs = _cap_directions(transducer.elements, transducer.max_polar_angle_deg)
-    elif transducer.model == "focused_bowl":
+    else:  # a single bowl: one-wavelength patches
         dirs = _cap_directions(*bowl_patches(transducer))
-    else:
-        raise FusplanInputError("transducer.model gaussian has no elements")
     world = dirs @ frame.T
     return np.asarray(geometric_focus_mm, float) + radius * world, -world
 

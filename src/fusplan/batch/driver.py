@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import FusplanInputError
-from .engines import default_workers, make_engine, threads_per_worker
+from .engines import check_scheduler_address, default_workers, make_engine, threads_per_worker
 from .runs import RunSpec, plan_runs
 from .summary import error_row, sort_rows, summary_row, write_summary
-from ..outputs import clean_stale_writes, lock_output_dir
+from ..outputs import clean_stale_writes, lock_output_dir, remove_if_unused
+from ..protocol.limits import MAX_WORKERS
+from ..vocabulary import DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_TARGET
 from .tasks import REGISTRATION_DIR, RUNS_DIR, one_line, register_scan, registration_cache_path, simulate_runs
 
 SUMMARY_NAME = "summary.csv"
@@ -62,9 +64,10 @@ def run_batch(
     sweeps=None,
     overrides: Mapping[str, Any] | None = None,
     phantom: bool = False,
-    atlas: str = "morel",
-    target: str = "CLp",
+    atlas: str = DEFAULT_ATLAS,
+    target: str = DEFAULT_TARGET,
     ct: str | os.PathLike | None = None,
+    registration_preset: str = DEFAULT_REGISTRATION_PRESET,
     workers: int | None = None,
     threads: int | None = None,
     dask: bool = False,
@@ -100,6 +103,8 @@ def run_batch(
     ct : path-like, optional
         The subject's head CT (NIfTI or DICOM folder) for a batch of exactly one scan;
         a manifest gives one per row in its ``ct`` column.
+    registration_preset : str
+        Atlas registration preset (:data:`fusplan.vocabulary.REGISTRATION_PRESETS`) of every run.
     workers : int, optional
         Local worker processes (default :func:`default_workers`); 1 runs in this
         process. With Dask, the number of LocalCluster workers.
@@ -131,20 +136,30 @@ def run_batch(
     started = time.perf_counter()
     out = Path(out_dir).resolve()  # workers (and Dask workers on a shared file system) get absolute paths
     workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise FusplanInputError(f"--workers must be >= 1 (got {workers})")
+    if not 1 <= workers <= MAX_WORKERS:
+        raise FusplanInputError(f"--workers must be 1-{MAX_WORKERS} (got {workers})")
     if threads is not None and int(threads) < 1:
         raise FusplanInputError(f"--threads must be >= 1 (got {threads})")
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     if out.exists() and not out.is_dir():
         raise FusplanInputError(f"{out}: exists and is not a directory")
     threads = threads_per_worker(workers) if threads is None else int(threads)
     runs = plan_runs(inputs, protocol=protocol, sides=sides, sweeps=sweeps, overrides=overrides,
-                     phantom=phantom, atlas=atlas, target=target, ct=ct)
-    with lock_output_dir(out, what="batch"):  # a second batch on the same --out is refused, not interleaved
-        for folder in (out, out / RUNS_DIR, out / REGISTRATION_DIR):
-            clean_stale_writes(folder)  # temporary files of a killed earlier batch
-        rows, n_resumed, registration_s = _run_locked(out, runs, workers, threads, dask, scheduler, reuse, progress)
-        summary_path = write_summary(list(rows.values()), out / SUMMARY_NAME)
+                     phantom=phantom, atlas=atlas, target=target, ct=ct,
+                     registration_preset=registration_preset)
+    created = not out.exists()
+    try:
+        with lock_output_dir(out, what="batch"):  # a second batch on the same --out is refused, not interleaved
+            for folder in (out, out / RUNS_DIR, out / REGISTRATION_DIR):
+                clean_stale_writes(folder)  # temporary files of a killed earlier batch
+            rows, n_resumed, registration_s = _run_locked(out, runs, workers, threads, dask, scheduler, reuse,
+                                                          progress)
+            summary_path = write_summary(list(rows.values()), out / SUMMARY_NAME)
+    except BaseException:
+        if created:  # e.g. an unreachable scheduler: leave no folder holding only the lock behind
+            remove_if_unused(out)
+        raise
     ordered = sort_rows(rows.values())
     return BatchResult(out_dir=out, summary_path=summary_path, rows=ordered, n_runs=len(ordered),
                        n_failed=sum(r["status"] == "error" for r in ordered), n_resumed=n_resumed,
@@ -204,14 +219,14 @@ def _read_report(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) and isinstance(doc.get("run"), dict) else None
 
 
-def _registration_jobs(out: Path, todo) -> list[tuple[str, str, str]]:
-    """Distinct (scan_path, scan_hash, atlas) without a cached registration, sorted."""
+def _registration_jobs(out: Path, todo) -> list[tuple[str, str, str, str]]:
+    """Distinct (scan_path, scan_hash, atlas, preset) without a cached registration, sorted."""
     jobs = set()
     for spec, _ in todo:
         if spec.scan_path is None or spec.scan_hash is None:
             continue  # the phantom, or an unreadable file (phase 2 reports the load error)
-        if not _valid_cache(registration_cache_path(out, spec.scan_hash, spec.atlas)):
-            jobs.add((spec.scan_path, spec.scan_hash, spec.atlas))
+        if not _valid_cache(registration_cache_path(out, spec.scan_hash, spec.atlas, spec.registration_preset)):
+            jobs.add((spec.scan_path, spec.scan_hash, spec.atlas, spec.registration_preset))
     return sorted(jobs)
 
 
@@ -232,9 +247,9 @@ def _register_all(engine, out: Path, jobs, meter: "_Progress") -> dict[str, str]
     """Phase 1: register each distinct (scan, atlas) once; returns scan_path -> error."""
     failed: dict[str, str] = {}
     futures = {}
-    for scan_path, scan_hash, atlas in jobs:
-        cache = str(registration_cache_path(out, scan_hash, atlas))
-        futures[engine.submit(register_scan, scan_path, atlas, cache)] = scan_path
+    for scan_path, scan_hash, atlas, preset in jobs:
+        cache = str(registration_cache_path(out, scan_hash, atlas, preset))
+        futures[engine.submit(register_scan, scan_path, atlas, cache, preset)] = scan_path
     for future in engine.as_completed(futures):
         scan_path = futures[future]
         try:
@@ -277,7 +292,7 @@ def _simulate_all(engine, out: Path, todo, reuse: bool, workers: int, threads: i
     futures = {}
     for task in group_tasks(todo, workers, reuse):
         spec = task[0][0]
-        registration = (str(registration_cache_path(out, spec.scan_hash, spec.atlas))
+        registration = (str(registration_cache_path(out, spec.scan_hash, spec.atlas, spec.registration_preset))
                         if spec.scan_path and spec.scan_hash else None)
         futures[engine.submit(simulate_runs, str(out), task, registration, reuse, threads)] = task
     for future in engine.as_completed(futures):
@@ -292,7 +307,8 @@ def _simulate_all(engine, out: Path, todo, reuse: bool, workers: int, threads: i
 
 
 class _Progress:
-    """Batch progress: tqdm bars on stderr (one per phase), a ``(fraction, message)`` callback, or nothing.
+    """Batch progress: tqdm bars on stderr (one per phase; plain lines when stderr is not a terminal),
+    a ``(fraction, message)`` callback, or nothing.
 
     The fraction counts registrations and runs alike (a registration takes about
     as long as a few runs; the bar stays monotonic either way).
@@ -306,9 +322,13 @@ class _Progress:
         if self.callback is None and progress:
             from tqdm.auto import tqdm
 
+            from ..progress import LineProgress, is_terminal
+
+            terminal = is_terminal(sys.stderr)  # else a log: a few plain lines, no redrawn bars
             for phase, total, unit in (("register", n_registrations, "scan"), ("simulate", n_runs, "run")):
                 if total:
-                    self.bars[phase] = tqdm(total=total, desc=phase, unit=unit, file=sys.stderr, dynamic_ncols=True)
+                    self.bars[phase] = (tqdm(total=total, desc=phase, unit=unit, file=sys.stderr, dynamic_ncols=True)
+                                        if terminal else LineProgress(phase, sys.stderr, total=total, unit=f"{unit}s"))
         self._report("starting")
 
     def registered(self, n: int) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -36,9 +38,48 @@ def threads_per_worker(workers: int) -> int:
 
 def make_engine(workers: int, use_dask: bool = False, scheduler: str | None = None):
     """The engine for ``workers`` processes (``1``: in this process), or Dask."""
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     if use_dask or scheduler:
         return DaskEngine(scheduler, workers)
     return InlineEngine() if workers == 1 else PoolEngine(workers)
+
+
+#: Dask communication schemes a scheduler address may name (distributed.comm).
+SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+
+
+def check_scheduler_address(address: str) -> str:
+    """Refuse a Dask scheduler address that cannot be one, before any connection or output.
+
+    Accepted: ``[scheme://]host:port`` with a scheme of :data:`SCHEDULER_SCHEMES`
+    (default ``tcp``), a host name or address and a port 1-65535; ``inproc://...``.
+
+    Raises
+    ------
+    FusplanInputError
+        ``--scheduler``: an empty address, an unknown scheme, no host or a bad port.
+    """
+    text = address.strip() if isinstance(address, str) else ""
+    shown = address if len(str(address)) <= 80 else str(address)[:80] + "..."
+    if not text:
+        raise FusplanInputError("--scheduler: empty address (give e.g. tcp://10.0.0.5:8786, or --dask for a local "
+                                "cluster)")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "tcp", text
+    if scheme not in SCHEDULER_SCHEMES:
+        raise FusplanInputError(f"--scheduler {shown!r}: unknown scheme {scheme!r} (known: "
+                                f"{', '.join(SCHEDULER_SCHEMES)})")
+    if scheme == "inproc":
+        return text
+    host, colon, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or any(c.isspace() or c in "/?#@" for c in host):
+        raise FusplanInputError(f"--scheduler {shown!r}: expected [scheme://]host:port, e.g. tcp://10.0.0.5:8786")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise FusplanInputError(f"--scheduler {shown!r}: port must be a number 1-65535")
+    return text
 
 
 #: Linux prctl option: signal sent to this process when its parent dies (<linux/prctl.h>).
@@ -133,15 +174,24 @@ class DaskEngine:
                 "(pip install 'fusplan[dask]')"
             ) from None
         self.cluster = None
+        # Dask's scratch space (spilled data, worker lock files) in a folder of our own, removed on close
+        self.scratch = tempfile.mkdtemp(prefix="fusplan-dask-")
         try:
             if scheduler:
                 self.client = Client(scheduler, timeout="10s")
             else:
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None)
-                self.client = Client(self.cluster)
-        except (OSError, TimeoutError) as error:
+                import dask
+
+                with dask.config.set({"temporary-directory": self.scratch}):  # lock files of the scheduler too
+                    self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                dashboard_address=None, local_directory=self.scratch)
+                    self.client = Client(self.cluster)
+        except (OSError, TimeoutError, ValueError, TypeError) as error:  # unreachable, refused, malformed
+            shutil.rmtree(self.scratch, ignore_errors=True)
             raise FusplanInputError(f"cannot connect to the Dask scheduler {scheduler!r} ({one_line(error)})") from None
+        except BaseException:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
 
     def submit(self, fn, *args):
         return self.client.submit(fn, *args, pure=False)
@@ -153,6 +203,9 @@ class DaskEngine:
         return as_completed(list(futures))
 
     def close(self, cancel: bool = False):
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        try:
+            self.client.close()
+            if self.cluster is not None:
+                self.cluster.close()
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FusplanInputError
 from ..protocol import BUNDLED_PROTOCOLS, default_protocol_path, load_protocol, override_protocol
-from ..targeting import SIDES
 from ..textfile import display_path, parse_yaml_value
+from ..vocabulary import DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_TARGET, parse_sides
 from .inputs import (canonical_key, check_plain_value, check_regular_file, collect_scans, expand_sweeps,
                      raise_problems, read_manifest, value_text)
 
@@ -61,6 +61,8 @@ class RunSpec:
     ct_path : str or None
         Absolute path of the subject's head CT (manifest ``ct`` column; NIfTI or DICOM
         folder): the skull model traces it instead of the population skull.
+    registration_preset : str
+        Atlas registration preset (:data:`fusplan.vocabulary.REGISTRATION_PRESETS`).
     """
 
     run_id: str
@@ -74,6 +76,7 @@ class RunSpec:
     scan_hash: str | None = None
     problem: str | None = None
     ct_path: str | None = None
+    registration_preset: str = DEFAULT_REGISTRATION_PRESET
 
     @property
     def parameters(self) -> str:
@@ -81,7 +84,7 @@ class RunSpec:
         return ";".join(f"{k}={value_text(v)}" for k, v in self.overrides)
 
     def describe(self) -> dict:
-        """The run's inputs as a JSON-able mapping (``ct`` only when given)."""
+        """The run's inputs as a JSON-able mapping (``ct`` only when given, the preset only when not standard)."""
         doc = {
             "run_id": self.run_id,
             "scan": self.scan,
@@ -93,6 +96,8 @@ class RunSpec:
         }
         if self.ct_path:
             doc["ct"] = self.ct_path
+        if self.registration_preset != DEFAULT_REGISTRATION_PRESET:
+            doc["registration_preset"] = self.registration_preset
         return doc
 
 
@@ -104,9 +109,10 @@ def plan_runs(
     sweeps=None,
     overrides: Mapping[str, Any] | None = None,
     phantom: bool = False,
-    atlas: str = "morel",
-    target: str = "CLp",
+    atlas: str = DEFAULT_ATLAS,
+    target: str = DEFAULT_TARGET,
     ct: str | os.PathLike | None = None,
+    registration_preset: str = DEFAULT_REGISTRATION_PRESET,
 ) -> list[tuple[RunSpec, Any]]:
     """Expand the batch inputs into runs.
 
@@ -158,7 +164,7 @@ def plan_runs(
         for point in points:
             merged = {**row["overrides"], **fixed, **point}
             for side in row["sides"]:
-                spec, protocol_obj = _make_run(row, side, merged, protocols, file_hashes)
+                spec, protocol_obj = _make_run(row, side, merged, protocols, file_hashes, registration_preset)
                 if spec.run_id not in seen:
                     seen.add(spec.run_id)
                     runs.append((spec, protocol_obj))
@@ -279,7 +285,8 @@ def _manifest_rows(path: Path, default_protocol: str, default_sides, atlas: str,
     return rows
 
 
-def _make_run(row: dict, side, overrides: dict, protocols: dict, file_hashes: dict) -> tuple[RunSpec, Any]:
+def _make_run(row: dict, side, overrides: dict, protocols: dict, file_hashes: dict,
+              registration_preset: str) -> tuple[RunSpec, Any]:
     items = tuple(sorted(overrides.items()))
     scan_hash = _file_hash(row["scan_path"], file_hashes) if row["scan_path"] else None
     protocol_hash = _file_hash(row["protocol_path"], file_hashes)
@@ -294,6 +301,8 @@ def _make_run(row: dict, side, overrides: dict, protocols: dict, file_hashes: di
     }
     if row.get("ct_path"):  # only then: run ids without a CT stay as they were
         identity["ct"] = _file_hash(row["ct_path"], file_hashes) if Path(row["ct_path"]).is_file() else row["ct_path"]
+    if row["scan_path"] and registration_preset != DEFAULT_REGISTRATION_PRESET:  # likewise: standard ids unchanged
+        identity["registration_preset"] = registration_preset
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
     stem = slug(_scan_stem(row["scan"])) if row["scan"] else "phantom"
     run_id = "-".join(part for part in (stem, side, digest) if part)
@@ -309,7 +318,8 @@ def _make_run(row: dict, side, overrides: dict, protocols: dict, file_hashes: di
             problem = str(error)
     spec = RunSpec(run_id=run_id, scan=row["scan"], scan_path=row["scan_path"], side=side,
                    protocol=row["protocol"], overrides=items, atlas=row["atlas"], target=row["target"],
-                   scan_hash=scan_hash, problem=problem, ct_path=row.get("ct_path"))
+                   scan_hash=scan_hash, problem=problem, ct_path=row.get("ct_path"),
+                   registration_preset=registration_preset)
     return spec, protocol_obj
 
 
@@ -318,20 +328,6 @@ def _protocol_path(text: str, base: Path) -> str:
     if not candidate.exists() and text.lower() in BUNDLED_PROTOCOLS:
         return str(default_protocol_path(text))
     return str(candidate.resolve())
-
-
-def parse_sides(value, what: str) -> tuple:
-    """``"left"``, ``"right"``, ``"both"``, ``"left;right"`` or a sequence -> sides in :data:`SIDES` order."""
-    if isinstance(value, str):
-        value = value.strip().lower()
-        if value == "both":
-            return SIDES
-        parts = [p.strip() for p in re.split(r"[;+ ]+", value) if p.strip()]
-    else:
-        parts = [str(p).strip().lower() for p in value]
-    if not parts or any(p not in SIDES for p in parts):
-        raise FusplanInputError(f"{what} must be left, right or both (got {value!r})")
-    return tuple(s for s in SIDES if s in parts)
 
 
 def _scan_stem(scan: str) -> str:

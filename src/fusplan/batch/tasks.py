@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from ..errors import FusplanInputError
 from ..io import atomic_output
+from ..vocabulary import DEFAULT_REGISTRATION_PRESET
 from .runs import RunSpec, slug
 from .summary import error_row, summary_row
 
@@ -22,12 +23,15 @@ RUNS_DIR = "runs"
 REGISTRATION_DIR = "registration"
 
 
-def registration_cache_path(out_dir: str | os.PathLike, scan_hash: str, atlas: str) -> Path:
-    """Where the registration of a scan (by content hash) to an atlas is cached."""
-    return Path(out_dir) / REGISTRATION_DIR / f"{scan_hash[:16]}-{slug(atlas)}.npz"
+def registration_cache_path(out_dir: str | os.PathLike, scan_hash: str, atlas: str,
+                            preset: str = DEFAULT_REGISTRATION_PRESET) -> Path:
+    """Where the registration of a scan (by content hash) to an atlas is cached (a preset other
+    than the standard one is named in the file name)."""
+    suffix = "" if preset == DEFAULT_REGISTRATION_PRESET else f"-{slug(preset)}"
+    return Path(out_dir) / REGISTRATION_DIR / f"{scan_hash[:16]}-{slug(atlas)}{suffix}.npz"
 
 
-def register_scan(scan_path: str, atlas: str, cache_path: str) -> dict:
+def register_scan(scan_path: str, atlas: str, cache_path: str, preset: str = DEFAULT_REGISTRATION_PRESET) -> dict:
     """Phase 1 task: register the atlas template to one scan and cache the result.
 
     Returns ``{"ok": bool, "error": str | None, "elapsed_s": float}``; never raises
@@ -38,7 +42,7 @@ def register_scan(scan_path: str, atlas: str, cache_path: str) -> dict:
         from ..io import load_scan
         from ..registration import register
 
-        register(load_scan(scan_path), atlas).save(cache_path)  # save() is atomic
+        register(load_scan(scan_path), atlas, settings=preset).save(cache_path)  # save() is atomic
         return {"ok": True, "error": None, "elapsed_s": time.perf_counter() - start}
     except Exception as error:  # noqa: BLE001 - every failure becomes an error row
         return {"ok": False, "error": one_line(error), "elapsed_s": time.perf_counter() - start}
@@ -81,55 +85,27 @@ def simulate_runs(out_dir: str, items: Sequence[tuple[RunSpec, Any]], registrati
 
 def _simulate_one(spec: RunSpec, protocol, registration_path: str | None, context: dict,
                   threads: int | None, out_dir: str | None = None) -> dict:
+    """Simulate one run; its subject (:func:`fusplan.subject.prepare_subject`) is prepared once per
+    scan, side, atlas, target and CT and kept in ``context`` for the next run of the task."""
+    from ..execution import ExecutionOptions
     from ..planner import simulate
+    from ..subject import CtRequest, TargetRequest, prepare_subject
 
     if spec.scan_path is None:
         return simulate(protocol, threads=threads).to_dict()
-    ct = None
-    if spec.ct_path:  # cheap check first: the CT loads as a head CT in HU, before any registration
-        from ..skull import load_ct
-
-        ct = context["ct"] if context.get("ct_path") == spec.ct_path else load_ct(spec.ct_path)
-    if "scan" not in context:
-        from ..io import load_scan
-        from ..registration import load_registration
-        from ..targeting import locate_targets
-
-        scan = load_scan(spec.scan_path)
-        registration = None
-        if registration_path and Path(registration_path).is_file():
-            try:
-                registration = load_registration(Path(registration_path), scan=scan)
-            except FusplanInputError:  # damaged or foreign cache: register afresh (locate_targets does)
-                registration = None
-        context["scan"] = scan
-        context["targets"] = locate_targets(
-            scan, atlas=spec.atlas, sides=(spec.side,), target=spec.target, registration=registration)
-    if ct is not None and context.get("ct_path") != spec.ct_path:
-        context.update(ct_path=spec.ct_path, ct=ct, skull_ct=_registered_ct(ct, context["scan"], out_dir))
-    return simulate(protocol, scan=context["scan"], targets=context["targets"], sides=(spec.side,),
-                    threads=threads, skull_ct=context["skull_ct"] if ct is not None else None).to_dict()
-
-
-def _registered_ct(ct, scan, out_dir: str | None):
-    """``ct`` registered to ``scan``: the cached CT -> MR registration
-    (``<out>/registration/ct-<CT hash>-<scan hash>.npz``) when it matches, else a new one, cached."""
-    from ..registration import scan_fingerprint
-    from ..skull import load_ct_registration, register_ct_to_mr
-    from ..skull.registration import ct_fingerprint
-
-    cache = None
-    if out_dir is not None:
-        cache = Path(out_dir) / REGISTRATION_DIR / f"ct-{ct_fingerprint(ct)[:16]}-{scan_fingerprint(scan)[:16]}.npz"
-        if cache.is_file():
-            saved = load_ct_registration(cache)
-            if saved.matches(ct, scan):
-                return saved.apply(ct)
-    registration = register_ct_to_mr(ct, scan)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        registration.save(cache)
-    return registration.apply(ct)
+    key = (spec.scan_path, spec.side, spec.atlas, spec.target, spec.ct_path)
+    if context.get("key") != key:
+        request = TargetRequest(atlas=spec.atlas, sides=(spec.side,), target=spec.target,
+                                registration_cache=registration_path)
+        ct = None
+        if spec.ct_path:
+            ct = CtRequest(spec.ct_path, cache_dir=None if out_dir is None else Path(out_dir) / REGISTRATION_DIR)
+        context.clear()
+        options = ExecutionOptions(registration_preset=spec.registration_preset)
+        context.update(key=key, subject=prepare_subject(spec.scan_path, request, ct, options))
+    subject = context["subject"]
+    return simulate(protocol, scan=subject.scan, targets=subject.targets, sides=(spec.side,), threads=threads,
+                    skull_ct=subject.skull_ct).to_dict()
 
 
 def one_line(error: BaseException) -> str:

@@ -32,6 +32,7 @@ from fusplan.dose import adaptive_cem43, cem43_nodes, cem43_step
 from fusplan.errors import FusplanInputError
 from fusplan.thermometry import box_kernel_1d, voxel_average
 
+from .displayed import displayed_maps
 from .run import DEFAULT_MEMORY_BUDGET_BYTES, DriverSettings, HotBox, RunContext, pulse_powers
 from .spectral import Pulse, SpectralBioheat
 from .tables import ResponseTable, table_build_bytes, table_bytes, table_rise
@@ -47,7 +48,12 @@ _CORE_FRACTION = 0.3  # candidate voxels for the peak
 
 @dataclass
 class ThermalHistory:
-    """Result of :func:`simulate_pulses` on one grid."""
+    """Result of :func:`simulate_pulses` on one grid.
+
+    ``thermometry_peak_c`` and ``thermometry_dose_cem43`` are the peak and dose MR
+    thermometry would show (:mod:`fusplan.bioheat.displayed`; None unless asked for with
+    ``displayed_thermometry``).
+    """
 
     pulses: tuple[Pulse, ...]
     results: list[PulseResult]
@@ -57,6 +63,8 @@ class ThermalHistory:
     dose_cem43: np.ndarray
     spectra: dict = field(default_factory=dict, repr=False)
     stats: dict = field(default_factory=dict)
+    thermometry_peak_c: np.ndarray | None = None
+    thermometry_dose_cem43: np.ndarray | None = None
 
 
 def simulate_pulses(
@@ -74,6 +82,7 @@ def simulate_pulses(
     pulse_names: Sequence[str] | None = None,
     progress: Callable[[float, str], None] | None = None,
     threads: int | None = None,
+    displayed_thermometry: tuple | None = None,
 ) -> ThermalHistory:
     """Simulate a sequence of pulses: titrate, sample the focus, integrate CEM43.
 
@@ -110,6 +119,10 @@ def simulate_pulses(
         Told the fraction done at each phase.
     threads : int, optional
         FFT worker threads (default: the solver's).
+    displayed_thermometry : (voxel_mm, frame_s), optional
+        Also compute the peak and dose MR thermometry of that voxel (mm, along the grid
+        axes) and frame (s) would show (``ThermalHistory.thermometry_peak_c`` and
+        ``thermometry_dose_cem43``, :func:`fusplan.bioheat.displayed.displayed_maps`).
 
     Raises
     ------
@@ -122,6 +135,8 @@ def simulate_pulses(
         None if thermometry_voxel_mm is None else tuple(thermometry_voxel_mm), thermometry_frame_s, dose_floor_c,
         focus_interval_s, dose_rtol, memory_budget_bytes, max_power_w,
         None if pulse_names is None else tuple(str(name) for name in pulse_names),
+        None if displayed_thermometry is None else (tuple(float(v) for v in displayed_thermometry[0]),
+                                                    float(displayed_thermometry[1])),
     )
     say = progress or (lambda fraction, message: None)
     t_end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)
@@ -158,9 +173,12 @@ def simulate_pulses(
 
 def _box_margin(run: RunContext) -> list[int]:
     """Voxels added around the hot box: the thermometry kernel's half width + 2 (at least 3)."""
-    voxel = run.settings.thermometry_voxel_mm
-    halves = [0, 0, 0] if voxel is None else [box_kernel_1d(w, run.solver.spacing_mm).size // 2 for w in voxel]
-    return [max(3, h + 2) for h in halves]
+    voxels = [run.settings.thermometry_voxel_mm, None if run.settings.displayed is None else run.settings.displayed[0]]
+    halves = np.zeros(3, int)
+    for voxel in voxels:
+        if voxel is not None:
+            halves = np.maximum(halves, [box_kernel_1d(w, run.solver.spacing_mm).size // 2 for w in voxel])
+    return [max(3, int(h) + 2) for h in halves]
 
 
 def _initial_box(run: RunContext) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -251,8 +269,14 @@ def _run_once(run: RunContext, box: HotBox) -> ThermalHistory:
     tick = time.perf_counter()
     n_eval, n_hot = _box_dose(run, box, done, box_peak, peak_full, dose_full)
     clock["dose"] = time.perf_counter() - tick
+    displayed = (None, None)
+    if run.settings.displayed is not None:
+        tick = time.perf_counter()
+        displayed = displayed_maps(run, box, done, peak_full, dose_full, *run.settings.displayed)
+        clock["displayed"] = time.perf_counter() - tick
     stats = {"dose_times": n_eval, "hot_voxels": n_hot, "core_voxels": int(box.core_positions.size), "seconds": clock}
-    return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats)
+    return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats,
+                          thermometry_peak_c=displayed[0], thermometry_dose_cem43=displayed[1])
 
 
 # ----------------------------------------------------------------------------- maps

@@ -32,6 +32,8 @@ class DriverSettings:
     max_power_w: float | None = None
     #: Name of each pulse's protocol entry for messages (``"clt.yaml: sonications[2]"``).
     pulse_names: tuple[str, ...] | None = None
+    #: Thermometry voxel (mm) and frame (s) of the displayed maps (None: not computed).
+    displayed: tuple[tuple[float, float, float], float] | None = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ..errors import FusplanInputError
 from . import batch, demo, info, plan, simulate, target
 from .common import Parser

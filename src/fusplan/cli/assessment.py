@@ -21,20 +21,26 @@ def add_assessment_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _samples(text: str) -> int:
+    from ..protocol.limits import MAX_UNCERTAINTY_SAMPLES
+
     value = _integer(text)
-    if value != 0 and value < 2:
-        raise argparse.ArgumentTypeError(f"needs 0 (no band) or at least 2 samples, got {value}")
+    if value != 0 and not 2 <= value <= MAX_UNCERTAINTY_SAMPLES:
+        raise argparse.ArgumentTypeError(f"needs 0 (no band) or 2-{MAX_UNCERTAINTY_SAMPLES} samples, got {value}")
     return value
 
 
 def _workers(text: str) -> int:
+    from ..protocol.limits import MAX_WORKERS
+
     value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"needs at least 1 worker, got {value}")
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"needs 1-{MAX_WORKERS} workers, got {value}")
     return value
 
 
 def _integer(text: str) -> int:
+    if len(text) > 12:  # int() of a 5000-digit text is slow and its value absurd
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:20]!r}...")
     try:
         return int(text)
     except ValueError:

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_side_option, check_out_dir, output_dir
+from ..vocabulary import DEFAULT_ATLAS, DEFAULT_TARGET
+from .common import add_preset_option, add_side_option, check_out_dir, output_dir
 
 HELP = "many scans, protocols and parameter sweeps"
 #: Failed runs listed on stderr before "and N more".
@@ -49,8 +50,9 @@ def add_parser(commands) -> None:
                         help="sweep a protocol parameter (repeatable: cartesian product), e.g. peak_c=54,56,58")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set_",
                         help="override a protocol parameter for every run (repeatable)")
-    parser.add_argument("--atlas", default="morel", help="atlas for targeting (default: morel)")
-    parser.add_argument("--target", default="CLp", help="target rule for targeting (default: CLp)")
+    parser.add_argument("--atlas", default=DEFAULT_ATLAS, help=f"atlas for targeting (default: {DEFAULT_ATLAS})")
+    parser.add_argument("--target", default=DEFAULT_TARGET, help=f"target rule for targeting (default: {DEFAULT_TARGET})")
+    add_preset_option(parser)
     parser.add_argument("--ct", type=Path, default=None, metavar="CT",
                         help="head CT (NIfTI or DICOM folder, HU) of the one scan given; manifests: a ct column")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
@@ -81,8 +83,8 @@ def run(args) -> int:
     try:
         result = run_batch(args.inputs, args.out, protocol=args.protocol, sides=args.side, sweeps=sweeps,
                            overrides=overrides, phantom=args.phantom, atlas=args.atlas, target=args.target, ct=args.ct,
-                           workers=args.workers, threads=args.threads, dask=args.dask, scheduler=args.scheduler,
-                           progress=not args.no_progress)
+                           registration_preset=args.registration_preset, workers=args.workers, threads=args.threads,
+                           dask=args.dask, scheduler=args.scheduler, progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"batch interrupted: finished runs are kept in {args.out}; run the same command again to resume",
               file=sys.stderr)

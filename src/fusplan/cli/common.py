@@ -11,16 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import FusplanInputError
-
-#: ``--side`` choices of every command and what they mean (:data:`fusplan.targeting.SIDE_CHOICES`,
-#: repeated here so that ``fusplan --help`` imports no numerical module; a test keeps them equal).
-SIDE_CHOICES = {"left": ("left",), "right": ("right",), "both": ("left", "right")}
-#: The one default for ``--side`` (target, simulate, plan, batch, demo).
-DEFAULT_SIDE = "left"
-#: :data:`fusplan.atlas.ATLASES`, repeated for the same reason.
-ATLASES = ("morel", "najdenovska")
-#: The registration written by ``target --out`` and ``plan --out`` (reuse with ``--registration``).
-REGISTRATION_NAME = "registration.npz"
+from ..vocabulary import (ATLASES, CT_REGISTRATION_FILE, DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE,
+                          DEFAULT_TARGET, REGISTRATION_FILE, REGISTRATION_PRESETS, SIDE_CHOICES)
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,20 +25,36 @@ class Parser(argparse.ArgumentParser):
 def progress_bar(description: str, enabled: bool = True) -> tuple[Callable[[float, str], None], Callable[[], None]]:
     """A tqdm bar on stderr driven by ``callback(fraction, message)``; returns (callback, close).
 
-    stdout stays clean (``--json`` prints only the document there).
+    stdout stays clean (``--json`` prints only the document there). When stderr is not
+    a terminal (a log file, CI) it writes a few plain lines instead of redrawing a bar
+    (:class:`fusplan.progress.LineProgress`). Nothing is shown before the first report, so
+    a step that fails its cheap checks first prints only its error line.
     """
-    from tqdm import tqdm
+    from ..progress import LineProgress, is_terminal
 
-    bar = tqdm(total=100, desc=description, file=sys.stderr, unit="%", leave=False, disable=not enabled,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+    if enabled and not is_terminal(sys.stderr):
+        lines = LineProgress(description, sys.stderr)
+        return lines, lines.close
+    bars = []
 
     def update(fraction: float, message: str = "") -> None:
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(total=100, desc=description, file=sys.stderr, unit="%", leave=False,
+                             disable=not enabled,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"))
+        bar = bars[0]
         bar.n = round(100 * min(max(fraction, 0.0), 1.0))
         if message:
             bar.set_postfix_str(message, refresh=False)
         bar.refresh()
 
-    return update, bar.close
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return update, close
 
 
 def print_json(document) -> None:
@@ -77,18 +85,27 @@ def add_side_option(parser: argparse.ArgumentParser, what: str = "side(s) to pla
 def add_target_options(parser: argparse.ArgumentParser, side_help: str = "side(s) to target") -> None:
     """Atlas, side, target and registration options of ``target``, ``simulate`` and ``plan``."""
     group = parser.add_argument_group("targeting")
-    group.add_argument("--atlas", default="morel", choices=list(ATLASES),
-                       help="atlas to register (default: morel, which has CL as its own label)")
+    group.add_argument("--atlas", default=DEFAULT_ATLAS, choices=list(ATLASES),
+                       help=f"atlas to register (default: {DEFAULT_ATLAS}, which has CL as its own label)")
     add_side_option(group, side_help)
-    group.add_argument("--target", default="CLp",
-                       help="CLp (default), or any label of the atlas by abbreviation or name (e.g. CM, VLpv)")
+    group.add_argument("--target", default=DEFAULT_TARGET,
+                       help=f"{DEFAULT_TARGET} (default), or any label of the atlas by abbreviation or name "
+                            "(e.g. CM, VLpv)")
     group.add_argument("--acpc", type=triple, metavar="X,Y,Z",
                        help="target in AC-PC mm instead of an atlas label (x is mirrored for the left side)")
     group.add_argument("--ac", type=triple, metavar="X,Y,Z", help="override AC position (scanner RAS mm)")
     group.add_argument("--pc", type=triple, metavar="X,Y,Z", help="override PC position (scanner RAS mm)")
     group.add_argument("--registration", type=Path, metavar="FILE",
-                       help=f"reuse a saved registration ({REGISTRATION_NAME} written by target/plan --out) "
+                       help=f"reuse a saved registration ({REGISTRATION_FILE} written by target/plan --out) "
                             "instead of registering again")
+    add_preset_option(group)
+
+
+def add_preset_option(parser) -> None:
+    """``--registration-preset standard|fast|affine`` (:data:`fusplan.vocabulary.REGISTRATION_PRESETS`)."""
+    parser.add_argument("--registration-preset", default=DEFAULT_REGISTRATION_PRESET, choices=REGISTRATION_PRESETS,
+                        help=f"registration preset when registering: {DEFAULT_REGISTRATION_PRESET} (default), fast, "
+                             "or affine (quickest, least accurate)")
 
 
 def add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
@@ -106,45 +123,44 @@ def output_dir(text: str) -> Path:
 
 
 def check_out_dir(path: Path | None) -> None:
-    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.io.check_output_dir`)."""
-    from ..io import check_output_dir
+    """Refuse an ``--out`` that cannot be an output folder, before any work (:func:`fusplan.outputs.check_output_dir`)."""
+    from ..outputs import check_output_dir
 
     if path is not None:
         check_output_dir(path)
 
 
-def check_targeting(args) -> None:
-    """Cheap targeting checks, before any registration: AC/PC pairs, the target label, the registration file.
+def target_request(args):
+    """The :class:`fusplan.subject.TargetRequest` of the targeting options."""
+    from ..subject import TargetRequest
 
-    The target label is checked against the chosen atlas's label table (CLp needs
-    a CL label), and a ``--registration`` file must exist and be readable.
-    """
-    from ..atlas import load_atlas
-
-    if (args.ac is None) != (args.pc is None):
-        raise FusplanInputError("--ac and --pc must be given together")
-    if args.acpc is None:
-        atlas = load_atlas(args.atlas)
-        if args.target == "CLp":
-            if not any(label.abbreviation == "CL" for label in atlas.label_table):
-                raise FusplanInputError(f"atlas {atlas.name!r} has no central lateral (CL) label, so no CLp target; "
-                                        "give --target LABEL or --acpc X,Y,Z")
-        else:
-            for side in SIDE_CHOICES[args.side]:
-                atlas.find_labels(args.target, side)  # raises naming the known labels
+    return TargetRequest(atlas=args.atlas, sides=SIDE_CHOICES[args.side], target=args.target, acpc_mm=args.acpc,
+                         ac_mm=args.ac, pc_mm=args.pc, registration=args.registration)
 
 
-def locate(scan, args):
-    """Register (or reuse ``--registration``) and place the targets, with a progress bar."""
-    from ..registration import load_registration
-    from ..targeting import locate_targets
+def ct_request(args):
+    """The :class:`fusplan.subject.CtRequest` of ``--ct`` (None without it): ``--ct-registration``
+    must match; ``--out/ct_registration.npz`` is reused when it matches the CT and the scan."""
+    from ..subject import CtRequest
 
-    registration = load_registration(args.registration, scan=scan) if args.registration else None
+    if args.ct is None:
+        if args.ct_registration is not None:
+            raise FusplanInputError("--ct-registration needs --ct")
+        return None
+    reuse = () if args.out is None else (args.out / CT_REGISTRATION_FILE,)
+    return CtRequest(args.ct, registration=args.ct_registration, reuse=reuse)
+
+
+def prepare(args, scan: Path):
+    """:func:`fusplan.subject.prepare_subject` of the command's options, with a progress bar."""
+    from ..execution import ExecutionOptions
+    from ..subject import prepare_subject
+
+    request, ct = target_request(args), ct_request(args)
     update, close = progress_bar("targeting", enabled=not args.no_progress)
     try:
-        return locate_targets(scan, atlas=args.atlas, sides=SIDE_CHOICES[args.side], target=args.target,
-                              acpc_mm=args.acpc, ac_mm=args.ac, pc_mm=args.pc, registration=registration,
-                              progress=update)
+        options = ExecutionOptions(progress=update, registration_preset=args.registration_preset)
+        return prepare_subject(scan, request, ct, options)
     finally:
         close()
 
@@ -152,14 +168,10 @@ def locate(scan, args):
 def save_registration(found, out: Path) -> Path:
     """Write the registration of a targeting result to ``out/registration.npz`` (atomic)."""
     out.mkdir(parents=True, exist_ok=True)
-    return found.registration.save(out / REGISTRATION_NAME)
+    return found.registration.save(out / REGISTRATION_FILE)
 
 
 # ------------------------------------------------------------------------------- skull CT
-
-#: The CT -> MR registration written next to ``registration.npz`` (reuse with ``--ct-registration``).
-CT_REGISTRATION_NAME = "ct_registration.npz"
-
 
 def add_ct_options(parser: argparse.ArgumentParser) -> None:
     """``--ct CT`` and ``--ct-registration FILE`` of ``target``, ``simulate`` and ``plan``."""
@@ -168,51 +180,14 @@ def add_ct_options(parser: argparse.ArgumentParser) -> None:
                        help="the patient's head CT in HU (NIfTI file or DICOM series folder), rigidly registered to "
                             "the scan; without it a plan on a scan uses the population skull template")
     group.add_argument("--ct-registration", type=Path, metavar="FILE",
-                       help=f"reuse a saved CT -> MR registration ({CT_REGISTRATION_NAME}, written with --out; "
+                       help=f"reuse a saved CT -> MR registration ({CT_REGISTRATION_FILE}, written with --out; "
                             "also reused from the --out folder when it matches the CT and the scan)")
-
-
-def load_ct_input(args):
-    """Cheap CT checks before any registration: the ``--ct`` file loads as a head CT in HU.
-
-    Returns the :class:`fusplan.skull.SkullCT` (None without ``--ct``).
-    """
-    if args.ct is None:
-        if args.ct_registration is not None:
-            raise FusplanInputError("--ct-registration needs --ct")
-        return None
-    from ..skull import load_ct
-
-    return load_ct(args.ct)
-
-
-def register_ct(ct, scan, args):
-    """The CT made samplable in the scan's world: a saved registration when it matches
-    (``--ct-registration``, else ``--out/ct_registration.npz``), otherwise a new rigid
-    mutual-information registration. Returns ``(registered_ct, registration)``."""
-    from ..skull import load_ct_registration, register_ct_to_mr
-
-    path = args.ct_registration
-    if path is None and args.out is not None and (args.out / CT_REGISTRATION_NAME).is_file():
-        path = args.out / CT_REGISTRATION_NAME
-    if path is not None:
-        saved = load_ct_registration(path)
-        if saved.matches(ct, scan):
-            return saved.apply(ct), saved
-        if args.ct_registration is not None:
-            raise FusplanInputError(f"{path}: this CT registration was computed for another CT or scan")
-    update, close = progress_bar("CT registration", enabled=not args.no_progress)
-    try:
-        registration = register_ct_to_mr(ct, scan, progress=update)
-    finally:
-        close()
-    return registration.apply(ct), registration
 
 
 def save_ct_registration(registration, out: Path) -> Path:
     """Write the CT -> MR registration to ``out/ct_registration.npz`` (atomic)."""
     out.mkdir(parents=True, exist_ok=True)
-    return registration.save(out / CT_REGISTRATION_NAME)
+    return registration.save(out / CT_REGISTRATION_FILE)
 
 
 def report_skull_warnings(result) -> None:

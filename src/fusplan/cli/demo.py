@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import check_out_dir, output_dir, progress_bar
+from ..vocabulary import DEFAULT_SIDE, SIDES
+from .common import add_preset_option, check_out_dir, output_dir, progress_bar
 
 HELP = "teaching demo of the staged procedure on the sample scan"
-#: Registration presets (:data:`fusplan.registration.SETTINGS`), named here to keep ``--help`` light.
-REGISTRATION_PRESETS = ("standard", "fast", "affine")
 DEFAULT_FRAMES = 90
 
 
@@ -19,15 +18,13 @@ def add_parser(commands) -> None:
                         help="head scan to plan on (default: the bundled Colin27 sample)")
     parser.add_argument("--protocol", default=None, metavar="PROTOCOL",
                         help="protocol file or bundled name (default: the bundled staged CLT protocol)")
-    parser.add_argument("--side", default="left", choices=("left", "right"),
-                        help="side to plan (default: left; the demo plans one side)")
+    parser.add_argument("--side", default=DEFAULT_SIDE, choices=SIDES,
+                        help=f"side to plan (default: {DEFAULT_SIDE}; the demo plans one side)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, metavar="N",
                         help=f"frames of the animation, 2-400 (default: {DEFAULT_FRAMES})")
     parser.add_argument("--registration", type=Path, default=None, metavar="FILE",
                         help="reuse a saved registration (.npz written by target/plan --out) of this scan")
-    parser.add_argument("--registration-preset", default="standard", choices=REGISTRATION_PRESETS,
-                        help="registration preset when registering: standard (default), fast, or affine "
-                             "(quickest, least accurate)")
+    add_preset_option(parser)
     parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
                         help="no progress bar on stderr")
     parser.set_defaults(run=run)

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .assessment import add_assessment_options, checked_inputs
-from .common import (REGISTRATION_NAME, add_ct_options, add_output_options, add_target_options,
-                     check_targeting, load_ct_input, locate, register_ct)
+from ..vocabulary import REGISTRATION_FILE
+from .common import add_ct_options, add_output_options, add_target_options, prepare
 from .simulate import simulate_and_report
 
 HELP = "target + simulate + report on a scan"
@@ -18,19 +18,11 @@ def add_parser(commands) -> None:
                         help="protocol file or bundled name (clt, vim; any case; default: clt)")
     add_target_options(parser)
     add_ct_options(parser)
-    add_output_options(parser, f"write the JSON report, NIfTI maps, summary and {REGISTRATION_NAME}")
+    add_output_options(parser, f"write the JSON report, NIfTI maps, summary and {REGISTRATION_FILE}")
     add_assessment_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..io import load_scan
-
     protocol, measurements = checked_inputs(args, args.protocol)
-    check_targeting(args)
-    ct = load_ct_input(args)
-    scan = load_scan(args.scan)
-    found = locate(scan, args)
-    skull_ct, ct_registration = register_ct(ct, scan, args) if ct is not None else (None, None)
-    return simulate_and_report(protocol, scan, found, args, measurements, skull_ct=skull_ct,
-                               ct_registration=ct_registration)
+    return simulate_and_report(protocol, prepare(args, args.scan), args, measurements)

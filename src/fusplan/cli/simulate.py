@@ -9,9 +9,8 @@ from pathlib import Path
 
 from ..errors import FusplanInputError
 from .assessment import add_assessment_options, checked_inputs, run_assessment
-from .common import (add_ct_options, add_output_options, add_target_options, check_targeting,
-                     load_ct_input, locate, print_json, progress_bar, register_ct, report_skull_warnings,
-                     save_ct_registration, save_registration)
+from .common import (add_ct_options, add_output_options, add_target_options, prepare, print_json, progress_bar,
+                     report_skull_warnings, save_ct_registration, save_registration)
 
 HELP = "run a protocol in the tissue phantom or on a scan"
 
@@ -29,26 +28,15 @@ def add_parser(commands) -> None:
 
 
 def run(args) -> int:
-    from ..io import load_scan
-
     protocol, measurements = checked_inputs(args, args.protocol)
-    scan = found = skull_ct = ct_registration = None
     if args.ct is not None and not args.scan:
         raise FusplanInputError("--ct needs --scan (the CT is registered to the scan)")
-    if args.scan:
-        check_targeting(args)
-        ct = load_ct_input(args)
-        scan = load_scan(args.scan)
-        found = locate(scan, args)
-        if ct is not None:
-            skull_ct, ct_registration = register_ct(ct, scan, args)
-    return simulate_and_report(protocol, scan, found, args, measurements, skull_ct=skull_ct,
-                               ct_registration=ct_registration)
+    return simulate_and_report(protocol, prepare(args, args.scan) if args.scan else None, args, measurements)
 
 
-def simulate_and_report(protocol, scan, found, args, measurements=None, *, skull_ct=None,
-                        ct_registration=None) -> int:
-    """Simulate, calibrate and add the band when asked, write ``--out``, print the summary or ``--json``.
+def simulate_and_report(protocol, subject, args, measurements=None) -> int:
+    """Simulate ``subject`` (a :class:`fusplan.subject.Subject`; None: the phantom), calibrate and add
+    the band when asked, write ``--out``, print the summary or ``--json``.
 
     ``--out`` gets the report, the maps and the registrations; ``measurements``
     (``--thermometry``, already checked) and ``--uncertainty`` add the assessment
@@ -58,19 +46,21 @@ def simulate_and_report(protocol, scan, found, args, measurements=None, *, skull
     from ..planner import simulate
     from ..report import summary_text, write_report
 
+    on_scan = {} if subject is None else {"scan": subject.scan, "targets": subject.targets,
+                                          "skull_ct": subject.skull_ct}
     update, close = progress_bar("simulating", enabled=not args.no_progress)
     try:
-        result = simulate(protocol, scan=scan, targets=found, progress=update, skull_ct=skull_ct)
+        result = simulate(protocol, progress=update, **on_scan)
     finally:
         close()
     report_skull_warnings(result)
     run_assessment(result, measurements, args)
     if args.out:
-        write_report(result, args.out, scan=scan)
-        if found is not None:
-            save_registration(found, args.out)
-        if ct_registration is not None:
-            save_ct_registration(ct_registration, args.out)
+        write_report(result, args.out, scan=on_scan.get("scan"))
+        if subject is not None:
+            save_registration(subject.targets, args.out)
+            if subject.ct_registration is not None:
+                save_ct_registration(subject.ct_registration, args.out)
     if args.json:
         print_json(result.to_dict())
         return 0

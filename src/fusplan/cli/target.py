@@ -4,9 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import (REGISTRATION_NAME, add_ct_options, add_output_options, add_target_options, check_out_dir,
-                     check_targeting, load_ct_input, locate, print_json, register_ct, save_ct_registration,
-                     save_registration)
+from ..vocabulary import REGISTRATION_FILE
+from .common import (add_ct_options, add_output_options, add_target_options, check_out_dir, prepare, print_json,
+                     save_ct_registration, save_registration)
 
 HELP = "register the atlas and locate the target(s)"
 
@@ -16,22 +16,18 @@ def add_parser(commands) -> None:
     parser.add_argument("scan", type=Path, metavar="SCAN")
     add_target_options(parser)
     add_ct_options(parser)
-    add_output_options(parser, f"write targets.json, atlas labels (NIfTI), the QC figure and {REGISTRATION_NAME}")
+    add_output_options(parser, f"write targets.json, atlas labels (NIfTI), the QC figure and {REGISTRATION_FILE}")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from ..io import load_scan
     from ..report import write_target_outputs
 
     check_out_dir(args.out)
-    check_targeting(args)
-    ct = load_ct_input(args)
-    scan = load_scan(args.scan)
-    found = locate(scan, args)
-    ct_registration = register_ct(ct, scan, args)[1] if ct is not None else None
+    subject = prepare(args, args.scan)
+    found, ct_registration = subject.targets, subject.ct_registration
     if args.out:
-        write_target_outputs(found, scan, args.out)
+        write_target_outputs(found, subject.scan, args.out)
         save_registration(found, args.out)
         if ct_registration is not None:
             save_ct_registration(ct_registration, args.out)

@@ -8,20 +8,19 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..grid import Grid
-from .focus import focus_curve, sonication_windows, stage_at
+from ..timeline import Timeline
 from .planes import PLANES, background_limits, label_plane_axes, panel_extent
 from .style import STAGE_COLOURS, new_figure
 
 
 def write_animation(
     path: str | os.PathLike,
-    report: Mapping,
+    timeline: Timeline,
     grid: Grid,
     times_s: Sequence[float],
     temperature_planes: Sequence[Mapping[str, np.ndarray]],
     *,
     background: Mapping[str, np.ndarray] | None = None,
-    side: str | None = None,
     half_width_mm: float = 12.0,
     vmax_c: float | None = None,
     frame_ms: int = 120,
@@ -38,8 +37,8 @@ def write_animation(
     ----------
     path : path-like
         Output ``.gif`` (written atomically).
-    report : mapping
-        ``SimulationResult.to_dict()`` (for the focus curve and stages).
+    timeline : Timeline
+        The side's sonications and focus curve (``result.timeline(side)``).
     grid : Grid
     times_s : sequence of float
         Time of each frame.
@@ -65,7 +64,7 @@ def write_animation(
 
     from ..io import atomic_output
 
-    focus_t, focus_c = focus_curve(report, side)
+    focus_t, focus_c = timeline.focus.time_s, timeline.focus.temperature_c
     hottest = max(float(np.max(p[name])) for p in temperature_planes for name in p)
     vmax = vmax_c or float(np.ceil(max(hottest, 44.0)))
     # inferno without its near-black end, so a barely warm voxel is visible over the MRI
@@ -96,8 +95,8 @@ def write_animation(
     bar = figure.colorbar(images[-1], ax=plane_axes, shrink=0.85, pad=0.01)
     bar.set_label("temperature (°C)", fontsize=10)
     bar.ax.tick_params(labelsize=9)
-    for window in sonication_windows(report, side):
-        curve_ax.axvspan(window["start_s"], window["on_end_s"], color=STAGE_COLOURS.get(window["stage"], "grey"),
+    for window in timeline.windows:
+        curve_ax.axvspan(window.start_s, window.on_end_s, color=STAGE_COLOURS.get(window.stage, "grey"),
                          alpha=0.3, lw=0)
     curve_ax.plot(focus_t, focus_c, color="black", lw=1)
     cursor = curve_ax.axvline(times_s[0], color="#d32f2f", lw=1.5)
@@ -120,7 +119,7 @@ def write_animation(
             image.set_data(planes[plane.name].T)
             image.set_alpha(_opacity(planes[plane.name]).T)
         cursor.set_xdata([t, t])
-        clock.set_text(f"t = {int(t // 60)}:{t % 60:04.1f}  |  {stage_at(report, t, side)}  |  "
+        clock.set_text(f"t = {int(t // 60)}:{t % 60:04.1f}  |  {timeline.stage_at(t)}  |  "
                        f"hottest {max(float(planes[n].max()) for n in planes):.1f} °C")
         figure.canvas.restore_region(static)
         for artist in (*images, cursor, clock):
@@ -151,27 +150,27 @@ def _opacity(section: np.ndarray, floor_c: float = 38.0, full_c: float = 42.0) -
     return 0.9 * np.clip((np.asarray(section, dtype=float) - floor_c) / (full_c - floor_c), 0.0, 1.0)
 
 
-def animation_times(report: Mapping, n_frames: int = 90, side: str | None = None) -> np.ndarray:
+def animation_times(timeline: Timeline, n_frames: int = 90) -> np.ndarray:
     """Frame times over the procedure, denser while sonicating than while cooling.
 
     About 55 % of the frames fall on sonications (which are short but where the
     field changes fast); the rest share the cooling periods. Always includes 0 and
     the end.
     """
-    windows = sonication_windows(report, side)
+    windows = timeline.windows
     if not windows:
         return np.linspace(0.0, 1.0, 2)
-    on_total = sum(w["on_end_s"] - w["start_s"] for w in windows)
-    off_total = sum(w["end_s"] - w["on_end_s"] for w in windows)
+    on_total = sum(w.on_end_s - w.start_s for w in windows)
+    off_total = sum(w.end_s - w.on_end_s for w in windows)
     n_on, n_off = int(round(0.55 * n_frames)), n_frames - int(round(0.55 * n_frames))
     times = [0.0]
     for w in windows:
-        k_on = max(2, int(round(n_on * (w["on_end_s"] - w["start_s"]) / max(on_total, 1e-9))))
-        times.extend(np.linspace(w["start_s"], w["on_end_s"], k_on + 1)[1:])
-        if w["end_s"] > w["on_end_s"]:
-            k_off = max(1, int(round(n_off * (w["end_s"] - w["on_end_s"]) / max(off_total, 1e-9))))
+        k_on = max(2, int(round(n_on * (w.on_end_s - w.start_s) / max(on_total, 1e-9))))
+        times.extend(np.linspace(w.start_s, w.on_end_s, k_on + 1)[1:])
+        if w.end_s > w.on_end_s:
+            k_off = max(1, int(round(n_off * (w.end_s - w.on_end_s) / max(off_total, 1e-9))))
             # cooling is fast at first: space frames geometrically
-            offsets = (w["end_s"] - w["on_end_s"]) * (np.geomspace(1, 11, k_off) - 1) / 10
-            times.extend(w["on_end_s"] + offsets[1:] if k_off > 1 else [w["end_s"]])
-            times.append(w["end_s"])
+            offsets = (w.end_s - w.on_end_s) * (np.geomspace(1, 11, k_off) - 1) / 10
+            times.extend(w.on_end_s + offsets[1:] if k_off > 1 else [w.end_s])
+            times.append(w.end_s)
     return np.unique(np.round(times, 3))

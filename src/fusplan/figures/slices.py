@@ -7,8 +7,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..grid import Grid
+from ..thresholds import threshold_styles
 from .planes import PLANES, background_limits, field_planes, label_plane_axes, panel_extent, scan_planes
-from .style import DOSE_COLOURS, OVERLAY_RISE_C, new_figure
+from .style import OVERLAY_RISE_C, dose_legend, draw_dose_contours, new_figure
 
 
 def lesion_figure(grid: Grid, peak_temperature_c: np.ndarray, dose_cem43: np.ndarray,
@@ -20,8 +21,9 @@ def lesion_figure(grid: Grid, peak_temperature_c: np.ndarray, dose_cem43: np.nda
     it rises at least :data:`OVERLAY_RISE_C`; without one the peak temperature
     fills the planes.
     Axes carry direction letters and mm from the target; the colour bar is the
-    peak temperature in °C; each dose threshold is one contour colour
-    (:data:`DOSE_COLOURS`). Returns the matplotlib Figure (no pyplot).
+    peak temperature in °C; each dose threshold is drawn as :mod:`fusplan.thresholds`
+    says (:func:`~fusplan.thresholds.threshold_styles`). Returns the matplotlib Figure
+    (no pyplot).
     """
     peak_planes = field_planes(peak_temperature_c, grid)
     dose_planes = field_planes(dose_cem43, grid)
@@ -29,6 +31,7 @@ def lesion_figure(grid: Grid, peak_temperature_c: np.ndarray, dose_cem43: np.nda
     background = None if scan is None else scan_planes(scan.data, scan.affine, grid, half_width_mm)
     baseline_c = float(np.min(peak_temperature_c))
     top_c = max(float(np.max(peak_temperature_c)), baseline_c + 1.0)
+    styles = threshold_styles(thresholds_cem43)
     figure = new_figure((13, 4.8))
     axes = figure.subplots(1, 3)
     image = None
@@ -45,15 +48,11 @@ def lesion_figure(grid: Grid, peak_temperature_c: np.ndarray, dose_cem43: np.nda
                               vmin=floor_c, vmax=max(top_c, floor_c + 1.0), extent=extent)
         centres = [extent[0] + grid.spacing_mm / 2, extent[1] - grid.spacing_mm / 2,
                    extent[2] + grid.spacing_mm / 2, extent[3] - grid.spacing_mm / 2]
-        for colour, threshold in zip(DOSE_COLOURS, thresholds_cem43):
-            dose = dose_planes[plane.name].T
-            if dose.max() >= threshold:
-                ax.contour(dose, levels=[threshold], colors=[colour], extent=centres, linewidths=1.4)
-            ax.plot([], [], color=colour, label=f"{threshold:g} CEM43 min")
+        draw_dose_contours(ax, dose_planes[plane.name].T, styles, centres)
         ax.set_title(plane.name)
         label_plane_axes(ax, plane)
     figure.colorbar(image, ax=axes, shrink=0.85, label="peak temperature (°C)")
-    axes[0].legend(loc="upper right", fontsize=8, title="thermal dose", title_fontsize=8)
+    dose_legend(axes[0], styles, title="thermal dose (CEM43 min)", loc="upper right", fontsize=8, title_fontsize=8)
     figure.suptitle(title)
     return figure
 
@@ -83,7 +82,7 @@ def stage_slices_figure(
     grid : Grid
         The planning grid (its centre is the target).
     thresholds_cem43 : sequence of float
-        Dose contours to draw (17 and 240 CEM43 by default in protocols).
+        Dose contours to draw (the protocol's; 17, 100, 200 and 240 CEM43 by default).
     background : mapping plane name -> 2D array, optional
         The MRI on the three planes (:func:`scan_planes` with the same
         ``half_width_mm`` and the grid's spacing); default a dark background.
@@ -97,13 +96,13 @@ def stage_slices_figure(
 
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import BoundaryNorm
-    from matplotlib.lines import Line2D
 
     peak_max = max(float(np.max(s["temperature_c"])) for s in snapshots)
     levels = isotherm_levels(peak_max)
     from matplotlib.colors import ListedColormap
 
-    # plasma without its yellow end, which would be confused with the lime 240 CEM43 contour
+    styles = threshold_styles(thresholds_cem43)
+    # plasma without its yellow end, which would be confused with the bright dose contours
     cmap = ListedColormap(matplotlib.colormaps["plasma"](np.linspace(0.0, 0.82, 256)), name="isotherms")
     norm = BoundaryNorm(levels + [levels[-1] + 4] if levels else [37, 38], cmap.N) if levels else None
     rows = len(snapshots)
@@ -126,11 +125,7 @@ def stage_slices_figure(
             drawn = [t for t in levels if section.max() >= t]
             if drawn:
                 ax.contour(section, levels=drawn, cmap=cmap, norm=norm, extent=extent, linewidths=1.1)
-            for threshold, colour in zip(thresholds_cem43, DOSE_COLOURS):
-                plane_dose = dose[plane.name].T
-                if plane_dose.max() >= threshold:
-                    ax.contour(plane_dose, levels=[threshold], colors=[colour], extent=extent, linewidths=2.0,
-                               linestyles="--" if threshold < max(thresholds_cem43) else "-")
+            draw_dose_contours(ax, dose[plane.name].T, styles, extent)
             ax.plot(0, 0, "+", color="white", ms=5, mew=0.8)
             ax.set_xlim(-half_width_mm, half_width_mm)
             ax.set_ylim(-half_width_mm, half_width_mm)
@@ -145,10 +140,8 @@ def stage_slices_figure(
         bar = figure.colorbar(mappable, ax=axes, shrink=0.6, pad=0.01)
         bar.set_label("isotherms (°C)")
         bar.set_ticks(levels)
-    handles = [Line2D([], [], color=colour, lw=2, ls="--" if t < max(thresholds_cem43) else "-")
-               for t, colour in zip(thresholds_cem43, DOSE_COLOURS)]
-    figure.legend(handles, [f"{t:g} CEM43 (dose so far)" for t in thresholds_cem43], loc="lower center",
-                  ncol=len(handles), fontsize=9, frameon=False, bbox_to_anchor=(0.5, 0.0))
+    dose_legend(figure, styles, title="thermal dose so far (CEM43 min)", loc="lower center", ncol=min(len(styles), 4),
+                fontsize=9, title_fontsize=9, bbox_to_anchor=(0.5, 0.0))
     figure.get_layout_engine().set(rect=(0, 0.04, 1, 0.96))
     figure.suptitle(title or "Isotherms and thermal dose at the peak of each stage", fontsize=12)
     if path is not None:

@@ -26,7 +26,7 @@ from ..errors import FusplanInputError
 from ..textfile import read_structured_file
 from .limits import *  # noqa: F401,F403  (limits.__all__: the keys, bounds and ranges are this module's API)
 from .limits import BUNDLED_PROTOCOLS
-from .model import Protocol, Sonication, Thermometry
+from .model import FocusPrior, Protocol, Sonication, Thermometry
 from .overrides import override_protocol, parse_override
 from .validate import build_protocol
 
@@ -39,7 +39,7 @@ def default_protocol_path(name: str = "clt") -> Path:
     return Path(str(resources.files("fusplan") / "protocols" / f"{name}.yaml"))
 
 
-def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Protocol:
+def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol, *, source: str | None = None) -> Protocol:
     """Load and validate a protocol.
 
     Parameters
@@ -48,6 +48,9 @@ def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Pr
         A YAML (``.yaml``/``.yml``) or JSON (``.json``) file; the name of a bundled
         protocol (``"clt"``, ``"vim"``) when no such file exists; a mapping with the
         contract's keys; or a :class:`Protocol` (returned unchanged).
+    source : str, optional
+        Where a mapping came from (recorded as :attr:`Protocol.source`, e.g. an edited
+        file); a file's source is its resolved absolute path.
 
     Returns
     -------
@@ -62,7 +65,7 @@ def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Pr
     if isinstance(path_or_mapping, Protocol):
         return path_or_mapping
     if isinstance(path_or_mapping, Mapping):
-        return build_protocol(path_or_mapping, source=None, label="protocol")
+        return build_protocol(path_or_mapping, source=source, label="protocol")
     if not isinstance(path_or_mapping, (str, os.PathLike)):
         raise FusplanInputError(
             f"protocol must be a file path or a mapping (got {type(path_or_mapping).__name__})"
@@ -74,5 +77,5 @@ def load_protocol(path_or_mapping: str | os.PathLike | Mapping | Protocol) -> Pr
         raise FusplanInputError(f"{path}: no such protocol file, nor a bundled protocol "
                                 f"(bundled: {', '.join(BUNDLED_PROTOCOLS)})")
     raw = read_structured_file(path, what="protocol file")
-    return build_protocol(raw, source=str(path), label=str(path_or_mapping))
+    return build_protocol(raw, source=str(path.resolve()), label=str(path_or_mapping))
 

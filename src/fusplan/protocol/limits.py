@@ -5,12 +5,16 @@ rendered in docs/plausible_ranges.md (a test keeps the page in step with it).
 """
 from __future__ import annotations
 
+from ..vocabulary import STAGES
+
 __all__ = [
     "STAGES",
     "OFFSET_FRAMES",
     "POWER_KEYS",
     "SONICATION_KEYS",
     "TOP_LEVEL_KEYS",
+    "FOCUS_PRIORS",
+    "MAX_FOCUS_SPREAD",
     "REQUIRED_TOP_LEVEL_KEYS",
     "MAX_CONSOLE_ACOUSTIC_POWER_W",
     "MAX_POWER_W",
@@ -32,13 +36,33 @@ __all__ = [
     "DEFAULT_GRID",
     "DEFAULT_THRESHOLDS_CEM43",
     "BUNDLED_PROTOCOLS",
+    "MAX_DISTINCT_FOCI",
+    "MAX_UNCERTAINTY_SAMPLES",
+    "MAX_WORKERS",
 ]
 
-STAGES = ("alignment", "verification", "treatment")
 OFFSET_FRAMES = ("acpc", "ras")
 POWER_KEYS = ("power_w", "absorbed_power_w", "peak_c")
 SONICATION_KEYS = ("stage", *POWER_KEYS, "duration_s", "cooling_s", "repeat", "offset_mm", "offset_frame")
-TOP_LEVEL_KEYS = ("name", "tissue", "transducer", "grid", "sonications", "thresholds_cem43", "thermometry")
+TOP_LEVEL_KEYS = ("name", "tissue", "transducer", "grid", "sonications", "thresholds_cem43", "thermometry",
+                  "focus_prior")
+
+#: Named priors on the focal spread of an uncalibrated plan: per-axis widening (LR, AP, SI)
+#: of the heat source beyond what the physics gives (diffraction, skull transmission and
+#: residual aberration), with the source. Pulkkinen et al. 2014 (Phys Med Biol 59:1679):
+#: full-wave visco-elastic simulations of 8 sonications of the Zurich CLT patients gave
+#: thermal foci 40 +/- 13 % smaller AP and 22 +/- 14 % smaller SI than MR thermometry
+#: measured, i.e. measured / simulated 1 / 0.60 = 1.67 (AP) and 1 / 0.78 = 1.28 (SI); LR
+#: takes the AP figure (the paper gives AP and SI; a hemispherical array's focus is
+#: symmetric across its axis). Their rise ratio (1 / 0.76 = 1.32) is not applied: the
+#: heating per joule comes from the skull model, and a titrated plan does not depend on it.
+FOCUS_PRIORS = {
+    "pulkkinen2014": ((1.67, 1.67, 1.28),
+                      "Pulkkinen et al. 2014, Phys Med Biol 59:1679: simulated CLT thermal foci 40 % (AP) and "
+                      "22 % (SI) smaller than measured; measured/simulated 1.67 AP (also LR), 1.28 SI"),
+}
+#: Widest per-axis prior spread (as calibration's plausible spread, fusplan.calibration.SPREAD_MAX).
+MAX_FOCUS_SPREAD = 4.0
 REQUIRED_TOP_LEVEL_KEYS = ("transducer", "sonications")
 
 #: Sanity bounds. Values outside are typing mistakes or unit errors, not plans.
@@ -66,6 +90,20 @@ MAX_GRID_VOXELS = 201**3
 MAX_THRESHOLDS = 10
 MAX_THERMOMETRY_VOXEL_MM = 10.0
 MAX_FRAME_S = 30.0
+#: Distinct foci (target + distinct ``offset_mm`` / ``offset_frame``) of one protocol. Each costs
+#: one acoustic field and one thermal response table (~45 MB and ~3 s at the default grid), so
+#: the thermal solver's 2 GiB budget (fusplan.bioheat.run) holds about 40; 24 leaves room for
+#: finer grids and is checked when the file is read, not after the acoustics. Clinical
+#: thalamotomy protocols steer to a handful of points.
+MAX_DISTINCT_FOCI = 24
+
+#: Bounds of numeric command-line options (docs/contract.md), checked when the command is parsed.
+#: ``--uncertainty N``: 200 samples take ~20 s; percentiles of 2000 samples are within ~2 % of
+#: their limit, so more only costs time (each 8 samples add one protocol run) and memory.
+MAX_UNCERTAINTY_SAMPLES = 2000
+#: ``--workers N`` (plan, simulate, batch): more processes than this is a typing mistake (each
+#: worker holds its own copy of the scan and the heat sources).
+MAX_WORKERS = 256
 
 #: Plausible range (inclusive) of every number a protocol gives, by key path, with its
 #: unit and source; checked after the type and sign checks, before anything is built.
@@ -109,5 +147,5 @@ DEFAULT_GRID = {"spacing_mm": 0.5, "extent_mm": 40.0}
 #: Reported when a protocol lists none: the console contours (17, 240 CEM43) and the day-1
 #: T2 / T1 lesion contours (100, 200 CEM43; Huang 2018, fusplan.clinical).
 DEFAULT_THRESHOLDS_CEM43 = (17.0, 100.0, 200.0, 240.0)
-BUNDLED_PROTOCOLS = ("clt", "vim")
+BUNDLED_PROTOCOLS = ("clt", "clt_single", "vim")
 

@@ -45,8 +45,15 @@ def override_protocol(protocol: Protocol, overrides: Mapping[str, Any]) -> Proto
     >>> override_protocol(p, {"peak_c": 57, "transducer.skull_transmission": 0.3})  # doctest: +SKIP
     """
     spec = protocol.spec
-    for key, value in overrides.items():
-        _apply_override(spec, str(key), value)
+    problems = []
+    for key, value in overrides.items():  # every bad key is named, not only the first
+        try:
+            _apply_override(spec, str(key), value)
+        except FusplanInputError as error:
+            problems.append(str(error))
+    if problems:
+        unknown = [p for p in problems if p.endswith(_UNKNOWN)]
+        raise FusplanInputError("; ".join(problems) + (f" ({_KNOWN_KEYS})" if unknown else ""))
     label = f"{protocol.source or 'protocol'} (with overrides)"
     return build_protocol(spec, source=protocol.source, label=label)
 
@@ -55,8 +62,22 @@ def parse_override(text: str) -> tuple[str, Any]:
     """Split ``"key=value"`` (command line) into a key and a YAML-parsed value."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise FusplanInputError(f"override {text!r} must look like key=value (e.g. treatment.peak_c=56)")
-    return key.strip(), parse_yaml_value(value, label=f"override {key.strip()}")
+        raise FusplanInputError(f"override {text[:80]!r} must look like key=value (e.g. treatment.peak_c=56)")
+    parsed = parse_yaml_value(value, label=f"override {key.strip()}")
+    _check_plain(parsed, f"override {key.strip()}")
+    return key.strip(), parsed
+
+
+def _check_plain(value: Any, label: str) -> None:
+    """Refuse values a protocol file cannot hold (``!!binary`` bytes, dates, sets)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _check_plain(item, label)
+    elif isinstance(value, list):
+        for item in value:
+            _check_plain(item, label)
+    elif value is not None and not isinstance(value, (str, int, float, bool)):
+        raise FusplanInputError(f"{label}: a {type(value).__name__} value is not a number, text or list")
 
 
 
@@ -66,6 +87,9 @@ _SECTION_KEYS = {
     "thermometry": ("voxel_mm", "frame_s"),
 }
 _SONICATION_FIELDS = tuple(k for k in SONICATION_KEYS if k != "stage")
+_UNKNOWN = " is not a known key"
+_KNOWN_KEYS = ("use e.g. peak_c, treatment.duration_s, sonications[0].power_w, transducer.skull_transmission, "
+               "tissue.perfusion_ml_min_kg, grid.spacing_mm")
 
 
 def _apply_override(spec: dict, key: str, value: Any) -> None:
@@ -89,10 +113,7 @@ def _apply_override(spec: dict, key: str, value: Any) -> None:
         return
     match = _SELECTOR.match(key)
     if match is None or match.group(3) not in _SONICATION_FIELDS:
-        raise FusplanInputError(
-            f"override {key!r} is not a known key (use e.g. peak_c, treatment.duration_s, sonications[0].power_w, "
-            "transducer.skull_transmission, tissue.perfusion_ml_min_kg, grid.spacing_mm)"
-        )
+        raise FusplanInputError(f"override {key!r}{_UNKNOWN}")
     selector, index, name = match.groups()
     entries = spec.get("sonications")
     if not isinstance(entries, list):

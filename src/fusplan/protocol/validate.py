@@ -22,8 +22,11 @@ from .limits import (
     DEFAULT_THRESHOLDS_CEM43,
     EXTENT_RANGE_MM,
     FOCUS_MARGIN_MM,
+    FOCUS_PRIORS,
+    MAX_FOCUS_SPREAD,
     MAX_ABSORBED_POWER_W,
     MAX_COOLING_S,
+    MAX_DISTINCT_FOCI,
     MAX_DURATION_S,
     MAX_FRAME_S,
     MAX_GRID_VOXELS,
@@ -43,7 +46,7 @@ from .limits import (
     STAGES,
     TOP_LEVEL_KEYS,
 )
-from .model import Protocol, Sonication, Thermometry
+from .model import FocusPrior, Protocol, Sonication, Thermometry, named_focus_prior
 
 
 def _delegate(function, spec, key: str, label: str):
@@ -97,10 +100,10 @@ def build_protocol(raw: Any, source: str | None, label: str) -> Protocol:
 
     spacing_mm, extent_mm = _grid(check, raw.get("grid", DEFAULT_GRID))
     baseline_c = float(tissue.baseline_temperature_c)
-    gaussian = transducer.model == "gaussian"
-    sonications = _sonications(check, raw["sonications"], baseline_c, gaussian, extent_mm)
+    sonications = _sonications(check, raw["sonications"], baseline_c, transducer.kind, extent_mm)
     thresholds = _thresholds(check, raw.get("thresholds_cem43", list(DEFAULT_THRESHOLDS_CEM43)))
     thermometry = _thermometry(check, raw.get("thermometry"))
+    focus_prior = _focus_prior(check, raw.get("focus_prior", "auto"))
     return Protocol(
         name=name.strip(),
         tissue=tissue,
@@ -110,6 +113,7 @@ def build_protocol(raw: Any, source: str | None, label: str) -> Protocol:
         sonications=sonications,
         thresholds_cem43=thresholds,
         thermometry=thermometry,
+        focus_prior=focus_prior,
         source=source,
         spec_json=json.dumps(raw, sort_keys=True, default=str),
     )
@@ -157,7 +161,7 @@ def _grid(check: Checker, grid) -> tuple[float, float]:
     return spacing_mm, extent_mm
 
 
-def _sonications(check: Checker, entries, baseline_c: float, gaussian: bool, extent_mm: float):
+def _sonications(check: Checker, entries, baseline_c: float, kind, extent_mm: float):
     if isinstance(entries, (str, bytes, Mapping)) or not isinstance(entries, (list, tuple)) or not entries:
         check.fail("sonications", f"must be a non-empty list (got {describe(entries)})")
     expanded = []
@@ -171,10 +175,10 @@ def _sonications(check: Checker, entries, baseline_c: float, gaussian: bool, ext
             problem = "gives none" if not given else f"gives {' and '.join(given)}"
             raise check.error(key, f"must give exactly one of power_w, absorbed_power_w, peak_c ({problem})")
         power_key = given[0]
-        if gaussian and power_key == "power_w":
+        if not kind.radiates and power_key == "power_w":  # a heat-source model has no emitted power
             raise check.error(
                 f"{key}.power_w",
-                "is not allowed with a gaussian transducer: give absorbed_power_w or peak_c",
+                f"is not allowed with a {kind.name} transducer: give absorbed_power_w or peak_c",
             )
         if power_key == "power_w":
             power = check.number(entry[power_key], f"{key}.power_w", gt=0, le=MAX_POWER_W)
@@ -213,6 +217,10 @@ def _sonications(check: Checker, entries, baseline_c: float, gaussian: bool, ext
             )
     if len(expanded) > MAX_SONICATIONS:
         check.fail("sonications", f"expand to {len(expanded)} sonications, more than the {MAX_SONICATIONS} allowed")
+    foci = {(s.offset_mm, s.offset_frame if s.offset_mm is not None else None) for s in expanded}
+    if len(foci) > MAX_DISTINCT_FOCI:
+        check.fail("sonications[].offset_mm", f"give {len(foci)} distinct foci, more than the {MAX_DISTINCT_FOCI} "
+                                               "allowed (each costs one acoustic field and one thermal table)")
     return tuple(expanded)
 
 
@@ -242,3 +250,19 @@ def _thermometry(check: Checker, value) -> Thermometry | None:
     check.plausible(frame_s, "thermometry.frame_s", "thermometry.frame_s")
     return Thermometry(voxel_mm=voxel_mm, frame_s=frame_s)
 
+
+
+def _focus_prior(check: Checker, value) -> FocusPrior | str:
+    """``auto`` | ``none`` | a named prior | ``{spread: [lr, ap, si], source: text}``."""
+    names = ("auto", "none", *FOCUS_PRIORS)
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        name = check.choice(value, "focus_prior", names)
+        return name if name in ("auto", "none") else named_focus_prior(name)
+    value = check.mapping(value, "focus_prior", ("spread", "source"), ("spread",))
+    spread = check.vector(value["spread"], "focus_prior.spread", 3, ge=1, le=MAX_FOCUS_SPREAD)
+    source = value.get("source", "protocol")
+    if not isinstance(source, str) or not source.strip():
+        check.fail("focus_prior.source", f"must be a non-empty string (got {describe(source)})")
+    return FocusPrior(tuple(float(v) for v in spread), source.strip())

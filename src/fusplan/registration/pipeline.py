@@ -14,14 +14,15 @@ from ..progress import ProgressCallback
 from ..template import normalise_intensity, prepared_template, to_lattice
 from .result import Registration, scan_fingerprint
 from .settings import CHECK_SPACING_MM, MIN_AFFINE_SIMILARITY, MIN_SIMILARITY, SETTINGS, RegistrationSettings
+from ..vocabulary import DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET
 from .stages import affine_stage, contrast_map, cube_grid, pearson, report, syn_stage
 
 
 def register(
     scan: Scan,
-    atlas: str | Atlas = "morel",
+    atlas: str | Atlas = DEFAULT_ATLAS,
     *,
-    settings: RegistrationSettings | str = "standard",
+    settings: RegistrationSettings | str = DEFAULT_REGISTRATION_PRESET,
     progress: ProgressCallback | None = None,
 ) -> Registration:
     """Register an atlas template to a subject head scan.

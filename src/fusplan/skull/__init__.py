@@ -6,15 +6,18 @@ Module map (data flows down this list; lower modules never import higher ones):
   (NIfTI or DICOM series, checked to be a head CT in HU), :func:`resample_to_grid`.
 - :mod:`.registration` - rigid CT -> MR mutual-information registration, saved as ``.npz``.
 - :mod:`.population` - the bundled CT template mapped into a subject through its atlas
-  registration (population skull).
-- :mod:`.properties` - HU -> density / speed / attenuation (:class:`BoneAcoustics`) and
-  plane-wave interface and layer transmission.
+  registration, with a diploe restored at a patient SDR (population skull; the patients'
+  SDR distribution).
+- :mod:`.properties` - HU -> density / speed / attenuation (:class:`BoneAcoustics`: McDannold
+  2019, Webb 2018/2021 or Aubry 2003) and plane-wave interface and layer transmission.
 - :mod:`.pose` - element positions for a natural focus and beam axis; head-fit check.
 - :mod:`.raytrace` - per-element rays: entry/exit, normals, incidence, Snell refraction,
   thickness, transmission, travel-time delay and its uncertainty.
 - :mod:`.sdr` - the clinical skull density ratio (Kranion's recipe).
+- :mod:`.aberration` - the residual phase error correlated through the bone elements share,
+  and the focal FWHM of a drive.
 - :mod:`.model` - :func:`model_skull` -> :class:`SkullModel` (report block, per-element
-  arrays) and :func:`write_elements_csv`.
+  arrays, focal widths, the population SDR band) and :func:`write_elements_csv`.
 - :mod:`.drive` - :func:`skull_drive`: a model's per-element heat-source drive (amplitude,
   phase, refracted sources) and its cache key.
 - :mod:`.figure` - the skull QC figure (element map).

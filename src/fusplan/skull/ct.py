@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from ..errors import FusplanInputError
-from ..io import voxel_to_world
+from ..io import MAX_VOXELS, read_nifti, voxel_sizes_mm, voxel_to_world
+from ..textfile import display_path
+from .dicom import read_dicom_series
 
 #: HU at or below which a voxel is air (Kranion's air test).
 AIR_HU = -500.0
@@ -26,6 +27,20 @@ AIR_HU = -500.0
 MIN_BONE_HU = 700.0
 #: A head CT always has air (around -1000 HU) or at least fat/water below this.
 MAX_LOWEST_HU = -200.0
+#: Percentile of the non-padding voxels compared with :data:`MAX_LOWEST_HU`: at least 0.1 %
+#: of a head CT's field of view is air (around the head, sinuses), one noisy voxel is not.
+AIR_PERCENTILE = 0.1
+#: Values at or below this are field-of-view padding, not tissue (air is -1000 HU; scanners
+#: pad with -2000 or -3024 HU, or their raw equivalents).
+PADDING_HU = -1500.0
+#: HU above which a voxel belongs to the head (skin, -200 HU, as :attr:`SkullCT.skin_threshold_hu`).
+HEAD_HU = -200.0
+#: Largest head cross-section in the CT's most superior slice: above it the vertex is cut off.
+#: A head (radius of curvature ~90 mm at the vertex) is ~50 cm^2 wide 1 cm below its top and
+#: ~200 cm^2 at mid-skull, so a CT whose top slice holds more than this ends below the cap.
+MAX_TOP_SLICE_HEAD_MM2 = 5000.0
+#: Widest field of view of a head CT along any axis (body CTs reach 500 mm).
+MAX_CT_EXTENT_MM = 600.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,27 +95,55 @@ class SkullCT:
 
 
 def _refuse(path, reason: str) -> FusplanInputError:
-    return FusplanInputError(f"{path}: {reason}")
+    return FusplanInputError(f"{display_path(Path(path))}: {reason}")
 
 
-def check_hounsfield(data: np.ndarray, name: str) -> None:
-    """Refuse a volume that is not a head CT in Hounsfield units.
+def check_hounsfield(data: np.ndarray, affine: np.ndarray, name) -> None:
+    """Refuse a volume that is not a whole-head CT in Hounsfield units, before any registration.
+
+    Values at or below :data:`PADDING_HU` are field-of-view padding (scanners write -2000
+    or -3024 outside the reconstruction circle) and are left out of the air test.
 
     Raises
     ------
     FusplanInputError
-        If nothing is below -200 HU (no air: an MR or a non-HU image) or nothing reaches
-        700 HU (no bone), naming ``name``.
+        Naming ``name``: non-finite values; no air below -200 HU in the head's surroundings
+        (an MR, or raw scanner units such as HU + 1024 whose air reads about 0); no bone
+        above 700 HU; or a head that reaches the top of the CT (the skull cap the array
+        faces is not covered).
     """
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        raise _refuse(name, "CT has no finite values")
-    low, high = float(finite.min()), float(finite.max())
+    if not np.all(np.isfinite(data)):
+        raise _refuse(name, f"CT contains {int(np.count_nonzero(~np.isfinite(data)))} NaN or Inf voxels")
+    body = data[data > PADDING_HU]
+    if body.size == 0:
+        raise _refuse(name, f"every CT voxel is at or below {PADDING_HU:.0f} HU (field-of-view padding only)")
+    low = float(np.percentile(body, AIR_PERCENTILE))
+    high = float(body.max())
     if low > MAX_LOWEST_HU:
-        raise _refuse(name, f"not a CT in Hounsfield units (lowest value {low:.0f}, no air below "
-                            f"{MAX_LOWEST_HU:.0f} HU; an MR passed as CT?)")
+        if -100.0 <= low <= 200.0 and high > 2000.0:
+            raise _refuse(name, f"values look like raw scanner units, not Hounsfield units (air reads {low:.0f}, "
+                                f"bone up to {high:.0f}: HU + 1024?); convert the CT to HU (rescale intercept)")
+        raise _refuse(name, f"not a CT in Hounsfield units (lowest value {low:.0f} outside the padding, no air "
+                            f"below {MAX_LOWEST_HU:.0f} HU; an MR passed as CT?)")
     if high < MIN_BONE_HU:
         raise _refuse(name, f"no bone in this CT (highest value {high:.0f} HU < {MIN_BONE_HU:.0f} HU)")
+    _check_cap_covered(data, affine, name)
+
+
+def _check_cap_covered(data: np.ndarray, affine: np.ndarray, name) -> None:
+    """Refuse a CT whose most superior slice still cuts through the head (the vertex cropped away)."""
+    affine = np.asarray(affine, float)
+    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    axis = int(np.argmax(np.abs(directions[2])))
+    if abs(directions[2, axis]) < 0.7:
+        return  # no storage axis runs head-feet: no slice is "the top"
+    top = data.shape[axis] - 1 if directions[2, axis] > 0 else 0
+    slab = np.take(data, top, axis=axis)
+    sizes = np.linalg.norm(affine[:3, :3], axis=0)
+    area_mm2 = float(np.count_nonzero(slab > HEAD_HU)) * float(np.prod(np.delete(sizes, axis)))
+    if area_mm2 > MAX_TOP_SLICE_HEAD_MM2:
+        raise _refuse(name, f"the head reaches the top of the CT ({area_mm2 / 100:.0f} cm^2 of head in its most "
+                            "superior slice): the skull cap the array faces is not covered")
 
 
 def load_ct(path: str | os.PathLike) -> SkullCT:
@@ -120,75 +163,27 @@ def load_ct(path: str | os.PathLike) -> SkullCT:
     Raises
     ------
     FusplanInputError
-        Missing file, unreadable file, or not a head CT in HU (one line naming the file).
+        One line naming the file (or the folder and the slice): every NIfTI check of
+        :func:`fusplan.io.read_nifti` (or the DICOM series checks of
+        :func:`fusplan.skull.dicom.read_dicom_series`), a field of view wider than
+        :data:`MAX_CT_EXTENT_MM`, then :func:`check_hounsfield`. All of it runs before any
+        registration.
     """
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise _refuse(path, "no such CT file or folder")
     if path.is_dir():
-        data, affine = _read_dicom_series(path)
+        data, affine = read_dicom_series(path, max_voxels=MAX_VOXELS)
     else:
-        try:
-            image = nib.load(str(path))
-            data = np.asarray(image.dataobj, dtype=np.float32)
-            affine = np.asarray(image.affine, dtype=float)
-        except Exception as error:  # nibabel raises many types for a bad file
-            raise _refuse(path, f"cannot read CT ({error.__class__.__name__}: {error})") from None
-        if data.ndim == 4 and data.shape[3] == 1:
-            data = data[..., 0]
-        if data.ndim != 3:
-            raise _refuse(path, f"CT must be 3D, got shape {data.shape}")
-    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
-        raise _refuse(path, "CT affine is singular or not finite")
-    check_hounsfield(data, str(path))
+        image = read_nifti(path, what="CT")
+        data, affine = image.data, image.affine
+    extent = voxel_sizes_mm(affine) * np.asarray(data.shape)
+    if extent.max() > MAX_CT_EXTENT_MM:
+        raise _refuse(path, f"CT field of view {' x '.join(f'{e:.0f}' for e in extent)} mm is wider than "
+                            f"{MAX_CT_EXTENT_MM:.0f} mm: not a head CT (wrong voxel size?)")
+    check_hounsfield(data, affine, path)
     return SkullCT(data=np.ascontiguousarray(data, dtype=np.float32), affine=affine, source="ct",
                    skin_threshold_hu=-200.0, path=path)
-
-
-def _read_dicom_series(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Stack one DICOM series: slices sorted along the slice normal, HU via rescale, RAS affine.
-
-    DICOM patient coordinates are LPS; the returned affine is RAS (x and y negated).
-    """
-    import pydicom
-
-    slices = []
-    for file in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            ds = pydicom.dcmread(str(file), stop_before_pixels=False)
-        except Exception:
-            continue  # not a DICOM file (e.g. a DICOMDIR index or a text note)
-        if "PixelData" in ds and "ImagePositionPatient" in ds:
-            slices.append(ds)
-    if not slices:
-        raise _refuse(folder, "no DICOM image slices found in this folder")
-    series = {str(getattr(ds, "SeriesInstanceUID", "")) for ds in slices}
-    if len(series) > 1:
-        raise _refuse(folder, f"folder holds {len(series)} DICOM series; give a folder with one")
-    if len(slices) < 2:
-        raise _refuse(folder, "a CT series needs at least 2 slices")
-    orientation = np.array(slices[0].ImageOrientationPatient, dtype=float)
-    row, col = orientation[:3], orientation[3:]
-    normal = np.cross(row, col)
-    slices.sort(key=lambda ds: float(np.dot(normal, np.array(ds.ImagePositionPatient, float))))
-    positions = np.array([ds.ImagePositionPatient for ds in slices], dtype=float)
-    gaps = np.diff(positions @ normal)
-    if np.any(gaps <= 1e-3) or np.ptp(gaps) > 0.01 * np.mean(gaps) + 1e-3:
-        raise _refuse(folder, "DICOM slices are duplicated or unevenly spaced")
-    row_mm, col_mm = (float(v) for v in slices[0].PixelSpacing)  # (between rows, between columns)
-    volume = np.stack([
-        ds.pixel_array.astype(np.float32) * float(getattr(ds, "RescaleSlope", 1.0))
-        + float(getattr(ds, "RescaleIntercept", 0.0))
-        for ds in slices
-    ], axis=-1)  # (rows, columns, slices)
-    # voxel (r, c, s) -> LPS: position_0 + c * col_mm * row_dir + r * row_mm * col_dir + s * step
-    step = (positions[-1] - positions[0]) / (len(slices) - 1)
-    lps = np.eye(4)
-    lps[:3, 0] = col * row_mm
-    lps[:3, 1] = row * col_mm
-    lps[:3, 2] = step
-    lps[:3, 3] = positions[0]
-    return volume, np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
 
 
 def ct_from_array(data: np.ndarray, affine: np.ndarray, *, source: str = "ct",

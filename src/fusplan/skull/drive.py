@@ -1,17 +1,18 @@
 """From a :class:`~fusplan.skull.model.SkullModel` to the array drive of the heat source.
 
-The planner passes :meth:`SkullDrive.field_keywords` to
-:func:`fusplan.acoustics.heat_source`:
+The planner passes :attr:`SkullDrive.element_drive` (an
+:class:`~fusplan.acoustics.ElementDrive`) to :func:`fusplan.acoustics.heat_source`:
 
-- ``element_amplitude``: each element's amplitude transmission through the skull, times
+- ``amplitude``: each element's amplitude transmission through the skull, times
   ``sqrt(N / N_active)`` so the field stays *per watt emitted* with the power shared
   equally by the active elements (inactive elements do not fire, as on the console);
-- ``element_phase_rad``: minus the phase error left at the focus (``phase_correction: ct``:
-  a seeded draw of the CT model's residual error; ``none``: the skull's full delay);
-- ``element_positions_mm``: the apparent (virtual) sources of the refracted rays, so the
+- ``phase_rad``: minus the phase error left at the focus (``phase_correction: ct``:
+  a seeded draw of the CT model's residual error, correlated between elements through the
+  bone they share (:mod:`.aberration`); ``none``: the skull's full delay);
+- ``positions_mm``: the apparent (virtual) sources of the refracted rays, so the
   field near the focus carries the refraction; the focusing phases of the field are
   computed from these positions;
-- ``element_normals``: each element's normal turned by its ray's refraction (first order:
+- ``normals``: each element's normal turned by its ray's refraction (first order:
   ``normal + exit_direction - direction``, renormalised).
 
 ``SkullDrive.key`` is a hash of all four arrays: the planner's heat-source cache key, so a
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..acoustics import ElementDrive
 from ..errors import FusplanInputError
 from .model import SkullModel
 
@@ -40,13 +42,14 @@ class SkullDrive:
     normals: np.ndarray
     key: str
 
-    def field_keywords(self) -> dict:
-        """Keywords of :func:`fusplan.acoustics.heat_source`."""
-        return {"element_amplitude": self.amplitude, "element_phase_rad": self.phase_rad,
-                "element_positions_mm": self.positions_mm, "element_normals": self.normals}
+    @property
+    def element_drive(self) -> ElementDrive:
+        """The ``drive`` of :func:`fusplan.acoustics.heat_source`."""
+        return ElementDrive.build(len(self.amplitude), amplitude=self.amplitude, phase_rad=self.phase_rad,
+                                  positions_mm=self.positions_mm, normals=self.normals)
 
 
-def skull_drive(model: SkullModel, element_normals: np.ndarray, seed: int = 0) -> SkullDrive:
+def skull_drive(model: SkullModel, element_normals: np.ndarray, seed: int | None = None) -> SkullDrive:
     """The heat-source drive of ``model`` (see the module docstring).
 
     Parameters
@@ -54,8 +57,8 @@ def skull_drive(model: SkullModel, element_normals: np.ndarray, seed: int = 0) -
     model : SkullModel
     element_normals : (N, 3) ndarray
         The array's element normals (:func:`fusplan.acoustics.element_layout`).
-    seed : int
-        Seed of the residual phase-error draw (the transducer's ``aberration_seed``).
+    seed : int, optional
+        Seed of the residual phase-error draw (default: the model's ``aberration_seed``).
 
     Raises
     ------

@@ -13,6 +13,17 @@ from matplotlib.figure import Figure
 from ..io import atomic_output
 from .model import SkullModel
 
+#: Share of magma used for SDR: its pale-yellow top would vanish on the white panel (SDR near 1 is common).
+SDR_COLOURMAP_RANGE = (0.0, 0.8)
+
+
+def sdr_colourmap():
+    """magma up to orange: every SDR, 0 to 1, reads on a white background."""
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(matplotlib.colormaps["magma"](np.linspace(*SDR_COLOURMAP_RANGE, 256)), name="sdr")
+
 
 def skull_figure(model: SkullModel) -> Figure:
     """Two top views (looking down the superior axis, R to the right, A up) of every element's
@@ -27,7 +38,7 @@ def skull_figure(model: SkullModel) -> Figure:
     summary = model.to_dict()
     panels = (
         ("incidence angle (deg)", model.trace.incidence_deg, "viridis", (0.0, model.critical_angle_deg)),
-        ("SDR (clinical)", model.sdr, "magma", (0.0, 1.0)),
+        ("SDR (clinical)", model.sdr, sdr_colourmap(), (0.0, 1.0)),
     )
     for k, (label, values, cmap, limits) in enumerate(panels):
         ax = figure.add_subplot(1, 2, k + 1)

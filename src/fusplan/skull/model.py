@@ -11,21 +11,99 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FusplanInputError
 from ..io import atomic_output
+from .aberration import correlated_phase_error, focal_fwhm_mm
 from .ct import SkullCT
 from .pose import WATER_GAP_MARGIN_MM, HeadFit, head_fit
-from .population import POPULATION_WARNING
+from .population import POPULATION_WARNING, SDR_SOURCE, PopulationSkullCT, sdr_percentile
 from .properties import BoneAcoustics
 from .raytrace import RayTrace, TraceSettings, trace_elements
 from .sdr import SdrSettings, element_sdr
 
 PHASE_CORRECTIONS = ("ct", "none")
+
+
+@dataclass(frozen=True)
+class FocalWidth:
+    """Focal intensity FWHM through the skull along world R, A, S (ray model, point sources).
+
+    Attributes
+    ----------
+    perfect_correction_mm : (3,) ndarray
+        Every element's phase exactly corrected (the skull's apodisation and refraction only).
+    with_phase_error_mm : (3,) ndarray
+        With the phase error ``phase_correction`` leaves (the correlated residual of ``ct``,
+        or the whole skull delay with ``none``).
+    peak_shift_mm : float
+        Distance of the peak with that error from the intended focus.
+    """
+
+    perfect_correction_mm: np.ndarray
+    with_phase_error_mm: np.ndarray
+    peak_shift_mm: float
+
+    @property
+    def broadening(self) -> np.ndarray:
+        """``with_phase_error_mm / perfect_correction_mm`` per axis: the focal spread the
+        physics of this skull produces."""
+        return self.with_phase_error_mm / self.perfect_correction_mm
+
+    def to_dict(self) -> dict:
+        """JSON-ready (mm, 3 decimals; axes world R, A, S)."""
+        def listed(values):
+            return [None if not math.isfinite(v) else round(float(v), 3) for v in values]
+
+        return {"axes": "world R, A, S", "perfect_correction_mm": listed(self.perfect_correction_mm),
+                "with_phase_error_mm": listed(self.with_phase_error_mm), "broadening": listed(self.broadening),
+                "peak_shift_mm": round(self.peak_shift_mm, 3),
+                "method": "ray model: intensity of the element drive's point sources in water, through the peak"}
+
+
+#: Percentiles of the patients' SDR the population band reports.
+BAND_PERCENTILES = (10, 50, 90)
+#: What the band cannot say.
+BAND_CAVEAT = ("population figures: the template's geometry with a diploe restored at each SDR of the "
+               "patients' distribution; the energy factor is the inverse ratio of the CT-corrected coherent focal "
+               "gain per emitted watt (same heat-source shape assumed); a patient's CT gives that patient's figure")
+
+
+@dataclass(frozen=True)
+class SdrBand:
+    """Energies over the patients' SDR distribution for a plan without a CT.
+
+    Attributes
+    ----------
+    percentiles : tuple of int
+    target_sdr : tuple of float
+        The distribution's SDR at each percentile (the restored diploe ratio).
+    sdr : tuple of float
+        The clinical SDR the recipe measures on that skull.
+    energy_factor : tuple of float
+        Energy to reach the same temperature / the plan's energy (the plan's skull is the median).
+    """
+
+    percentiles: tuple[int, ...]
+    target_sdr: tuple[float, ...]
+    sdr: tuple[float, ...]
+    energy_factor: tuple[float, ...]
+
+    def to_dict(self, treatment_energies_j=None) -> dict:
+        """JSON-ready; with the plan's treatment energies, each percentile's range in kJ."""
+        rows = {}
+        energies = [float(e) for e in (treatment_energies_j or [])]
+        for p, target, sdr, factor in zip(self.percentiles, self.target_sdr, self.sdr, self.energy_factor):
+            row = {"target_sdr": round(target, 3), "sdr": round(sdr, 3), "energy_factor": round(factor, 3)}
+            if energies:
+                row["treatment_energy_kj"] = [round(min(energies) * factor / 1e3, 2), round(max(energies) * factor / 1e3, 2)]
+            rows[f"p{p}"] = row
+        return {"distribution": SDR_SOURCE, "percentiles": rows, "caveat": BAND_CAVEAT}
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +132,8 @@ class SkullModel:
     residual_phase_std_rad : (N,) ndarray
         Standard deviation of the phase error left after CT-based correction (from the
         sound-speed mapping uncertainty along the bone path).
+    aberration_seed : int
+        Seed of the residual phase-error draw (the transducer's ``aberration_seed``).
     trace : RayTrace
         Geometry: entry/exit points, normals, incidence, thickness, refracted directions,
         apparent source positions, focus miss distance.
@@ -79,6 +159,8 @@ class SkullModel:
     bone: BoneAcoustics
     critical_angle_deg: float
     warnings: tuple[str, ...] = field(default=())
+    aberration_seed: int = 0
+    sdr_band: SdrBand | None = None
 
     @property
     def active_elements(self) -> int:
@@ -111,18 +193,48 @@ class SkullModel:
         (incoherent layer model of :mod:`.raytrace`; scattering counts as absorbed)."""
         return max(0.0, 1.0 - self.energy_transmission - self.energy_reflection)
 
-    def focus_phase_error_rad(self, seed: int = 0) -> np.ndarray:
+    def focus_phase_error_rad(self, seed: int | None = None) -> np.ndarray:
         """Phase error per element at the focus after the chosen correction.
 
-        ``"none"``: the skull's full phase delay. ``"ct"``: a seeded normal draw with the
-        element's ``residual_phase_std_rad`` (the CT model's phases cancel the rest).
+        ``"none"``: the skull's full phase delay. ``"ct"``: a seeded draw with each element's
+        ``residual_phase_std_rad``, correlated between elements through the bone their
+        footprints share (:mod:`.aberration`; the CT model's phases cancel the rest).
+        ``seed`` defaults to ``aberration_seed``.
         """
         if self.phase_correction == "none":
             return self.phase_delay_rad.copy()
-        return np.random.default_rng(seed).normal(0.0, 1.0, len(self.active)) * self.residual_phase_std_rad
+        if seed is None or seed == self.aberration_seed:
+            return self._residual_draw.copy()
+        return correlated_phase_error(np.where(self.active, self.residual_phase_std_rad, 0.0),
+                                      self.trace.entry_ras_mm, seed)
 
-    def to_dict(self) -> dict:
-        """The report's ``skull`` block (contract.md), plus pose and model details."""
+    @cached_property
+    def _residual_draw(self) -> np.ndarray:
+        return correlated_phase_error(np.where(self.active, self.residual_phase_std_rad, 0.0),
+                                      self.trace.entry_ras_mm, self.aberration_seed)
+
+    @cached_property
+    def focal_width(self) -> FocalWidth:
+        """Intensity FWHM of this skull's focus with a perfect correction and with the
+        phase error left by ``phase_correction`` (:func:`.aberration.focal_fwhm_mm`)."""
+        positions = self.trace.apparent_sources_ras_mm
+        args = (self.frequency_hz, self.bone.speed_water_m_s)
+        perfect, _ = focal_fwhm_mm(self.amplitude_transmission, np.zeros(len(self.active)), positions,
+                                   self.focus_ras_mm, *args)
+        left, peak = focal_fwhm_mm(self.amplitude_transmission, -self.focus_phase_error_rad(), positions,
+                                   self.focus_ras_mm, *args)
+        return FocalWidth(perfect_correction_mm=perfect, with_phase_error_mm=left,
+                          peak_shift_mm=float(np.linalg.norm(peak - self.focus_ras_mm)))
+
+    @property
+    def coherent_gain(self) -> float:
+        """Focal intensity per emitted watt with every phase corrected, up to a constant:
+        ``(sum of amplitude transmissions)^2 / active elements`` (equal power per active element)."""
+        return float(self.amplitude_transmission.sum() ** 2 / max(self.active_elements, 1))
+
+    def to_dict(self, treatment_energies_j=None) -> dict:
+        """The report's ``skull`` block (contract.md), plus pose and model details; with a
+        population band and the plan's treatment energies (J), the band's energies too."""
         def rounded(value, digits):
             return None if not math.isfinite(value) else round(value, digits)
 
@@ -139,17 +251,22 @@ class SkullModel:
             "energy_absorbed_in_skull": rounded(self.energy_absorbed_in_skull, 4),
             "phase_correction": self.phase_correction,
             "mean_residual_phase_std_rad": rounded(self._mean_active(self.residual_phase_std_rad), 3),
+            "residual_phase_error": "correlated between elements through the bone their 9 x 9 mm footprints share",
+            "aberration_seed": self.aberration_seed,
+            "focal_fwhm": self.focal_width.to_dict(),
             "critical_angle_deg": round(self.critical_angle_deg, 2),
             "head_fit": self.fit.to_dict(),
             "bone_acoustics": self.bone.to_dict(),
             "warnings": list(self.warnings),
+            **({} if self.sdr_band is None else {"sdr_band": self.sdr_band.to_dict(treatment_energies_j)}),
         }
 
 
 def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequency_hz: float, *,
                 phase_correction: str = "ct", bone: BoneAcoustics = BoneAcoustics(),
                 trace_settings: TraceSettings = TraceSettings(), sdr_settings: SdrSettings = SdrSettings(),
-                water_gap_margin_mm: float = WATER_GAP_MARGIN_MM, max_missing_fraction: float = 0.1) -> SkullModel:
+                water_gap_margin_mm: float = WATER_GAP_MARGIN_MM, max_missing_fraction: float = 0.1,
+                aberration_seed: int = 0, sdr_band: bool = False) -> SkullModel:
     """Trace the skull for every element and summarise it.
 
     Parameters
@@ -163,13 +280,18 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
     frequency_hz : float
     phase_correction : {"ct", "none"}
     bone : BoneAcoustics
-        HU -> acoustic properties (default: porosity mapping, Aubry 2003).
+        HU -> acoustic properties (default: McDannold 2019's clinically fitted mapping).
     trace_settings, sdr_settings
     water_gap_margin_mm : float
         Skin closer than this to an element is reported as a head that does not fit.
     max_missing_fraction : float
         More element rays than this fraction meeting no bone means the CT does not contain
         the skull cap the beams cross (a real head always has skull there): refused.
+    aberration_seed : int
+        Seed of the residual phase-error draw (``phase_correction: ct``).
+    sdr_band : bool
+        With the population skull: also trace it at the patients' SDR percentiles
+        (:data:`BAND_PERCENTILES`) and report the energy band (:class:`SdrBand`).
 
     Raises
     ------
@@ -187,7 +309,8 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
         raise FusplanInputError(f"{ct.name}: the CT does not contain the skull cap the beams cross "
                                 f"({int((~hits).sum())} of {len(hits)} element rays meet no bone)")
     critical = bone.critical_angle_deg
-    beyond = hits & ~(trace.incidence_deg < critical)
+    # beyond the clinical critical angle, or beyond total reflection into its own bone
+    beyond = hits & (~(trace.incidence_deg < critical) | trace.totally_reflected)
     reason = np.full(len(centres), "", dtype=object)
     reason[~hits] = "misses skull"
     reason[beyond] = "beyond critical angle"
@@ -202,13 +325,24 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
         warnings.append(POPULATION_WARNING)
     if not fit.fits:
         warnings.append(fit.message())
-    return SkullModel(
+    model = SkullModel(
         source=ct.source, phase_correction=phase_correction, frequency_hz=float(frequency_hz),
         element_centres_mm=centres, focus_ras_mm=focus, active=active, inactive_reason=reason.astype(str),
         sdr=sdr, amplitude_transmission=amplitude, phase_delay_rad=omega * trace.travel_delay_s,
         residual_phase_std_rad=omega * trace.delay_uncertainty_s, trace=trace, fit=fit, bone=bone,
-        critical_angle_deg=critical, warnings=tuple(warnings),
+        critical_angle_deg=critical, warnings=tuple(warnings), aberration_seed=int(aberration_seed),
     )
+    if not (sdr_band and isinstance(ct, PopulationSkullCT)):
+        return model
+    options = dict(phase_correction=phase_correction, bone=bone, trace_settings=trace_settings,
+                   sdr_settings=sdr_settings, water_gap_margin_mm=water_gap_margin_mm,
+                   max_missing_fraction=max_missing_fraction)
+    targets = tuple(sdr_percentile(p) for p in BAND_PERCENTILES)
+    others = [model if math.isclose(t, ct.diploe_ratio, abs_tol=1e-9) else
+              model_skull(replace(ct, diploe_ratio=t), centres, focus, frequency_hz, **options) for t in targets]
+    band = SdrBand(percentiles=BAND_PERCENTILES, target_sdr=targets, sdr=tuple(m.mean_sdr for m in others),
+                   energy_factor=tuple(model.coherent_gain / m.coherent_gain for m in others))
+    return replace(model, sdr_band=band)
 
 
 ELEMENT_COLUMNS = (

@@ -17,6 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
+from .. import formatting as fmt
 from .ct import SkullCT, resample_to_grid
 from .model import SkullModel, write_elements_csv
 
@@ -100,12 +101,20 @@ def skull_markdown(report: dict) -> list[str]:
              "energy transmission | absorbed in skull | phase correction |", "|" + "---|" * 9]
     warnings = []
     for side, b in blocks.items():
-        sdr = "-" if b["sdr"] is None else f"{b['sdr']:.2f}"
-        lines.append(f"| {side or ''} | {b['source']} | {sdr} | {b['active_elements']}/{b['elements']} | "
-                     f"{b['mean_incidence_deg']} | {b['mean_thickness_mm']} | {b['energy_transmission']} | "
-                     f"{b.get('energy_absorbed_in_skull')} | {b['phase_correction']} |")
+        lines.append(f"| {side or ''} | {b['source']} | {fmt.ratio(b['sdr'])} | {b['active_elements']}/{b['elements']} | "
+                     f"{fmt.angle(b['mean_incidence_deg'])} | {fmt.length(b['mean_thickness_mm'])} | "
+                     f"{fmt.fraction(b['energy_transmission'])} | {fmt.fraction(b.get('energy_absorbed_in_skull'))} | "
+                     f"{b['phase_correction']} |")
         warnings += [w for w in b.get("warnings", []) if w not in warnings]
     lines.append("")
+    for side, b in blocks.items():
+        band = b.get("sdr_band")
+        if band:
+            rows = band["percentiles"]
+            energies = ", ".join(f"{p} (SDR {r['sdr']:.2f}): {r['treatment_energy_kj'][0]}-{r['treatment_energy_kj'][1]} kJ"
+                                 for p, r in rows.items() if "treatment_energy_kj" in r)
+            lines += [f"Without a CT{f' ({side})' if side else ''}, treatment energies over the patients' SDR "
+                      f"({band['distribution']}): {energies}. {band['caveat']}.", ""]
     if warnings:
         lines += [f"- warning: {w}" for w in warnings] + [""]
     return lines

@@ -6,8 +6,8 @@ outer-table normal is the normal of the bone-threshold surface fitted through wh
 neighbouring rays on a 4 mm ring cross it (the CT gradient direction smoothed over 4 mm, the role of Kranion's
 3x3x3 gradient, without the grid-axis bias a small cubic stencil has); Snell's law bends the ray into the bone, the
 refracted ray is marched to the inner table (last sample >= threshold), refracted again
-into the brain. Along the bone path the mean HU, the travel time (phase) and its
-uncertainty are integrated. The physics of transmission is in :mod:`.properties`.
+into the brain. Along the bone path the mean HU, the attenuation (a function of HU), the
+travel time (phase) and its uncertainty are integrated. The physics of transmission is in :mod:`.properties`.
 """
 
 from __future__ import annotations
@@ -64,11 +64,13 @@ class RayTrace:
     entry_distance_mm: np.ndarray  # element -> entry along the straight ray
     outer_normals: np.ndarray  # outward unit normals at the entry
     incidence_deg: np.ndarray
+    totally_reflected: np.ndarray  # beyond the critical angle of its own bone (mapping speed): nothing enters
     thickness_mm: np.ndarray  # straight-ray outer -> inner table
     exit_ras_mm: np.ndarray  # inner-table exit on the refracted path
     exit_directions: np.ndarray  # refracted direction in the brain
     bone_path_mm: np.ndarray  # refracted path length in bone
     mean_bone_hu: np.ndarray
+    bone_attenuation_np: np.ndarray  # amplitude attenuation integrated along the bone path (Np)
     power_transmission: np.ndarray  # emitted -> brain, both faces, attenuation, reverberation
     power_reflection: np.ndarray  # emitted -> reflected back into the water (same incoherent layer model)
     travel_delay_s: np.ndarray  # actual - straight water travel time to the focus
@@ -236,7 +238,9 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     z_b = bone.density_kg_m3(np.nan_to_num(mean_hu)) * c_mean
     t_outer = interface_power_transmission(z_w, z_b, cos_i1, cos_t1)
     t_inner = interface_power_transmission(z_b, z_w, cos_i2, cos_t2)
-    loss = np.exp(-2 * bone.attenuation_np_m(frequency_hz) * np.nan_to_num(bone_path) * 1e-3)
+    # attenuation integrated along the bone path (HU-dependent with the clinical mappings)
+    attenuation = np.sum(np.where(within, bone.attenuation_np_m(bone_hu, frequency_hz), 0.0), axis=1) / samples * path_m
+    loss = np.exp(-2 * attenuation)
     reverberation = 1 - (1 - t_outer) * (1 - t_inner) * loss**2  # 0 only when nothing enters the bone
     power = np.divide(t_outer * t_inner * loss, reverberation, out=np.zeros(n), where=reverberation > 0)
     power = np.where(hits, power, 1.0)
@@ -256,8 +260,9 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     return RayTrace(
         directions=direction, skin_distance_mm=skin_distance, hits_skull=hits, crosses_air=crosses_air & hits,
         entry_ras_mm=entry * nan3, entry_distance_mm=entry_distance, outer_normals=outer_normals * nan3,
-        incidence_deg=incidence, thickness_mm=thickness, exit_ras_mm=exit_point * nan3,
+        incidence_deg=incidence, totally_reflected=hits & (cos_i1 > 0) & np.isnan(cos_t1), thickness_mm=thickness, exit_ras_mm=exit_point * nan3,
         exit_directions=np.where(hits[:, None], out_dir, direction), bone_path_mm=bone_path, mean_bone_hu=mean_hu,
-        power_transmission=power, power_reflection=reflection, travel_delay_s=delay, delay_uncertainty_s=np.where(hits, delay_sigma, 0.0),
+        bone_attenuation_np=np.where(hits, attenuation, np.nan), power_transmission=power, power_reflection=reflection,
+        travel_delay_s=delay, delay_uncertainty_s=np.where(hits, delay_sigma, 0.0),
         focus_miss_mm=np.where(hits, miss, 0.0), apparent_sources_ras_mm=apparent,
     )

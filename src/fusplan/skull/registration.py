@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -13,10 +12,9 @@ import numpy as np
 
 from ..errors import FusplanInputError
 from ..io import Scan, atomic_output, voxel_to_world
+from ..registration_file import CT_REGISTRATION, read_checked_npz, write_checked_npz
 from ..template import to_lattice
 from .ct import SkullCT
-
-_FORMAT_VERSION = 1
 
 
 def ct_fingerprint(ct: SkullCT) -> str:
@@ -71,36 +69,42 @@ class CtRegistration:
                 "time_s": round(self.time_s, 2), "mr_to_ct_mm": np.round(self.mr_to_ct_mm, 4).tolist()}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write to ``.npz`` atomically; reload with :func:`load_ct_registration`."""
+        """Write to ``.npz`` atomically with a format version and checksums
+        (:data:`fusplan.registration_file.CT_REGISTRATION`); reload with :func:`load_ct_registration`."""
         path = Path(path)
-        meta = {"format_version": _FORMAT_VERSION, "ct_fingerprint": self.ct_fingerprint,
-                "scan_fingerprint": self.scan_fingerprint, "metric": self.metric, "time_s": self.time_s}
+        meta = {"ct_fingerprint": self.ct_fingerprint, "scan_fingerprint": self.scan_fingerprint,
+                "metric": float(self.metric), "time_s": float(self.time_s)}
         with atomic_output(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, mr_to_ct_mm=self.mr_to_ct_mm, meta=np.array(json.dumps(meta)))
+            write_checked_npz(tmp, CT_REGISTRATION, {"mr_to_ct_mm": np.asarray(self.mr_to_ct_mm, float)}, meta)
         return path
 
 
-def load_ct_registration(path: str | os.PathLike) -> CtRegistration:
-    """Read a registration written by :meth:`CtRegistration.save`.
+def load_ct_registration(path: str | os.PathLike, ct: SkullCT | None = None,
+                         scan: Scan | None = None) -> CtRegistration:
+    """Read and validate a CT registration written by :meth:`CtRegistration.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    ct, scan : optional
+        When given, the registration must have been computed for this CT / this scan.
 
     Raises
     ------
     FusplanInputError
-        Missing, unreadable or from another format version.
+        One line naming the registration file (never the CT): missing, not a CT
+        registration archive, damaged or edited (checksum), an older or newer format,
+        NaN/Inf, a matrix that is not rigid, or computed for another CT or scan.
     """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            matrix = np.asarray(data["mr_to_ct_mm"], float)
-    except FileNotFoundError:
-        raise FusplanInputError(f"{path}: no such CT registration file") from None
-    except (OSError, KeyError, ValueError) as error:
-        raise FusplanInputError(f"{path}: not a fusplan CT registration file ({error})") from None
-    if meta.get("format_version") != _FORMAT_VERSION:
-        raise FusplanInputError(f"{path}: CT registration format {meta.get('format_version')} is not supported")
-    return CtRegistration(mr_to_ct_mm=matrix, ct_fingerprint=meta["ct_fingerprint"],
+    from ..registration import scan_fingerprint
+
+    expected = {}
+    if ct is not None:
+        expected["ct_fingerprint"] = ct_fingerprint(ct)
+    if scan is not None:
+        expected["scan_fingerprint"] = scan_fingerprint(scan)
+    arrays, meta = read_checked_npz(path, CT_REGISTRATION, expected)
+    return CtRegistration(mr_to_ct_mm=arrays["mr_to_ct_mm"].astype(float), ct_fingerprint=meta["ct_fingerprint"],
                           scan_fingerprint=meta["scan_fingerprint"], metric=float(meta["metric"]),
                           time_s=float(meta["time_s"]))
 
