@@ -52,9 +52,12 @@ class ResultView:
         self.apply_look()  # in 3D, the look hides the new skull layers
 
     def draw_lesions(self, layers: dict) -> None:
-        """The lesion over time of the drawn result (contours in 2D)."""
+        """The lesion over time of the drawn result (contours in 2D); the active layer stays the user's."""
+        active = self.viewer.layers.selection.active
         for layer_data in layers.values():
             add_layer(self.viewer, layer_data).contour = 1
+        if active is not None and active in self.viewer.layers:
+            self.viewer.layers.selection.active = active
         self.affines = preview.base_affines(self.viewer)
         self.apply_look()
 
