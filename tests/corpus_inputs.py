@@ -39,27 +39,31 @@ def head_ct_hu(shape=CT_SHAPE, affine=CT_AFFINE) -> np.ndarray:
     return hu + np.random.default_rng(7).normal(0, 4, shape).astype(np.float32)
 
 
+def _nifti_payload(values: np.ndarray, affine: np.ndarray, *, gz: bool, transform, fields: dict,
+                   header_edit: Callable[[object], None] | None = None) -> bytes:
+    """A NIfTI-1 file of ``values`` (data at 352), its header fields set, gzipped and transformed."""
+    header = nib.Nifti1Image(values, affine).header
+    header.set_data_offset(352)
+    if header_edit is not None:
+        header_edit(header)
+    for key, value in fields.items():
+        header[key] = value
+    payload = header.binaryblock + b"\0" * 4 + np.asarray(values).tobytes(order="F")
+    if gz:
+        payload = gzip.compress(payload, compresslevel=1, mtime=0)
+    return payload if transform is None else transform(payload)
+
+
 def _ct_file(name: str, data: np.ndarray | None = None, affine=CT_AFFINE, *, qform_only=False, no_xform=False,
              gz=True, transform: Callable[[bytes], bytes] | None = None, **fields) -> Callable[[Path], Path]:
-    def build(folder: Path) -> Path:
-        values = head_ct_hu() if data is None else data
-        image = nib.Nifti1Image(values, affine)
-        header = image.header
-        header.set_data_offset(352)
+    def xforms(header) -> None:
         if qform_only or no_xform:
             header.set_sform(None, code=0)
         if no_xform:
             header.set_qform(None, code=0)
-        for key, value in fields.items():
-            header[key] = value
-        payload = header.binaryblock + b"\0" * 4 + np.asarray(values).tobytes(order="F")
-        if gz:
-            payload = gzip.compress(payload, compresslevel=1, mtime=0)
-        if transform is not None:
-            payload = transform(payload)
-        return _write(folder, name, payload)
 
-    return build
+    return lambda folder: _write(folder, name, _nifti_payload(head_ct_hu() if data is None else data, affine, gz=gz,
+                                                              transform=transform, fields=fields, header_edit=xforms))
 
 
 def _raw_units() -> np.ndarray:
@@ -149,9 +153,10 @@ CT_CASES = [
 
 # --------------------------------------------------------------------------------- DICOM
 
-def write_dicom_series(folder: Path, data: np.ndarray, affine: np.ndarray, *, intercept=-1024.0,
-                       edit: Callable[[int, object], None] | None = None) -> Path:
-    """One file per slice of ``data`` (rows, columns, slices) placed by ``affine`` (RAS);
+def write_dicom_series(folder: Path, data: np.ndarray, affine: np.ndarray, *, slope=1.0, intercept=-1024.0,
+                       shuffle=False, edit: Callable[[int, object], None] | None = None) -> Path:
+    """One file per slice of ``data`` (rows, columns, slices; the volume's axes in DICOM LPS)
+    placed by ``affine`` (RAS); ``shuffle`` writes the files out of slice order;
     ``edit(k, dataset)`` changes slice ``k`` before it is written."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -160,8 +165,9 @@ def write_dicom_series(folder: Path, data: np.ndarray, affine: np.ndarray, *, in
     lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
     col_step, row_step, slice_step = lps[:3, 0], lps[:3, 1], lps[:3, 2]
     series = "1.2.826.0.1.3680043.8.498.1"
-    stored = np.round(data - intercept).astype(np.uint16)
-    for k in range(data.shape[2]):
+    stored = np.round((data - intercept) / slope).astype(np.uint16)
+    order = np.random.default_rng(0).permutation(data.shape[2]) if shuffle else range(data.shape[2])
+    for k in order:
         meta = FileMetaDataset()
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
@@ -174,7 +180,7 @@ def write_dicom_series(folder: Path, data: np.ndarray, affine: np.ndarray, *, in
         ds.ImageOrientationPatient = [*(row_step / np.linalg.norm(row_step)), *(col_step / np.linalg.norm(col_step))]
         ds.PixelSpacing = [float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))]
         ds.ImagePositionPatient = [float(v) for v in lps[:3, 3] + k * slice_step]
-        ds.RescaleSlope, ds.RescaleIntercept = 1.0, intercept
+        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.PixelData = np.ascontiguousarray(stored[:, :, k]).tobytes()
@@ -461,21 +467,14 @@ sonications:
 
 def _series(name: str, data: np.ndarray | None = None, *, units=("mm", "sec"), pixdim4=3.5, sidecar=None,
             gz=True, transform: Callable[[bytes], bytes] | None = None, **fields) -> Callable[[Path], Path]:
-    def build(folder: Path) -> Path:
-        values = np.full((8, 8, 4, 6), 37.0, np.float32) if data is None else data
-        image = nib.Nifti1Image(values, np.diag([1.1, 1.1, 3.0, 1.0]))
-        header = image.header
-        header.set_data_offset(352)
+    def time_axis(header) -> None:
         header.set_xyzt_units(*units)
         header["pixdim"][4] = pixdim4
-        for key, value in fields.items():
-            header[key] = value
-        payload = header.binaryblock + b"\0" * 4 + np.asarray(values).tobytes(order="F")
-        if gz:
-            payload = gzip.compress(payload, compresslevel=1, mtime=0)
-        if transform is not None:
-            payload = transform(payload)
-        path = _write(folder, name, payload)
+
+    def build(folder: Path) -> Path:
+        values = np.full((8, 8, 4, 6), 37.0, np.float32) if data is None else data
+        path = _write(folder, name, _nifti_payload(values, np.diag([1.1, 1.1, 3.0, 1.0]), gz=gz, transform=transform,
+                                                   fields=fields, header_edit=time_axis))
         if sidecar is not None:
             (folder / (name.split(".")[0] + ".json")).write_text(json.dumps(sidecar))
         return path
@@ -595,6 +594,8 @@ OPTION_CASES = [
          "transducer.tilt_deg"),
     Case("options", "thermometry 5 mm voxels, 10 s frames: coarser than the focus",
          _protocol_text("coarse.yaml", COARSE_THERMOMETRY), _simulate_file, "coarser than the focus"),
+    Case("options", "absorbed_power_w 20 W: a 1000 C focus", _protocol_text("hot.yaml", THERMOMETRY_PROTOCOL.replace(
+        "absorbed_power_w: 0.5", "absorbed_power_w: 20")), _simulate_file, "tissue boils"),
     Case("options", "36 distinct foci", _protocol_text("foci.yaml", THERMOMETRY_PROTOCOL + _FOCI), _simulate_file,
          "offset_mm"),
     Case("options", "batch --set peak_c=!!binary", _protocol_text("bin.yaml", THERMOMETRY_PROTOCOL),

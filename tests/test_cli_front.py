@@ -14,7 +14,7 @@ from front_support import no_registration, no_simulation
 from fusplan import planner, targeting
 from fusplan.atlas import sample_scan_path
 from fusplan.cli import build_parser, main
-from fusplan.protocol import load_protocol
+from fusplan.protocol import BUNDLED_PROTOCOLS, load_protocol
 
 SAMPLE = str(sample_scan_path("ch2"))
 
@@ -61,7 +61,7 @@ def test_bundled_protocol_names_are_case_insensitive_and_unknown_names_list_them
     assert load_protocol("Vim").name == load_protocol("vim").name
     assert main(["simulate", "ctl"]) == 2
     err = capsys.readouterr().err
-    assert "ctl" in err and "clt, vim" in err and len(err.strip().splitlines()) == 1
+    assert "ctl" in err and ", ".join(BUNDLED_PROTOCOLS) in err and len(err.strip().splitlines()) == 1
 
 
 def test_demo_registration_is_a_file_and_the_preset_has_its_own_name():
@@ -132,3 +132,13 @@ def test_target_and_plan_out_write_a_reusable_registration(tmp_path, capsys, mon
     assert report["protocol"] == "quick staged gaussian"
     assert "simulating" in captured.err and "targeting" in captured.err
     assert (plan_out / "registration.npz").is_file() and (plan_out / "report.json").is_file()
+
+
+def test_the_command_line_and_the_vocabulary_import_no_numerical_module():
+    """``fusplan --help`` stays quick: the parser and the shared words need no numpy, scipy or nibabel."""
+    code = ("import sys, fusplan.cli, fusplan.vocabulary; fusplan.cli.build_parser(); "
+            "print([m for m in sys.modules if m.split('.')[0] in ('numpy', 'scipy', 'nibabel')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

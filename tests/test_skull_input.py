@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from corpus_inputs import write_dicom_series
 from fusplan.acoustics import Transducer
 from fusplan.errors import FusplanInputError
 from fusplan.io import scan_from_array
@@ -44,40 +45,9 @@ def test_load_nifti_ct(tmp_path):
     assert ct.sample_hu(centre[None])[0] == pytest.approx(data[20, 18, 12], abs=1e-3)
 
 
-def _write_dicom_series(folder, data, affine, slope=1.0, intercept=-1024.0):
-    """One file per slice; the volume's axes (rows, columns, slices) in DICOM LPS."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    folder.mkdir()
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
-    col_step, row_step, slice_step = lps[:3, 0], lps[:3, 1], lps[:3, 2]
-    series = generate_uid()
-    stored = np.round((data - intercept) / slope).astype(np.uint16)
-    order = np.random.default_rng(0).permutation(data.shape[2])  # files not in slice order
-    for k in order:
-        meta = FileMetaDataset()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.SeriesInstanceUID, ds.Modality = series, "CT"
-        ds.Rows, ds.Columns = data.shape[0], data.shape[1]
-        ds.ImageOrientationPatient = [*(row_step / np.linalg.norm(row_step)), *(col_step / np.linalg.norm(col_step))]
-        ds.PixelSpacing = [float(np.linalg.norm(col_step)), float(np.linalg.norm(row_step))]
-        ds.ImagePositionPatient = [float(v) for v in lps[:3, 3] + k * slice_step]
-        ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k]).tobytes()
-        ds.save_as(folder / f"IM{k:04d}", enforce_file_format=True)
-
-
 def test_dicom_series_gives_the_same_ct_as_nifti(tmp_path):
     data, affine = np.round(_head_like()), _oblique_affine()
-    _write_dicom_series(tmp_path / "dicom", data, affine, slope=1.0, intercept=-1024.0)
+    write_dicom_series(tmp_path / "dicom", data, affine, slope=1.0, intercept=-1024.0, shuffle=True)
     ct = load_ct(tmp_path / "dicom")
     # the reader may store the slices in the other order: compare in world space
     index = np.indices(np.array(data.shape) - 2).reshape(3, -1).T[::7] + 1  # interior voxels

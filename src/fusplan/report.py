@@ -41,8 +41,8 @@ import numpy as np
 from . import formatting as fmt
 from .clinical_summary import clinical_sections, thermometry_columns
 from .figures import lesion_figure
-from .io import Scan, atomic_output, save_nifti
-from .outputs import clean_stale_writes, record_outputs, staged_result_set
+from .io import Scan, save_nifti
+from .outputs import record_outputs, staged_result_set
 from .planner import SimulationResult
 from .registration import scan_fingerprint
 from .targeting import TargetingResult
@@ -205,7 +205,8 @@ def _xform_codes(scan: Scan | None) -> tuple[int, int] | None:
 def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the targeting outputs of ``fusplan target --out DIR``.
 
-    Files (each written atomically):
+    Files (staged, then moved into place with ``targets.json`` last,
+    :func:`fusplan.outputs.staged_result_set`):
 
     - ``targets.json``: contract ``targets`` / ``landmarks`` plus ``acpc_frame``,
       ``atlas``, ``landmark_source`` and ``registration`` (method, time_s,
@@ -222,8 +223,6 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
     from .qc import targeting_figure
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_writes(out)
     document = {"fusplan_version": __version__, "atlas": result.atlas}
     document.update(result.to_dict())
     document["acpc_frame"] = result.frame.to_dict()
@@ -233,13 +232,13 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
         document["scan"] = str(scan.path)
     paths = {"json": out / "targets.json", "labels": out / "atlas_labels.nii.gz", "figure": out / "targets_qc.png"}
     labels = result.labels_on(scan.shape, scan.affine)
-    save_nifti(labels, scan.affine, paths["labels"], xform_codes=_xform_codes(scan), descrip=f"{result.atlas} atlas labels")
-    figure = targeting_figure(result, scan)
-    with atomic_output(paths["figure"]) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    with atomic_output(paths["json"]) as tmp:
-        tmp.write_text(dumps_json(document))
-    record_outputs(out, "targets", paths.values())
+    written: list[Path] = []
+    with staged_result_set(out, written, last=paths["json"].name) as staging:  # targets.json last
+        save_nifti(labels, scan.affine, staging / paths["labels"].name, xform_codes=_xform_codes(scan),
+                   descrip=f"{result.atlas} atlas labels")
+        targeting_figure(result, scan).savefig(staging / paths["figure"].name, dpi=110, format="png")
+        (staging / paths["json"].name).write_text(dumps_json(document), encoding="utf-8")
+    record_outputs(out, "targets", written)
     return paths
 
 

@@ -1,6 +1,8 @@
 """The batch summary: one row per run (column -> text), ``summary.csv``, typed values for JSON.
 
-Rows come from the written report (so a resumed run gives the very same row) and
+Rows come from the written report, read back as typed records
+(:meth:`fusplan.timeline.Timeline.from_report`, :func:`fusplan.results.regions_from_report`),
+so a resumed run gives the very same row; they
 carry no timings, so the same batch gives a byte-identical ``summary.csv``.
 """
 from __future__ import annotations
@@ -14,7 +16,10 @@ import re
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from .. import formatting as fmt
 from ..io import atomic_output
+from ..results import regions_from_report
+from ..timeline import Timeline
 from .inputs import value_text
 from .runs import RunSpec
 
@@ -47,19 +52,17 @@ def summary_row(doc: Mapping) -> dict:
             row[column] = _number(value, 2)
         for column, value in zip(("acpc_x_mm", "acpc_y_mm", "acpc_z_mm"), found["acpc_mm"]):
             row[column] = _number(value, 2)
-    sonications = [s for s in doc.get("sonications", []) if s.get("side") in (run["side"], None)]
+    sonications = Timeline.from_report(doc, run["side"]).sonications if doc.get("sonications") else ()
     if sonications:
-        row["peak_temperature_c"] = _number(max(s["peak_temperature_c"] for s in sonications), 2)
-        measured = [s["thermometry_peak_c"] for s in sonications if s.get("thermometry_peak_c") is not None]
+        row["peak_temperature_c"] = _number(max(s.peak_temperature_c for s in sonications), 2)
+        measured = [s.thermometry_peak_c for s in sonications if s.thermometry_peak_c is not None]
         row["thermometry_peak_c"] = _number(max(measured), 2) if measured else ""
-        row["sonication_peaks_c"] = ";".join(_number(s["peak_temperature_c"], 2) for s in sonications)
-        row["total_energy_j"] = _number(sum(s.get("energy_j", 0.0) for s in sonications), 1)
-    for lesion in doc.get("lesions", []):
-        if lesion.get("side") not in (run["side"], None):
-            continue
-        prefix = f"lesion{float(lesion['threshold_cem43']):g}"
+        row["sonication_peaks_c"] = ";".join(_number(s.peak_temperature_c, 2) for s in sonications)
+        row["total_energy_j"] = _number(sum(s.energy_j or 0.0 for s in sonications), 1)
+    for region in regions_from_report(doc, run["side"]):
+        prefix = f"lesion{region.threshold_cem43:g}"
         for name, key in _LESION_FIELDS:
-            row[f"{prefix}_{name}"] = _number(lesion[key], 3)
+            row[f"{prefix}_{name}"] = _number(getattr(region.lesion, key), 3)
     return row
 
 
@@ -141,7 +144,4 @@ def _lesion_column_order(column: str):
 
 
 def _number(value, digits: int) -> str:
-    if value is None:
-        return ""
-    text = f"{float(value):.{digits}f}"
-    return "0." + "0" * digits if float(text) == 0 else text  # no "-0.00"
+    return "" if value is None else fmt.fixed(value, digits)  # no "-0.00"

@@ -99,21 +99,26 @@ def _titrate_pulse(run: RunContext, box: HotBox, i: int, powers: list[float]) ->
     else:
         power = _solve_power(run, i, measures, b_true if b_th is None else b_th, 0 if a_th is None else 1)
     true_peak, th_peak = measures(power)
-    if pulse.power_w is None and th_peak is not None and true_peak > MAX_TRUE_PEAK_C:
-        _refuse_coarse_thermometry(run, i, true_peak)
+    if true_peak > MAX_TRUE_PEAK_C:
+        _refuse_boiling(run, i, true_peak, titrated_on_thermometry=pulse.power_w is None and th_peak is not None)
     return power, PulseResult(power, true_peak, th_peak)
 
 
-def _refuse_coarse_thermometry(run: RunContext, i: int, true_peak_c: float) -> None:
-    """A ``peak_c`` titrated on thermometry that averages the focus away needs a tissue-boiling true peak."""
+def _refuse_boiling(run: RunContext, i: int, true_peak_c: float, titrated_on_thermometry: bool) -> None:
+    """A pulse whose true peak passes :data:`MAX_TRUE_PEAK_C`: the bioheat model no longer holds
+    (and its CEM43 overflows); with a ``peak_c`` titrated on thermometry, the thermometry
+    averages the focus away."""
     settings = run.settings
     names = settings.pulse_names
-    label = f"{names[i]}.peak_c" if names else f"sonication {i + 1}: peak_c"
-    voxel = " x ".join(f"{v:g}" for v in settings.thermometry_voxel_mm or ())
-    raise FusplanInputError(
-        f"{label} {run.pulses[i].peak_c:g} C on thermometry of {voxel} mm voxels and {settings.thermometry_frame_s:g} s "
-        f"frames needs a true peak of {true_peak_c:.0f} C (above {MAX_TRUE_PEAK_C:g} C, tissue boils): the "
-        "thermometry is coarser than the focus; give a smaller thermometry.voxel_mm or frame_s, or a lower peak_c")
+    label = names[i] if names else f"sonication {i + 1}"
+    boils = f"a true peak of {true_peak_c:.0f} C (above {MAX_TRUE_PEAK_C:g} C, tissue boils)"
+    if titrated_on_thermometry:
+        voxel = " x ".join(f"{v:g}" for v in settings.thermometry_voxel_mm or ())
+        raise FusplanInputError(
+            f"{label}.peak_c {run.pulses[i].peak_c:g} C on thermometry of {voxel} mm voxels and "
+            f"{settings.thermometry_frame_s:g} s frames needs {boils}: the thermometry is coarser than the focus; "
+            "give a smaller thermometry.voxel_mm or frame_s, or a lower peak_c")
+    raise FusplanInputError(f"{label}: the power given heats the focus to {boils}: give a lower power")
 
 
 def _solve_power(run: RunContext, i: int, measures, unit: np.ndarray, which: int) -> float:
