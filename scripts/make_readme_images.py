@@ -96,12 +96,12 @@ def main(argv=None) -> int:
     from fusplan.protocol import default_protocol_path
 
     viewer = napari.Viewer()
-    viewer.window.resize(1400, 900)
+    viewer.window.resize(1600, 1000)
     _, widget = viewer.window.add_plugin_dock_widget("fusplan", "Thalamotomy planner")
 
     def wait(action):
         action()
-        while widget.busy:
+        while widget.busy or widget.drawing:
             QApplication.processEvents()
             time.sleep(0.05)
         if widget.last_error:

@@ -68,3 +68,9 @@ def _write(folder: Path, name: str, payload: bytes) -> Path:
     return path
 
 
+def flip_bytes(payload: bytes, flips) -> bytes:
+    """``payload`` with the byte at each ``position`` XOR-ed with its ``mask`` (``flips``: pairs)."""
+    data = bytearray(payload)
+    for position, mask in flips:
+        data[position] ^= mask
+    return bytes(data)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ WIDGET_NAME = "Thalamotomy planner"
 
 
 def wait_idle(qtbot, widget, timeout_ms: int = 240_000) -> None:
-    """Wait until the widget's worker is done, and fail on any error it reported."""
-    qtbot.waitUntil(lambda: not widget.busy, timeout=timeout_ms)
+    """Wait until the widget's workers are done (the lesion over time drawn too), and fail on any error."""
+    qtbot.waitUntil(lambda: not widget.busy and not widget.drawing, timeout=timeout_ms)
     assert widget.last_error is None, widget.last_error
 
 
@@ -49,3 +50,42 @@ def identity_registration(folder: Path, atlas: str = "morel") -> Path:
         backward_mm=empty, method="identity (sample already in MNI space)", time_s=0.0, similarity=1.0,
         affine_similarity=1.0, contrast="T1")
     return registration.save(Path(folder) / f"identity_{atlas}.npz")
+
+
+@dataclass
+class MouseEvent:
+    """A mouse event as napari's layer callbacks read it (napari's own Points tests build the same)."""
+
+    type: str
+    position: tuple  # world coordinates, every viewer axis
+    dims_displayed: list
+    is_dragging: bool = False
+    modifiers: list = field(default_factory=list)
+    pos: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    view_direction: list | None = None
+    up_direction: list | None = None
+
+
+def drag_point(viewer, layer, start_mm, positions_mm, on_move=None) -> None:
+    """Drag the point of ``layer`` at ``start_mm`` (RAS) through ``positions_mm`` in the 2D view, as a mouse does.
+
+    Press, one move per position (``on_move(index)`` after each), release: napari's own
+    mouse-callback machinery runs (the select mode's and any the plugin added).
+    """
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
+
+    offset = viewer.dims.ndim - layer.ndim
+    displayed = [axis - offset for axis in viewer.dims.displayed]
+
+    def event(kind, where_mm):
+        position = (*viewer.dims.point[:offset], *np.asarray(where_mm, dtype=float))
+        return ReadOnlyWrapper(MouseEvent(kind, position, displayed, is_dragging=kind == "mouse_move"),
+                               exceptions=("handled",))
+
+    mouse_press_callbacks(layer, event("mouse_press", start_mm))
+    for index, where in enumerate(positions_mm):
+        mouse_move_callbacks(layer, event("mouse_move", where))
+        if on_move is not None:
+            on_move(index)
+    mouse_release_callbacks(layer, event("mouse_release", positions_mm[-1]))

@@ -190,4 +190,4 @@ def test_a_prediction_over_the_console_maximum_is_refused_naming_the_sonication(
         predict_treatment(result, weak)
     peak = result.protocol.sonications[first_titrated].peak_c
     assert str(refused.value).startswith(
-        f"{key}.peak_c {peak:g} C is not reachable with max_power_w {MAX_CONSOLE_ACOUSTIC_POWER_W:g} W")
+        f"{key}: peak_c {peak:g} C is not reachable with max_power_w {MAX_CONSOLE_ACOUSTIC_POWER_W:g} W")

@@ -174,12 +174,18 @@ def test_oblique_grids_are_shown_nearest_on_a_ras_grid(located):
     assert display.resliced and np.allclose(display.affine[:3, :3], 0.5 * np.eye(3))
     inside = shown[shown > 0]
     assert np.isin(np.round(inside, 9), np.round(volume.ravel(), 9)).all()  # every value is one model voxel's
+    from fusplan.io import resample
+
+    exact = resample(volume[display.box], display.crop_affine, display.shape, display.affine, order=0, cval=-5.0)
+    assert np.array_equal(display.show(volume, cval=-5.0), exact)  # the index map is resample's nearest voxel
 
 
 def test_lesion_follows_time(phantom):
-    from napari_fusplan._movie import simulation_layers
+    from napari_fusplan._movie import lesion_layers, simulation_layers
 
     (movie,) = simulation_layers(phantom)
+    assert "lesion" not in movie["layers"]  # computed apart, while the rest is drawn
+    movie["layers"].update(lesion_layers([movie]))
     lesion = movie["layers"]["lesion"][0]
     times = movie["time_s"]
     sizes = (lesion > 0).reshape(len(times), -1).sum(axis=1)

@@ -23,7 +23,9 @@ from scipy import ndimage  # noqa: E402
 from fusplan.atlas import sample_scan_path  # noqa: E402
 from fusplan.io import load_scan, resample, save_nifti  # noqa: E402
 from fusplan.samples import oblique_lps_affine  # noqa: E402
-from plugin_support import FAST_PROTOCOL, dock_planner, identity_registration, readme_images_script, run  # noqa: E402
+from plugin_support import (  # noqa: E402
+    FAST_PROTOCOL, dock_planner, drag_point, identity_registration, readme_images_script, run, wait_idle,
+)
 
 pytestmark = [pytest.mark.gui, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -162,7 +164,7 @@ def test_a_plan_never_outlives_its_inputs(make_napari_viewer, qtbot, registratio
     run(qtbot, widget, widget.simulate)
     assert "CM left on ch2" in widget.results.summary.text()
     assert widget.document["targets"][0]["name"] == "CM"
-    # dragging the target drops the result too
+    # moving the target drops the result too (a marked preview stands in) and re-plans there by itself
     targets = widget.own_layer("targets")
     moved = np.asarray(targets.data, dtype=float).copy()
     moved[0] += [-1.0, 2.0, 0.0]
@@ -170,13 +172,52 @@ def test_a_plan_never_outlives_its_inputs(make_napari_viewer, qtbot, registratio
     assert np.allclose(widget.found.targets[0].ras_mm, moved[0])
     assert widget.result is None and not widget.plan.export_button.isEnabled()
     assert f"{widget.found.targets[0].acpc_mm[1]:.1f}" in widget.plan.target_info.text()
-    run(qtbot, widget, widget.simulate)
+    wait_idle(qtbot, widget)
     assert np.allclose(widget.document["targets"][0]["ras_mm"], moved[0], atol=1e-3)
     lesion = widget.own_layer("lesion left")
     widget.set_time(widget.frame_times_s[-1])
     assert lesion.get_value(np.r_[widget.current_frame(), moved[0]], world=True) == 2  # 240 CEM43 holds the target
     widget.set_time(0.0)
     assert lesion.get_value(np.r_[0, moved[0]], world=True) == 0  # nothing yet at t = 0
+
+
+def test_dragging_a_target_previews_the_moved_result_then_replans_there(make_napari_viewer, qtbot, registration):
+    viewer, widget = located_planner(make_napari_viewer, qtbot, registration)
+    run(qtbot, widget, widget.simulate)
+    widget.show_step(len(widget.teaching.steps) - 1)  # the treatment peak
+    temperature, lesion = widget.own_layer("temperature left"), widget.own_layer("lesion left")
+    affine = np.array(temperature.affine.affine_matrix)
+    frame = widget.current_frame()
+    hottest = _hottest_world_mm(temperature, frame)
+    start = np.array(viewer.layers["targets"].data[0], dtype=float)  # a copy: dragging moves the data in place
+    path = [start + [0.0, 1.0, 0.0], start + [1.0, 2.5, 0.0]]
+
+    def during_the_drag(index):
+        shift = path[index] - start
+        assert widget.session.preview is not None and widget.result is None  # a preview is never a result
+        assert np.allclose(temperature.affine.affine_matrix[1:4, 4], affine[1:4, 4] + shift)  # heat moved along
+        assert np.allclose(lesion.affine.affine_matrix[1:4, 4], affine[1:4, 4] + shift)
+        assert temperature.name.endswith("(PREVIEW)") and "PREVIEW" in viewer.text_overlay.text
+        assert widget.own_layer("skull ct") is None  # traced for the old focus: gone
+        assert not widget.plan.export_button.isEnabled() and widget.results.summary.text().startswith("No result")
+        assert not widget.busy  # nothing is computed while dragging
+
+    drag_point(viewer, viewer.layers["targets"], start, path, during_the_drag)
+    assert widget.busy and widget.runner.title == "simulating"  # released: the full re-plan runs
+    wait_idle(qtbot, widget)
+    assert np.allclose(widget.document["targets"][0]["ras_mm"], path[-1], atol=1e-3)
+    replanned = widget.own_layer("temperature left")
+    assert not replanned.name.endswith("(PREVIEW)") and widget.session.preview is None
+    assert widget.plan.export_button.isEnabled() and "PREVIEW" not in viewer.text_overlay.text
+    # the preview was honest: the re-planned hot spot is where the preview put it
+    moved = hottest + (path[-1] - start)
+    assert np.linalg.norm(_hottest_world_mm(replanned, widget.current_frame()) - moved) <= 0.75
+
+
+def _hottest_world_mm(layer, frame: int) -> np.ndarray:
+    volume = np.asarray(layer.data[frame])
+    index = np.unravel_index(int(np.argmax(volume)), volume.shape)
+    return np.asarray(layer.data_to_world((frame, *index)), dtype=float)[1:]
 
 
 def test_both_sides_overlay_plot_and_teaching_name_each_side(make_napari_viewer, qtbot, registration):
@@ -187,9 +228,70 @@ def test_both_sides_overlay_plot_and_teaching_name_each_side(make_napari_viewer,
     widget.show_step(len(widget.teaching.steps) - 1)
     assert "left:" in viewer.text_overlay.text and "right:" in viewer.text_overlay.text
     assert "mm" in viewer.text_overlay.text  # slice position in mm
-    assert len(widget._plot.canvases) == 2
+    assert len(widget.result_view.plot.canvases) == 2
     assert "Left side" in widget.teaching.text.text() and "Right side" in widget.teaching.text.text()
     assert widget.own_layer("temperature left").colorbar.visible
+
+
+def test_the_result_reads_at_a_glance_at_1600_by_1000(make_napari_viewer, qtbot, registration):
+    from napari_fusplan._view import camera
+
+    viewer, widget = make_planner(make_napari_viewer, size=(1600, 1000))
+    viewer.open_sample("fusplan", "ch2")
+    widget.plan.registration_file.setText(str(registration))
+    widget.plan.side_combo.setCurrentText("both")
+    run(qtbot, widget, widget.locate)
+    run(qtbot, widget, widget.simulate)  # the bundled CLT protocol: 7 sonications per side
+    qtbot.wait(200)
+    # the 2D view: both lesions on screen, each many pixels across (at a 60 mm view: a few)
+    diameter_mm = min(lesion["equivalent_diameter_mm"] for lesion in widget.document["lesions"])
+    assert camera(viewer).zoom * diameter_mm > 25
+    canvas_px = np.array(viewer.window._qt_viewer.canvas.size)
+    centre = np.asarray(camera(viewer).center)[-2:]  # (A, R) on screen
+    for target in widget.found.targets:
+        offset_px = np.abs(np.asarray(target.ras_mm)[[1, 0]] - centre) * camera(viewer).zoom
+        assert (offset_px < 0.45 * canvas_px[::-1]).all()
+    # the focus dock: peaks labelled, labels apart, legend inside the figure
+    assert widget.result_view.plot_dock.isVisible() and len(widget.result_view.plot.canvases) == 2
+    for canvas in widget.result_view.plot.canvases:
+        canvas.draw()
+        renderer, figure = canvas.get_renderer(), canvas.figure
+        temperature_ax, dose_ax = figure.axes[:2]
+        label_boxes = [ax.yaxis.label.get_window_extent(renderer) for ax in (temperature_ax, dose_ax)]
+        assert not label_boxes[0].overlaps(label_boxes[1])
+        peaks = [t for t in temperature_ax.texts if "W" in t.get_text()]
+        assert len(peaks) == 7
+        peak_boxes = [peak.get_window_extent(renderer) for peak in peaks]
+        assert not any(a.overlaps(b) for i, a in enumerate(peak_boxes) for b in peak_boxes[i + 1:])
+        assert all(box.y1 < temperature_ax.bbox.y1 for box in peak_boxes)  # inside the panel, under nothing
+        inside = figure.bbox.padded(1)
+        for artist in [*peaks, *figure.legends, temperature_ax.yaxis.label, dose_ax.yaxis.label]:
+            box = artist.get_window_extent(renderer)
+            assert inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1), artist
+    # the Results tab: sizes on screen beside the row's side and threshold, human headers, even numbers
+    widget.tabs.setCurrentWidget(widget.results)
+    qtbot.wait(100)
+    lesions = widget.results.tables["lesions"]
+    header, labels, cells, notes = widget.results.cells("lesions")
+    assert labels[:2] == ["left 17 CEM43", "left 100 CEM43"] and lesions.verticalHeader().isVisible()
+    assert lesions.horizontalScrollBar().maximum() == 0  # nothing off screen
+    assert notes[0] == "17 CEM43: outer edge of reversible damage (console contour)" and len(notes) == 4
+    metrics = lesions.horizontalHeader().fontMetrics()
+    for column, text in enumerate(header):
+        assert max(metrics.horizontalAdvance(line) for line in text.split("\n")) <= lesions.columnWidth(column), text
+    for column in range(len(header)):  # numbers: one format per column
+        decimals = {len(row[column].partition(".")[2]) for row in cells}
+        assert len(decimals) == 1, header[column]
+    # 3D: the skull layers (around the head, between camera and target) are hidden, back in 2D
+    skull = [layer for layer in viewer.layers if (layer.metadata.get("fusplan_role") or "").startswith("skull")]
+    assert len(skull) == 3 and all(layer.visible for layer in skull)
+    widget.show_3d()
+    assert not any(layer.visible for layer in skull)
+    widget.show_2d()
+    assert all(layer.visible for layer in skull)
+    # another target: no result, and no empty dock keeping a third of the window
+    widget.plan.target_combo.setCurrentText("CM")
+    assert widget.result is None and not widget.result_view.plot_dock.isVisible()
 
 
 def test_unknown_labels_fail_before_registering(make_napari_viewer, qtbot):

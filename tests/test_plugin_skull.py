@@ -1,4 +1,6 @@
 """The plugin's skull display (Qt-free): CT and entry-point layers in world RAS mm, the results line."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -48,7 +50,9 @@ def test_a_new_ct_in_the_form_drops_the_targets_and_their_registered_ct():
     session = PlanSession()
     form = TargetingForm(scan="head", ct="ct.nii.gz")
     session.set_form(form)
-    assert session.set_targets(object(), object(), form, skull_ct="registered")
+    assert session.set_targets(object(), SimpleNamespace(registration="atlas"), form, skull_ct="registered")
     assert session.skull_ct == "registered"
-    session.set_form(TargetingForm(scan="head", ct="other.nii.gz"))
+    other = TargetingForm(scan="head", ct="other.nii.gz")
+    session.set_form(other)
     assert session.found is None and session.skull_ct is None
+    assert session.reusable_registration(other) == "atlas"  # the atlas registration does not depend on the CT

@@ -80,8 +80,11 @@ def test_phantom_simulation_view_matches_library(planner, qtbot):
     for name, rows in (("sonications", expected["sonications"]), ("lesions", expected["lesions"]),
                        ("nuclei", nuclei_rows(expected))):
         assert widget.results.cells(name) == table(rows)
-    header, _ = widget.results.cells("lesions")
-    assert header[:4] == ["threshold_cem43", "corresponds_to", "volume_mm3", "equivalent_diameter_mm"]  # not off-screen
+    header, labels, cells, notes = widget.results.cells("lesions")
+    assert header[:5] == ["Diameter\n(mm)", "LR\n(mm)", "AP\n(mm)", "SI\n(mm)", "Volume\n(mm³)"]  # human, units
+    assert labels == ["17 CEM43", "240 CEM43"]
+    assert cells[0][0] == f"{expected['lesions'][0]['equivalent_diameter_mm']:.2f}"
+    assert notes == [f"{lesion['threshold_cem43']:g} CEM43: {lesion['corresponds_to']}" for lesion in expected["lesions"]]
     assert widget.results.cells("isotherms") == table(expected["isotherms"])
     temperature = widget.own_layer("temperature")
     assert temperature.ndim == 4 and temperature.data.shape[0] == len(widget.frame_times_s)
@@ -103,7 +106,7 @@ def test_phantom_simulation_view_matches_library(planner, qtbot):
         assert focus == pytest.approx(sonication["peak_temperature_c"], abs=0.05)  # hover = the model's value
         shown = (np.asarray(lesion.data[frame]) > 0).any()
         assert shown == (step["stage"] == "treatment")  # no lesion during alignment / verification
-    assert widget._plot.cursors[0].get_xdata()[0] == pytest.approx(steps[-1]["time_s"])
+    assert widget.result_view.plot.cursors[0].get_xdata()[0] == pytest.approx(steps[-1]["time_s"])
     ratio = widget.timings_s["plugin_job_s"] / widget.timings_s["library_s"]
     print(f"\nplugin Simulate job / library simulate: {ratio:.2f}")
 
@@ -122,7 +125,7 @@ def test_thermometry_file_calibrates_and_shows_the_prediction_and_band(planner, 
     widget.plan.band_samples.setValue(8)
     run(qtbot, widget, widget.simulate)
     assert widget.document["calibration"]["heating_efficiency"] > 1
-    _, rows = widget.results.cells("prediction")
+    rows = widget.results.cells("prediction").cells
     assert rows and "Calibrated on heating_efficiency" in widget.results.clinical.text()
     assert "Band of the calibrated 200 CEM43 lesion" in widget.results.clinical.text()
     widget.plan.band_samples.setValue(0)  # another input: the result is dropped
@@ -135,6 +138,10 @@ def test_export_writes_the_cli_report_and_never_a_stale_one(planner, qtbot, tmp_
     run(qtbot, widget, widget.simulate)
     assert widget.plan.export_button.isEnabled()
     run(qtbot, widget, lambda: widget.export_plan(tmp_path / "plan"))
+    qtbot.wait(300)
+    assert widget.status.text() == f"plan written to {tmp_path / 'plan'}"  # the confirmation stays on screen
+    widget.set_time(0.0)  # moving in time keeps it too
+    assert widget.status.text() == f"plan written to {tmp_path / 'plan'}"
     written = json.loads((tmp_path / "plan" / "report.json").read_text())
     from fusplan.report import dumps_json
 
@@ -146,7 +153,7 @@ def test_export_writes_the_cli_report_and_never_a_stale_one(planner, qtbot, tmp_
     assert not widget.plan.export_button.isEnabled()
     assert widget.own_layer("temperature") is None and widget.own_layer("lesion") is None
     assert widget.teaching.steps == [] and widget.viewer.text_overlay.text == ""
-    assert widget._plot.canvases == []
+    assert widget.result_view.plot.canvases == []
     widget.export_plan(tmp_path / "stale")
     assert not (tmp_path / "stale").exists() and "no current result" in widget.status.text()
 

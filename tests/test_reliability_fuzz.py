@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from fusplan.errors import FusplanInputError
 from fusplan.io import Scan, load_scan
 from fusplan.protocol import Protocol, load_protocol
+from corpus_base import flip_bytes
 from make_corpus import PROTOCOL, _data, _nii_bytes
 
 # FUSPLAN_FUZZ_EXAMPLES=2000 runs a longer, randomised search (about 2 minutes per test)
@@ -88,11 +89,8 @@ GOOD_GZ = gzip.compress(GOOD, compresslevel=6, mtime=0)
 @FUZZ
 @given(flips=st.lists(st.tuples(st.integers(10, len(GOOD_GZ) - 1), st.integers(1, 255)), min_size=1, max_size=3))
 def test_damaged_gzip_never_loads_changed_voxels(flips, capfd):
-    data = bytearray(GOOD_GZ)
-    for position, mask in flips:
-        data[position] ^= mask
     path = WORK / "flip.nii.gz"
-    path.write_bytes(bytes(data))
+    path.write_bytes(flip_bytes(GOOD_GZ, flips))
     try:
         scan = load_scan(path)
     except FusplanInputError as error:

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from corpus_base import flip_bytes
 from corpus_inputs import CT_AFFINE, head_ct_hu, write_dicom_series
 from fusplan.batch.engines import check_scheduler_address
 from fusplan.cli.assessment import _samples, _workers
@@ -100,11 +101,8 @@ def test_fuzzed_ct_headers_load_or_refuse_cleanly(edits, capfd):
 @given(flips=st.lists(st.tuples(st.integers(10, len(GOOD_CT_GZ) - 1), st.integers(1, 255)), min_size=1,
                       max_size=3))
 def test_damaged_ct_gzip_never_loads_changed_voxels(flips, capfd):
-    data = bytearray(GOOD_CT_GZ)
-    for position, mask in flips:
-        data[position] ^= mask
     path = WORK / "ct_flip.nii.gz"
-    path.write_bytes(bytes(data))
+    path.write_bytes(flip_bytes(GOOD_CT_GZ, flips))
     ct = _clean(load_ct, path, capfd, SkullCT)
     if ct is not None:
         np.testing.assert_array_equal(ct.data, HU)
@@ -124,11 +122,9 @@ GOOD_REGISTRATION = _registration_file(np.eye(4)).read_bytes()
 @given(flips=st.lists(st.tuples(st.integers(0, len(GOOD_REGISTRATION) - 1), st.integers(1, 255)), min_size=1,
                       max_size=4), cut=st.one_of(st.none(), st.integers(0, len(GOOD_REGISTRATION))))
 def test_damaged_ct_registration_is_refused_or_unchanged(flips, cut, capfd):
-    data = bytearray(GOOD_REGISTRATION)
-    for position, mask in flips:
-        data[position] ^= mask
+    data = flip_bytes(GOOD_REGISTRATION, flips)
     path = WORK / "ct_registration_damaged.npz"
-    path.write_bytes(bytes(data if cut is None else data[:cut]))
+    path.write_bytes(data if cut is None else data[:cut])
     registration = _clean(load_ct_registration, path, capfd, CtRegistration)
     if registration is not None:  # a change zip ignores (a comment, a timestamp) may load, then unchanged
         np.testing.assert_array_equal(registration.mr_to_ct_mm, np.eye(4))

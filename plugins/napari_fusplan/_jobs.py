@@ -6,11 +6,12 @@ runner does, on cancel) stops the job at its next report.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-#: Share of the Simulate progress bar for the library call; the rest integrates the lesion over time
-#: (about 1.2-1.5 times the library's time on the bundled CLT protocol, see the plugin tests' ratio).
-SIMULATION_SHARE = 0.45
+#: Share of the Simulate progress bar for the library call; the rest prepares the layers, skull and plot.
+SIMULATION_SHARE = 0.9
 
 
 def locate(layer, options: dict, name: str, ct_path: str | None = None):
@@ -35,18 +36,36 @@ def locate(layer, options: dict, name: str, ct_path: str | None = None):
     return job
 
 
+@dataclass
+class SimulationDisplay:
+    """A simulation and everything drawn of it, prepared off the GUI thread.
+
+    ``movies``: :func:`._movie.simulation_layers`; ``skull``: :func:`._skull.skull_layers`;
+    ``figures``: :func:`._plot.focus_panels` (one per side).
+    """
+
+    result: Any
+    document: dict
+    movies: list
+    skull: list
+    figures: list
+
+
 def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertainty_samples: int = 0,
              skull_ct=None):
-    """:func:`fusplan.simulate` (calibrated on ``measurements`` and with the band when asked), then the layers.
+    """:func:`fusplan.simulate` (calibrated on ``measurements`` and with the band when asked), then its display.
 
     ``measurements`` is an already validated :class:`fusplan.measured.Measurements`;
     ``skull_ct`` a CT already in the subject's space; wall times go to ``timings_s``.
+    Returns a :class:`SimulationDisplay`.
     """
     def job(progress):
         from fusplan import simulate as run
         from fusplan.assessment import assess
 
         from ._movie import simulation_layers
+        from ._plot import focus_panels
+        from ._skull import skull_layers
 
         start_s = time.perf_counter()
         result = run(protocol, scan=scan, targets=found, skull_ct=skull_ct,
@@ -55,9 +74,29 @@ def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertai
             assess(result, measurements, uncertainty_samples=uncertainty_samples,
                    progress=lambda f, m="": progress(SIMULATION_SHARE, m))
         timings_s["library_s"] = time.perf_counter() - start_s
-        movies = simulation_layers(result, lambda f, m: progress(SIMULATION_SHARE + (1 - SIMULATION_SHARE) * f, m))
+        progress(SIMULATION_SHARE, "layers, skull and focus plot")
+        document = result.to_dict()
+        movies = simulation_layers(result)
+        display = SimulationDisplay(result, document, movies, skull_layers(result),
+                                    focus_panels(document, [movie["side"] for movie in movies]))
         timings_s["plugin_job_s"] = time.perf_counter() - start_s
-        return result, movies
+        return display
+
+    return job
+
+
+def lesion_over_time(movies: list, timings_s: dict):
+    """:func:`._movie.lesion_layers` of a :class:`SimulationDisplay`'s movies (role -> layer data).
+
+    Run while the rest of the simulation is being drawn: it is the slow part of the display.
+    """
+    def job(progress):
+        from ._movie import lesion_layers
+
+        start_s = time.perf_counter()
+        layers = lesion_layers(movies, progress)
+        timings_s["lesion_s"] = time.perf_counter() - start_s
+        return layers
 
     return job
 

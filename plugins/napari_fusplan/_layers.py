@@ -196,7 +196,7 @@ def nuclei_layer(found, spacing_mm: float = 0.5, margin_mm: float = 15.0) -> tup
 
 def move_target(found, index: int, ras_mm: Sequence[float]):
     """A copy of ``found`` whose target ``index`` sits at ``ras_mm`` (its ``acpc_mm`` follows)."""
-    ras_mm = np.asarray(ras_mm, dtype=float)
+    ras_mm = np.array(ras_mm, dtype=float)  # a copy: napari moves a dragged point's data in place
     targets = list(found.targets)
     targets[index] = dataclasses.replace(targets[index], ras_mm=ras_mm, acpc_mm=np.asarray(found.frame.to_acpc(ras_mm)))
     return dataclasses.replace(found, targets=targets)

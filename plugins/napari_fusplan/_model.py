@@ -9,7 +9,8 @@ its inputs changed is refused. A result therefore never outlives its inputs.
 
 Listeners (plain callables, no Qt) hear ``"targets"`` or ``"result"`` whenever one
 appears or is dropped, and ``"moved"`` when a target point was dragged; the widgets
-redraw from the session.
+redraw from the session. A dragged target turns the result into a :class:`Preview`
+(the old maps moved with the target, display only) until the re-plan arrives.
 """
 from __future__ import annotations
 
@@ -66,6 +67,26 @@ class Provenance:
         return f"{self.protocol_name} {where}"
 
 
+@dataclass(frozen=True)
+class Preview:
+    """The last result moved with its dragged targets: drawn while re-planning, never a result.
+
+    Near the focus the plan is linear and translation invariant (calibration and the
+    uncertainty band use this: :func:`fusplan.focusmodel.transform_source`), so a target
+    moved by a few mm carries its heat, dose and lesion with it. A preview is display
+    only: it is never exported, never shown in the Results tab, and it goes when the
+    re-plan arrives or any other input changes.
+    """
+
+    provenance: Provenance
+    origins_mm: dict  # side -> the target's RAS mm in the previewed result
+
+    def shifts_mm(self, found) -> dict:
+        """side -> how far (RAS mm) ``found``'s target of that side is from where the result put it."""
+        return {t.side: np.asarray(t.ras_mm, dtype=float) - self.origins_mm[t.side]
+                for t in found.targets if t.side in self.origins_mm}
+
+
 def _registration_key(form: TargetingForm) -> tuple:
     """The inputs an atlas registration depends on (the target and sides do not count)."""
     return form.scan, form.atlas, form.settings, form.registration
@@ -90,6 +111,7 @@ class PlanSession:
         self._registration_key: tuple | None = None
         self.result = None
         self.provenance: Provenance | None = None
+        self.preview: Preview | None = None
         self.thermometry: str | None = None
         self.uncertainty_samples = 0
         self._listeners: list[Callable[[str], None]] = []
@@ -120,15 +142,21 @@ class PlanSession:
     def set_protocol(self, protocol) -> None:
         """New (or edited, or invalid: None) protocol: a result of another protocol is dropped."""
         self.protocol = protocol
-        if self.result is not None and (protocol is None or self.provenance.protocol != protocol_key(protocol)):
+        shown = self._shown()
+        if shown is not None and (protocol is None or shown.protocol != protocol_key(protocol)):
             self.clear_result()
 
     def set_assessment(self, thermometry: str | None, uncertainty_samples: int) -> None:
         """Measured thermometry to calibrate on and band samples: a result made otherwise is dropped."""
         self.thermometry, self.uncertainty_samples = thermometry or None, int(uncertainty_samples)
-        if self.result is not None and (self.provenance.thermometry, self.provenance.uncertainty_samples) != (
+        shown = self._shown()
+        if shown is not None and (shown.thermometry, shown.uncertainty_samples) != (
                 self.thermometry, self.uncertainty_samples):
             self.clear_result()
+
+    def _shown(self) -> Provenance | None:
+        """The inputs of what is on screen: the result's, or the previewed result's."""
+        return self.provenance if self.result is not None else None if self.preview is None else self.preview.provenance
 
     def measurements(self):
         """The thermometry file read and checked against the protocol (None without one).
@@ -166,11 +194,15 @@ class PlanSession:
         return True
 
     def move_target(self, index: int, ras_mm) -> bool:
-        """A target was dragged to ``ras_mm``: targets follow, the result is dropped (True if it moved)."""
+        """A target was dragged to ``ras_mm``: targets follow, the result becomes a :class:`Preview`
+        (True if it moved)."""
         if self.found is None or np.allclose(ras_mm, self.found.targets[index].ras_mm, atol=1e-6):
             return False
+        if self.result is not None:
+            self.preview = Preview(self.provenance, {t.side: np.asarray(t.ras_mm, dtype=float)
+                                                     for t in self.found.targets})
         self.found = move_target(self.found, index, ras_mm)
-        self.clear_result()
+        self.clear_result(keep_preview=True)
         self._emit("moved")
         return True
 
@@ -202,6 +234,8 @@ class PlanSession:
         """What the user sees now and can do next (the status line when nothing runs)."""
         if self.result is not None:
             return f"showing the result of {self.provenance.describe()}: slider = time, or the Teaching tab"
+        if self.preview is not None:
+            return "PREVIEW: the last result moved with the target (not a plan); Simulate re-plans here"
         if self.found is not None:
             return "target located: drag the target point to move it; Simulate runs the protocol there"
         if has_scan:
@@ -221,12 +255,15 @@ class PlanSession:
         """Accept a simulation; refused (False) if its inputs changed while it ran."""
         if self.protocol is None or provenance != self.provenance_now():
             return False
-        self.result, self.provenance = result, provenance
+        self.result, self.provenance, self.preview = result, provenance, None
         self._emit("result")
         return True
 
-    def clear_result(self) -> None:
-        had = self.result is not None
+    def clear_result(self, keep_preview: bool = False) -> None:
+        """No result (and, unless ``keep_preview``, no preview either)."""
+        had = self.result is not None or (self.preview is not None and not keep_preview)
         self.result = self.provenance = None
+        if not keep_preview:
+            self.preview = None
         if had:
             self._emit("result")

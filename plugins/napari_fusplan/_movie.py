@@ -87,8 +87,11 @@ class DisplayGrid:
         self.crop_affine = np.asarray(grid.affine, dtype=float) @ shift
         self.crop_shape = tuple(s.stop - s.start for s in self.box)
         self.resliced = is_oblique(self.crop_affine)
+        self._nearest = None  # display voxel -> flat index of its nearest crop voxel (-1: outside the crop)
         if self.resliced:
             self.affine, self.shape = world_aligned_box(self.crop_affine, self.crop_shape, grid.spacing_mm)
+            index = np.arange(np.prod(self.crop_shape), dtype=float).reshape(self.crop_shape)
+            self._nearest = resample(index, self.crop_affine, self.shape, self.affine, order=0, cval=-1).astype(np.int64)
         else:
             self.affine, self.shape = self.crop_affine, self.crop_shape
 
@@ -97,10 +100,14 @@ class DisplayGrid:
         return self.show_cropped(np.asarray(volume)[self.box], cval)
 
     def show_cropped(self, cropped: np.ndarray, cval: float = 0.0) -> np.ndarray:
-        """A volume already cropped to ``box`` on the display grid."""
+        """A volume already cropped to ``box`` on the display grid (nearest voxel: the index map of
+        :func:`fusplan.io.resample` ``order=0``, computed once)."""
         if not self.resliced:
             return cropped
-        return resample(cropped, self.crop_affine, self.shape, self.affine, order=0, cval=cval)
+        cropped = np.asarray(cropped)
+        out = cropped.ravel()[np.maximum(self._nearest, 0)]
+        out[self._nearest < 0] = cval
+        return out
 
 
 class LazyMovie:
@@ -199,14 +206,16 @@ def lesion_timeline(side_result, display: DisplayGrid, times_s: np.ndarray, thre
     return out
 
 
-def side_layers(result, side, times: np.ndarray, progress=None) -> dict:
-    """Layer data of one side of a simulation: temperature movie (lazy), dose, lesion over time.
+def side_layers(result, side, times: np.ndarray) -> dict:
+    """Layer data of one side of a simulation: temperature movie (lazy), dose; the lesion over time to come.
 
     Returns
     -------
     dict
-        ``time_s`` (frame times), ``focus_mm`` (hottest voxel, world RAS) and ``layers``
-        (role -> layer data tuple, every one marked with its role).
+        ``time_s`` (frame times), ``focus_mm`` (hottest voxel, world RAS), ``layers``
+        (role -> layer data tuple, every one marked with its role) and ``lesion``:
+        ``lesion(progress) -> (role, layer data)`` of the lesion over time, the slow part
+        (:func:`lesion_timeline`), run apart so that the rest is on screen meanwhile.
     """
     part = result.sides[side]
     suffix = f" {side}" if side else ""
@@ -214,12 +223,10 @@ def side_layers(result, side, times: np.ndarray, progress=None) -> dict:
     display = DisplayGrid(part.grid, part.peak_temperature_c)
     thresholds = sorted(part.thresholds_cem43)
     frames = LazyMovie(lambda t: display.show(part.temperature_at([t])[0], cval=baseline_c), times, display.shape)
-    lesion = lesion_timeline(part, display, times, thresholds, (part.focus_time_s, part.focus_temperature_c), progress,
-                             lambda index, cropped: frames.store(index, display.show_cropped(cropped, cval=baseline_c)))
     time_axis = np.eye(5)  # frame index, then the display grid's affine
     time_axis[1:, 1:] = display.affine
     dose_log = display.show(np.log10(np.maximum(np.asarray(part.dose_cem43), 1e-3)), cval=-3.0)
-    regions = [f">= {t:g} CEM43" for t in thresholds]
+    labels = [f">= {t:g} CEM43" for t in thresholds]
     peak = np.asarray(part.peak_temperature_c)
     hottest = np.unravel_index(int(np.argmax(peak)), peak.shape)
     sampling = "nearest model voxel" if display.resliced else "model grid"
@@ -240,28 +247,37 @@ def side_layers(result, side, times: np.ndarray, progress=None) -> dict:
              "interpolation2d": "nearest", "metadata": {"units": "log10 CEM43 min", "sampling": sampling}},
             "image",
         ),
-        f"lesion{suffix}": (
-            lesion,
-            {"name": f"lesion CEM43 so far{suffix}", "affine": time_axis, "opacity": 0.9, "blending": "translucent",
-             "axis_labels": MOVIE_AXIS_LABELS,
-             "features": {"index": list(range(len(thresholds) + 1)), "region": ["", *regions]},
-             "colormap": {None: "transparent", 0: "transparent",
-                          **{i + 1: style.colour for i, style in enumerate(threshold_styles(thresholds))}}},
-            "labels",
-        ),
     }
+
+    def lesion(progress=None) -> tuple[str, tuple]:
+        regions = lesion_timeline(part, display, times, thresholds, (part.focus_time_s, part.focus_temperature_c),
+                                  progress,
+                                  lambda index, cropped: frames.store(index, display.show_cropped(cropped, baseline_c)))
+        kwargs = {"name": f"lesion CEM43 so far{suffix}", "affine": time_axis, "opacity": 0.9,
+                  "blending": "translucent", "axis_labels": MOVIE_AXIS_LABELS,
+                  "features": {"index": list(range(len(thresholds) + 1)), "region": ["", *labels]},
+                  "colormap": {None: "transparent", 0: "transparent",
+                               **{i + 1: style.colour for i, style in enumerate(threshold_styles(thresholds))}}}
+        return f"lesion{suffix}", mark((regions, kwargs, "labels"), f"lesion{suffix}")
+
     return {"side": side, "time_s": times, "focus_mm": part.grid.index_to_world(np.asarray(hottest)),
-            "layers": {role: mark(data, role) for role, data in layers.items()}}
+            "layers": {role: mark(data, role) for role, data in layers.items()}, "lesion": lesion}
 
 
-def simulation_layers(result, progress=None) -> list[dict]:
-    """:func:`side_layers` for every side of ``result`` (``progress(fraction, message)``)."""
+def simulation_layers(result) -> list[dict]:
+    """:func:`side_layers` for every side of ``result``."""
     sides = list(result.sides)
     times = np.unique(np.concatenate([movie_times(result.timeline(side)) for side in sides]))  # one time axis
-    out = []
-    for number, side in enumerate(sides):
-        def report(fraction, message, number=number, side=side):
+    return [side_layers(result, side, times) for side in sides]
+
+
+def lesion_layers(movies: list[dict], progress=None) -> dict[str, tuple]:
+    """Role -> layer data of every side's lesion over time (``progress(fraction, message)``)."""
+    out = {}
+    for number, movie in enumerate(movies):
+        def report(fraction, message, number=number, side=movie["side"]):
             if progress is not None:
-                progress((number + fraction) / len(sides), f"{message} {side}" if side else message)
-        out.append(side_layers(result, side, times, report))
+                progress((number + fraction) / len(movies), f"{message} {side}" if side else message)
+        role, data = movie["lesion"](report)
+        out[role] = data
     return out

@@ -1,16 +1,60 @@
-"""Focus temperature and dose versus time, one panel per side, as a Qt canvas for a napari dock."""
+"""Focus temperature and dose versus time, one panel per side, as a Qt canvas for a napari dock.
+
+:func:`focus_panels` draws the figures (Qt-free, pyplot-free: a worker may call it);
+:class:`FocusPlot` shows them with a time cursor.
+"""
 from __future__ import annotations
 
 from qtpy.QtWidgets import QHBoxLayout, QWidget
 
+#: Height of the dock's canvases (px): room for the peak labels above the curve and the legend below.
+PANEL_HEIGHT_PX = 300
+#: Font size (pt) of the dock's peak labels and legend.
+SMALL_FONT_PT = 7
+#: Head room above the curves for the three-line peak labels, as a fraction of the temperature axis.
+PEAK_LABEL_ROOM = 0.6
+
+
+def focus_panels(document: dict, sides) -> list:
+    """:func:`fusplan.figures.focus_figure` per side, laid out for a short dock.
+
+    The figure keeps its peak labels (true and thermometry peak, power) with room above
+    the curves for them (the title goes: the y label names the side); the two y-axis
+    labels are shortened so they fit beside panels ~100 px high (the long ones ran into
+    each other), and the legend wraps onto two rows instead of running off both edges.
+    """
+    from fusplan.figures import focus_figure
+    from fusplan.results import regions_from_report
+    from fusplan.timeline import Timeline
+
+    figures = []
+    for side in sides:
+        thresholds = [region.threshold_cem43 for region in regions_from_report(document, side)]
+        figure = focus_figure(Timeline.from_report(document, side), thresholds, annotate_peaks=True)
+        temperature_ax, dose_ax = figure.axes[:2]
+        temperature_ax.set_title("")  # the peak labels need the room; the y label names the side
+        temperature_ax.set_ylabel(f"{side or 'phantom'}: focus (°C)")
+        dose_ax.set_ylabel("dose\n(CEM43 min)")
+        for text in temperature_ax.texts:
+            text.set_fontsize(SMALL_FONT_PT)
+        low, high = temperature_ax.get_ylim()
+        temperature_ax.set_ylim(low, high + PEAK_LABEL_ROOM * (high - low))
+        for legend in list(figure.legends):  # a legend lays out once: make it again, on 3 columns
+            handles, labels = legend.legend_handles, [text.get_text() for text in legend.get_texts()]
+            legend.remove()
+            figure.legend(handles, labels, loc="outside lower center", fontsize=SMALL_FONT_PT, ncols=3,
+                          frameon=False)
+        figures.append(figure)
+    return figures
+
 
 class FocusPlot(QWidget):
-    """:func:`fusplan.figures.focus_figure` (the ``fusplan demo`` plot) per side, with a time cursor.
+    """The ``fusplan demo`` focus plot per side, with a time cursor.
 
     Each panel shows the temperature of that side's hottest point against time with the
-    stages shaded and the accumulated CEM43 dose at the focus on a log axis. The cursor
-    is blitted over a saved background, so moving the time slider does not redraw the
-    figure.
+    stages shaded and the peaks labelled, and the accumulated CEM43 dose at the focus on
+    a log axis. The cursor is blitted over a saved background, so moving the time slider
+    does not redraw the figure.
     """
 
     def __init__(self, parent=None):
@@ -21,23 +65,14 @@ class FocusPlot(QWidget):
         self.cursors: list = []
         self._backgrounds: dict = {}
 
-    def show_result(self, document: dict, sides) -> None:
-        """Draw the focus curves of a JSON report (``SimulationResult.to_dict()``) for ``sides``."""
+    def show_figures(self, figures) -> None:
+        """Show :func:`focus_panels` figures (replacing any shown)."""
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 
-        from fusplan.figures import focus_figure
-        from fusplan.results import regions_from_report
-        from fusplan.timeline import Timeline
-
         self.clear()
-        for side in sides:
-            thresholds = [region.threshold_cem43 for region in regions_from_report(document, side)]
-            figure = focus_figure(Timeline.from_report(document, side), thresholds,
-                                  title=f"{side} side" if side else "phantom",
-                                  annotate_peaks=False)  # the Results tab lists the peaks; the dock is small
-            figure.set_size_inches(8 / max(len(sides), 1) + 2, 3.6)
+        for figure in figures:
             canvas = FigureCanvasQTAgg(figure)
-            canvas.setMinimumHeight(260)
+            canvas.setMinimumHeight(PANEL_HEIGHT_PX)
             self.layout_.addWidget(canvas)
             axes = figure.axes[0]
             cursor = axes.axvline(axes.get_xlim()[0], color="#1f77b4", lw=1.2, animated=True)

@@ -1,6 +1,7 @@
 """The Results tab: what the result belongs to, sonication / lesion / nucleus tables, the JSON report."""
 from __future__ import annotations
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QGroupBox,
     QHeaderView,
@@ -13,7 +14,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._tables import clinical_text, nuclei_rows, table
+from ._tables import Table, clinical_text, nuclei_rows, table
 
 EMPTY_TEXT = "No result: Simulate to see one. A result is dropped as soon as its scan, target or protocol changes."
 
@@ -31,6 +32,7 @@ class ResultsTab(QScrollArea):
         self.clinical = QLabel()
         self.clinical.setWordWrap(True)
         self.tables = {name: _table() for name in ("lesions", "isotherms", "prediction", "nuclei", "sonications")}
+        self.notes: dict = {}  # table -> the label of its notes
         self.json_view = QPlainTextEdit()
         self.json_view.setReadOnly(True)
         self.json_view.setMinimumHeight(160)
@@ -44,7 +46,12 @@ class ResultsTab(QScrollArea):
                               ("Sonications", self.tables["sonications"]),
                               ("JSON report (as the CLI prints it)", self.json_view)):
             box = QGroupBox(title)
-            QVBoxLayout(box).addWidget(widget)
+            inside = QVBoxLayout(box)
+            inside.addWidget(widget)
+            if widget in self.tables.values():
+                note = self.notes[widget] = QLabel()
+                note.setWordWrap(True)
+                inside.addWidget(note)
             layout.addWidget(box)
 
     def show(self, document: dict, provenance) -> None:  # noqa: A003 (Qt-style name)
@@ -54,7 +61,7 @@ class ResultsTab(QScrollArea):
                            ("isotherms", document.get("isotherms", [])),
                            ("prediction", (document.get("prediction") or {}).get("lesions", [])),
                            ("nuclei", nuclei_rows(document))):
-            _fill(self.tables[name], *table(rows))
+            self._fill(self.tables[name], table(rows))
         self.json_view.setPlainText(dumps_json(document))
         from ._skull import skull_summary
 
@@ -65,38 +72,58 @@ class ResultsTab(QScrollArea):
 
     def clear(self) -> None:
         for widget in self.tables.values():
-            _fill(widget, [], [])
+            self._fill(widget, Table([], [], []))
         self.json_view.setPlainText("")
         self.clinical.setText("")
         self.summary.setText(EMPTY_TEXT)
 
-    def cells(self, name: str) -> tuple[list[str], list[list[str]]]:
-        """Header and cell texts of a table (``"sonications"``, ``"lesions"``, ``"isotherms"``, ``"prediction"``, ``"nuclei"``)."""
+    def cells(self, name: str) -> Table:
+        """Header, row labels and cell texts of a table (``"sonications"``, ``"lesions"``, ``"isotherms"``,
+        ``"prediction"``, ``"nuclei"``)."""
         widget = self.tables[name]
-        header = [widget.horizontalHeaderItem(c).text() for c in range(widget.columnCount())]
-        return header, [[widget.item(r, c).text() for c in range(widget.columnCount())]
-                        for r in range(widget.rowCount())]
+        note = self.notes[widget].text()
+        return Table([widget.horizontalHeaderItem(c).text() for c in range(widget.columnCount())],
+                     [widget.verticalHeaderItem(r).text() for r in range(widget.rowCount())],
+                     [[widget.item(r, c).text() for c in range(widget.columnCount())] for r in range(widget.rowCount())],
+                     note.split("\n") if note else [])
+
+    def _fill(self, widget: QTableWidget, table: Table) -> None:
+        _fill(widget, table)
+        self.notes[widget].setText("\n".join(table.notes))
+        self.notes[widget].setVisible(bool(table.notes))
 
 
 def _table() -> QTableWidget:
     widget = QTableWidget(0, 0)
     widget.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     widget.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    widget.verticalHeader().setVisible(False)
     return widget
 
 
-def _fill(widget: QTableWidget, columns, rows) -> None:
+def _fill(widget: QTableWidget, table: Table) -> None:
+    """Show ``table``: row labels stay at the left when it scrolls sideways, numbers right-aligned."""
     widget.clear()
-    widget.setColumnCount(len(columns))
-    widget.setRowCount(len(rows))
-    widget.setHorizontalHeaderLabels(columns)
-    for r, row in enumerate(rows):
+    widget.setColumnCount(len(table.header))
+    widget.setRowCount(len(table.cells))
+    widget.setHorizontalHeaderLabels(table.header)
+    widget.setVerticalHeaderLabels(table.row_labels)
+    for r, row in enumerate(table.cells):
         for c, text in enumerate(row):
-            widget.setItem(r, c, QTableWidgetItem(text))
-    widget.resizeColumnsToContents()
-    height = widget.horizontalHeader().height() + sum(widget.rowHeight(r) for r in range(len(rows)))
+            item = QTableWidgetItem(text)
+            if _is_number(text):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            widget.setItem(r, c, item)
+    header = widget.horizontalHeader()
+    height = header.height() + sum(widget.rowHeight(r) for r in range(len(table.cells)))
     widget.setMinimumHeight(min(height + 2 * widget.frameWidth() + 20, 320))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.replace(",", ""))
+    except ValueError:
+        return False
+    return True
 
 
 def _sonication_count(document: dict) -> str:

@@ -40,26 +40,41 @@ class JobRunner(QObject):
         return self.worker is not None
 
     def start(self, title: str, job: Callable, on_done: Callable) -> None:
-        """Run ``job(progress)`` in a thread; ``on_done(value)`` runs in the GUI thread."""
+        """Run ``job(progress)`` in a thread; ``on_done(value)`` runs in the GUI thread.
+
+        A job still running is cancelled first: nothing of it is called back from then on.
+        """
         from napari.qt.threading import create_worker
 
-        self._cancel.clear()
+        if self.worker is not None:
+            self.cancel()
+        self._cancel = cancel = threading.Event()  # each job its own: a late report of an old one stays cancelled
         self.title, self.started_s = title, time.monotonic()
-        cancel, signals = self._cancel, self._signals
+        signals = self._signals
 
         def progress(fraction: float, message: str = "") -> None:
             if cancel.is_set():
                 raise Cancelled(title)
             signals.progressed.emit(float(fraction), str(message))
 
+        def current() -> bool:
+            return self.worker is worker and not self.closed
+
         def guarded(value):
-            if not cancel.is_set() and not self.closed:
+            if not cancel.is_set() and current():
                 on_done(value)
 
-        self.worker = create_worker(job, progress, _start_thread=False,
-                                    _connect={"returned": guarded, "errored": self._errored,
-                                              "finished": self._finished})
-        self.worker.start()
+        def errored(error):
+            if current():
+                self._errored(error)
+
+        def finished():
+            if self.worker is worker:
+                self._finished()
+
+        worker = self.worker = create_worker(job, progress, _start_thread=False,
+                                             _connect={"returned": guarded, "errored": errored, "finished": finished})
+        worker.start()
 
     def cancel(self) -> None:
         """Stop at the job's next progress report (its result, if any, is dropped)."""

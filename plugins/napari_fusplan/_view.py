@@ -33,6 +33,20 @@ def axial(viewer, centre_mm=None, field_of_view_mm: float | None = None) -> None
     camera(viewer).center = (float(centre_mm[1]), float(centre_mm[0]))
 
 
+#: Room around the foci in the 2D view of a result (mm): the lesion (2-5 mm across) fills a good part of it.
+RESULT_MARGIN_MM, RESULT_MIN_FIELD_MM = 8.0, 20.0
+
+
+def result_field_of_view_mm(foci_mm) -> float:
+    """Field of view (mm) of the 2D view of a result: every focus plus :data:`RESULT_MARGIN_MM` around it.
+
+    One side: 20 mm, so a 2.5 mm lesion is ~1/8 of the canvas (at 60 mm it was a few pixels).
+    """
+    foci = np.atleast_2d(np.asarray(foci_mm, dtype=float))
+    spread = float(np.ptp(foci[:, :2], axis=0).max()) if len(foci) > 1 else 0.0
+    return max(RESULT_MIN_FIELD_MM, spread + 2 * RESULT_MARGIN_MM)
+
+
 def three_d(viewer, centre_mm=None, angles=(-20.0, 35.0, 120.0), zoom: float = 8.0) -> None:
     """3D display seen from the front-left-above, centred on ``centre_mm`` (RAS mm)."""
     viewer.dims.ndisplay = 3
@@ -58,9 +72,10 @@ def overlay_text(viewer, document: dict, time_s: float, sides) -> str:
 
 
 def three_d_look(viewer, scan_layers, own_layers) -> None:
-    """Readable 3D: the head as a faint see-through volume, nuclei as translucent surfaces.
+    """Readable 3D: the head as a faint see-through volume, nuclei as translucent surfaces, no skull.
 
-    A grey MIP of a whole head at its 2D contrast is a white block in front of
+    The skull layers (CT, element entry points) surround the target on every side, so
+    in 3D they hide it whatever the camera angle: they are hidden (2D shows them). A grey MIP of a whole head at its 2D contrast is a white block in front of
     everything; an attenuated MIP at low opacity keeps its outline without hiding
     the lesion, and translucent nuclei do not cover it.
     """
@@ -74,6 +89,8 @@ def three_d_look(viewer, scan_layers, own_layers) -> None:
             layer.blending = "translucent_no_depth"
         elif role.startswith("temperature"):
             layer.blending = "additive"
+        elif role.startswith("skull"):  # the skull lies between the camera and the target: it would cover it
+            layer.visible = False
 
 
 def two_d_look(viewer, scan_layers, own_layers) -> None:
@@ -84,3 +101,5 @@ def two_d_look(viewer, scan_layers, own_layers) -> None:
         if role == "nuclei":
             layer.opacity = 0.35
             layer.blending = "translucent"
+        elif role.startswith("skull"):
+            layer.visible = True

@@ -22,19 +22,18 @@ from . import _jobs as jobs
 from . import _view as view
 from ._layers import (
     add_layer, check_target_name, is_scan_candidate, nuclei_layer, own_layer, points_layers, remove_layers,
-    role_of,
 )
 from ._model import PlanSession
 from ._plan_tab import PlanTab
 from ._protocol_editor import ProtocolEditor
+from ._result_view import ResultView
 from ._results_tab import ResultsTab
 from ._runner import Cancelled, JobRunner
-from ._skull import skull_layers
 from ._teaching import teaching_steps
 from ._teaching_tab import TeachingTab
 
 TARGET_ROLES = ("reslice", "nuclei", "landmarks", "targets")
-RESULT_ROLE_PREFIXES = ("temperature", "dose", "lesion", "skull")
+SIMULATE_TITLE = "simulating"
 
 
 class PlanningWidget(QWidget):
@@ -44,15 +43,14 @@ class PlanningWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = PlanSession()
-        self.frame_times_s = np.zeros(0)
+        self.result_view = ResultView(napari_viewer)
         self.last_error: str | None = None
+        self.notice: str | None = None  # what the last action did ("plan written to ..."), shown until the next one
         self.timings_s: dict[str, float] = {}
-        self._sides: list = []
-        self._plot = None
         self._closed = self._docked = False
-        self._document: dict | None = None
-        self._focus_mm = None
         self.runner = JobRunner(self._on_progress, self._on_error, self._on_finished)
+        # the lesion over time of the result shown, integrated behind it (the result is usable meanwhile)
+        self.lesion_runner = JobRunner(lambda *_: None, self._on_lesion_error, self._update)
 
         self.plan = PlanTab()
         self.editor = ProtocolEditor()
@@ -88,8 +86,8 @@ class PlanningWidget(QWidget):
         self.session.subscribe(self._session_changed)
         self.viewer.layers.events.inserted.connect(self._refresh_scans)
         self.viewer.layers.events.removed.connect(self._refresh_scans)
-        self.viewer.dims.events.current_step.connect(self._on_dims)
-        self.viewer.dims.events.ndisplay.connect(self._on_ndisplay)
+        self.viewer.dims.events.current_step.connect(self.result_view.on_dims)
+        self.viewer.dims.events.ndisplay.connect(self.result_view.apply_look)
         self.editor.load(default_protocol_path("clt"))
         self._refresh_scans()
         self._form_changed()
@@ -98,6 +96,11 @@ class PlanningWidget(QWidget):
     @property
     def busy(self) -> bool:
         return self.runner.busy
+
+    @property
+    def drawing(self) -> bool:
+        """The lesion over time of the result shown is still being integrated."""
+        return self.lesion_runner.busy
 
     @property
     def result(self):
@@ -109,7 +112,12 @@ class PlanningWidget(QWidget):
 
     @property
     def document(self) -> dict | None:
-        return None if self.session.result is None else self._document
+        return None if self.session.result is None else self.result_view.document
+
+    @property
+    def frame_times_s(self) -> np.ndarray:
+        """Times (s) of the time slider's frames."""
+        return self.result_view.frame_times_s
 
     def scan_names(self) -> list[str]:
         return [layer.name for layer in self.viewer.layers if is_scan_candidate(layer)]
@@ -157,27 +165,38 @@ class PlanningWidget(QWidget):
             return f"{self.runner.title}: cancelled"
         if self.last_error:
             return f"error: {self.last_error}"
-        return self.session.next_step(has_scan=bool(self.scan_names()))
+        if self.notice:
+            return self.notice
+        drawing = "; the lesion over time is being drawn..." if self.drawing else ""
+        return self.session.next_step(has_scan=bool(self.scan_names())) + drawing
+
+    def _tell(self, notice: str) -> None:
+        """Show what an action did (or why it did nothing) until the next action or state change."""
+        self.notice = notice
+        self._update()
 
     def _session_changed(self, what: str) -> None:
+        self.notice = None
         if what == "targets" and self.session.found is None:
             remove_layers(self.viewer, lambda role: role in TARGET_ROLES)
             self.plan.show_targets(None)
         elif what == "moved":
             self.plan.show_targets(self.session.found)
+            if self.session.preview is not None:
+                self.result_view.move_preview(self.session.preview.shifts_mm(self.session.found))
         elif what == "result" and self.session.result is None:
-            remove_layers(self.viewer, lambda role: role.startswith(RESULT_ROLE_PREFIXES))
-            self.frame_times_s, self._focus_mm = np.zeros(0), None
+            self.lesion_runner.cancel()
+            if self.session.preview is not None:
+                self.result_view.start_preview()
+            else:
+                self.result_view.clear()
             self.results.clear()
             self.teaching.set_steps([])
-            self.viewer.text_overlay.text = ""
-            if self._plot is not None:
-                self._plot.clear()
         self._update()
 
     # ================================================================== workers
     def _start(self, title: str, job, on_done) -> None:
-        self.last_error = None
+        self.last_error = self.notice = None
         self._progress_bar = None
         self.progress.setValue(0)
         self._shown_s = 0.0
@@ -202,6 +221,10 @@ class PlanningWidget(QWidget):
 
     def _on_error(self, text: str) -> None:
         self.last_error = text
+
+    def _on_lesion_error(self, text: str) -> None:
+        if text != "cancelled":  # cancelled: its result went, nothing is missing
+            self.last_error = f"lesion over time: {text}"
 
     def _on_finished(self) -> None:
         self.progress.setValue(0 if self.last_error else 100)
@@ -244,27 +267,46 @@ class PlanningWidget(QWidget):
         layer = add_layer(self.viewer, targets)
         layer.events.data.connect(self._on_targets_moved)
         layer.mode = "select"
+        layer.mouse_drag_callbacks.append(self._drag_preview)  # after select's, which moves the point
         self.plan.show_targets(found)
         view.axial(self.viewer, np.asarray(found.targets[0].ras_mm, dtype=float), field_of_view_mm=70.0)
 
     def _on_targets_moved(self, event=None) -> None:
+        """A target point was moved (a drag ended, or the data was set): follow it and re-plan there."""
         if getattr(event, "action", "changed") not in ("changed", "added", "removed"):
             return
-        layer, found = self.own_layer("targets"), self.session.found
+        if self._follow_targets(self.own_layer("targets")) and self.session.preview is not None and (
+                not self.busy or self.runner.title == SIMULATE_TITLE):
+            self.simulate(replace_running=True)  # the full re-plan, in the background
+
+    def _drag_preview(self, layer, event):
+        """napari drag callback of the targets layer: the preview follows every mouse move.
+
+        napari sends no data event while a point is dragged (only when it is released).
+        """
+        yield
+        while event.type == "mouse_move":
+            self._follow_targets(layer)
+            yield
+
+    def _follow_targets(self, layer) -> bool:
+        """The session's targets follow the points of ``layer`` (False if they cannot)."""
+        found = self.session.found
         if found is None or layer is None:
-            return
-        data = np.asarray(layer.data, dtype=float)
+            return False
+        data = np.array(layer.data, dtype=float)  # a copy: napari moves a dragged point's data in place
         if len(data) != len(found.targets):
             self.last_error = "the targets layer must keep one point per target: undo the change"
             self._update()
-            return
+            return False
         for index, point in enumerate(data):
             self.session.move_target(index, point)
+        return True
 
     def save_registration(self, path) -> Path:
         """Write the current registration (``.npz``, :meth:`fusplan.registration.Registration.save`)."""
         path = self.session.found.registration.save(path)
-        self.status.setText(f"registration saved to {path}: give it under 'reuse' to skip registering again")
+        self._tell(f"registration saved to {path}: give it under 'reuse' to skip registering again")
         return path
 
     def _save_registration_dialog(self) -> None:
@@ -273,71 +315,56 @@ class PlanningWidget(QWidget):
             self.save_registration(path)
 
     # ================================================================== simulate
-    def simulate(self) -> None:
-        """Run the protocol at the located target(s); in the phantom only when no scan is open."""
-        blocker = self.simulate_blocker()
+    def simulate(self, replace_running: bool = False) -> None:
+        """Run the protocol at the located target(s); in the phantom only when no scan is open.
+
+        ``replace_running``: cancel a simulation still running (a re-plan after another drag).
+        """
+        replace = replace_running and self.busy and self.runner.title == SIMULATE_TITLE
+        blocker = self.session.simulate_blocker(has_scan=bool(self.scan_names())) if replace else \
+            self.simulate_blocker()
         if blocker is not None:
-            self.status.setText(f"Simulate: {blocker}")
+            self._tell(f"Simulate: {blocker}")
             return
         session = self.session
         protocol, scan, found, provenance = session.protocol, session.scan, session.found, session.provenance_now()
         try:
             measurements = session.measurements()  # cheap check before the simulation
         except FusplanInputError as error:
-            self.status.setText(f"Simulate: {error}")
+            self._tell(f"Simulate: {error}")
             return
-        self._start("simulating", jobs.simulate(protocol, scan, found, self.timings_s, measurements,
+        self._start(SIMULATE_TITLE, jobs.simulate(protocol, scan, found, self.timings_s, measurements,
                                                 session.uncertainty_samples, session.skull_ct),
-                    lambda value: self._simulated(provenance, *value))
+                    lambda display: self._simulated(provenance, display))
 
-    def _simulated(self, provenance, result, movies) -> None:
-        if not self.session.set_result(result, provenance):
+    def _simulated(self, provenance, display: jobs.SimulationDisplay) -> None:
+        if not self.session.set_result(display.result, provenance):
             self.last_error = "the inputs changed while simulating: Simulate again"
             return
-        document = self._document = result.to_dict()
-        remove_layers(self.viewer, lambda role: role.startswith(RESULT_ROLE_PREFIXES))
-        self._sides = [movie["side"] for movie in movies]
-        self.frame_times_s = movies[0]["time_s"]
-        for number, movie in enumerate(movies):
-            for layer_data in movie["layers"].values():
-                layer = add_layer(self.viewer, layer_data)
-                if role_of(layer).startswith("temperature") and hasattr(layer, "colorbar"):
-                    layer.colorbar.visible = number == 0
-                if role_of(layer).startswith("lesion"):
-                    layer.contour = 1
-        for layer_data in skull_layers(result):
-            add_layer(self.viewer, layer_data)
+        # the lesion over time (the slow part of the display) is integrated behind the result
+        self.lesion_runner.start("drawing the lesion over time", jobs.lesion_over_time(display.movies, self.timings_s),
+                                 lambda layers: self._lesion_drawn(display.result, layers))
         belongs_to = provenance.describe()
-        self.results.show(document, provenance)
-        self._show_plot(document, belongs_to)
-        self.teaching.set_steps(teaching_steps(document, self._sides), f"({belongs_to})")
-        self.viewer.text_overlay.visible = True
-        self._focus_mm = np.asarray(movies[0]["focus_mm"], dtype=float)
-        view.axial(self.viewer, self._focus_mm, field_of_view_mm=60.0)
+        self.result_view.draw(display, belongs_to)
+        self.results.show(display.document, provenance)
+        self.teaching.set_steps(teaching_steps(display.document, self.result_view.sides), f"({belongs_to})")
         steps = self.teaching.steps
         self.set_time(steps[-1]["time_s"] if steps else self.frame_times_s[-1])
 
-    def _show_plot(self, document: dict, belongs_to: str) -> None:
-        from ._plot import FocusPlot
-
-        if self._plot is None:
-            self._plot = FocusPlot()
-            window = getattr(self.viewer, "window", None)
-            if window is not None:
-                window.add_dock_widget(self._plot, name="Focus temperature", area="bottom")
-        self._plot.show_result(document, self._sides)
-        self._plot.setToolTip(f"Focus temperature and dose of {belongs_to}")
+    def _lesion_drawn(self, result, layers: dict) -> None:
+        """The lesion over time of ``result`` is ready: drawn if ``result`` is still the one shown."""
+        if self.session.result is result:
+            self.result_view.draw_lesions(layers)
 
     # ================================================================== export
     def export_plan(self, directory) -> None:
         """Write the JSON report, NIfTI maps and figures of the current result (:func:`fusplan.report.write_report`)."""
         result, scan, directory = self.session.result, self.session.scan, Path(directory)
         if result is None:
-            self.status.setText("Export: no current result (the inputs changed): Simulate first")
+            self._tell("Export: no current result (the inputs changed): Simulate first")
             return
-
         self._start("exporting plan", jobs.export(result, directory, scan),
-                    lambda _: self.status.setText(f"plan written to {directory}"))
+                    lambda _: setattr(self, "notice", f"plan written to {directory}"))
 
     def _export_dialog(self) -> None:
         directory = QFileDialog.getExistingDirectory(self, "Export plan to folder")
@@ -345,25 +372,13 @@ class PlanningWidget(QWidget):
             self.export_plan(directory)
 
     # ================================================================== time
-    def _on_dims(self, *_) -> None:
-        if self.session.result is None or not len(self.frame_times_s):
-            return
-        time_s = float(self.frame_times_s[self.current_frame()])
-        self.viewer.text_overlay.text = view.overlay_text(self.viewer, self._document, time_s, self._sides)
-        if self._plot is not None:
-            self._plot.set_time(time_s)
-
     def current_frame(self) -> int:
         """Index of the frame the time slider shows."""
-        if self.viewer.dims.ndim < 4 or not len(self.frame_times_s):
-            return 0
-        return int(np.clip(self.viewer.dims.current_step[0], 0, len(self.frame_times_s) - 1))
+        return self.result_view.current_frame()
 
     def set_time(self, time_s: float) -> None:
         """Move the time slider to the frame nearest ``time_s``."""
-        if len(self.frame_times_s):
-            self.viewer.dims.set_current_step(0, int(np.argmin(np.abs(self.frame_times_s - time_s))))
-            self._on_dims()
+        self.result_view.set_time(time_s)
 
     def show_step(self, index: int) -> None:
         """Teaching mode: go to step ``index`` and show the Teaching tab."""
@@ -371,17 +386,10 @@ class PlanningWidget(QWidget):
         self.tabs.setCurrentWidget(self.teaching)
 
     # ================================================================== 2D / 3D
-    def _on_ndisplay(self, *_) -> None:
-        scans = [layer for layer in self.viewer.layers if is_scan_candidate(layer)]
-        own = [(role_of(layer), layer) for layer in self.viewer.layers if role_of(layer) is not None]
-        look = view.three_d_look if self.viewer.dims.ndisplay == 3 else view.two_d_look
-        look(self.viewer, scans, own)
-        self._on_dims()  # the overlay names the slice in 2D only
-
     def show_3d(self) -> None:
         """3D view around the focus (or the first target)."""
-        found = self.session.found
-        centre = self._focus_mm if self._focus_mm is not None else (
+        found, focus_mm = self.session.found, self.result_view.focus_mm
+        centre = focus_mm if focus_mm is not None else (
             None if found is None else np.asarray(found.targets[0].ras_mm, dtype=float))
         view.three_d(self.viewer, centre)
 
@@ -400,10 +408,11 @@ class PlanningWidget(QWidget):
             return
         self._closed = True
         self.runner.shutdown()
+        self.lesion_runner.shutdown()
         for emitter, callback in ((self.viewer.layers.events.inserted, self._refresh_scans),
                                   (self.viewer.layers.events.removed, self._refresh_scans),
-                                  (self.viewer.dims.events.current_step, self._on_dims),
-                                  (self.viewer.dims.events.ndisplay, self._on_ndisplay)):
+                                  (self.viewer.dims.events.current_step, self.result_view.on_dims),
+                                  (self.viewer.dims.events.ndisplay, self.result_view.apply_look)):
             emitter.disconnect(callback)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
