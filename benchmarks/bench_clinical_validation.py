@@ -22,8 +22,8 @@ CLp case 4 x 5 mm and 4 x 7 mm, Vim day-1 lesions 5.3 +/- 1.2 mm (T1) and 6.2 +/
 (T2) (Huang 2018), 3.3-36 kJ per ablative sonication (McDannold 2019), 5.7 kJ to reach 50 C
 in thalamotomies at SDR ~0.5 (U Maryland, Front Neurol 2021). No constant was tuned to them.
 
-Timing is a ratio: each plan's wall time over the single-point CLT plan (``clt_single``)
-measured in the same run.
+Timing is a ratio: each plan's wall time over the single-point CLT plan (``clt_single``,
+whose energies and regions are reported too) measured in the same run.
 
 Usage::
 
@@ -127,7 +127,7 @@ def main() -> None:
     example = yaml.safe_load(EXAMPLE.read_text())["measured"][0]
     clear_cache()
     start = time.perf_counter()
-    simulate(load_protocol("clt_single"), scan=scan, targets=clp)
+    single = simulate(load_protocol("clt_single"), scan=scan, targets=clp).to_dict()
     baseline_s = time.perf_counter() - start
     rows = [evaluate("clt", load_protocol("clt"), scan, clp, example),
             evaluate("vim", load_protocol("vim"), scan, vim, None)]
@@ -135,13 +135,15 @@ def main() -> None:
     matches = (abs(derived["peak_c"] - example["peak_c"]) <= 0.1
                and np.allclose(derived["spot_fwhm_mm"], example["spot_fwhm_mm"], atol=0.1))
     out = {"baseline_clt_single_s": round(baseline_s, 1), "rows": rows,
+           "clt_single": {"regions": _regions(single), "treatment_energy_kj": _energies_kj(single["sonications"])},
            "example_matches_model": bool(matches)}
     for row in rows:
         row["time_ratio_to_clt_single"] = round(row["seconds"] / baseline_s, 2)
     if args.json:
         print(json.dumps(out, indent=1))
         return
-    print(f"single-point CLT plan (baseline): {baseline_s:.1f} s")
+    print(f"single-point CLT plan (baseline): {baseline_s:.1f} s; treatment energies "
+          f"{out['clt_single']['treatment_energy_kj']} kJ; regions {out['clt_single']['regions']}")
     for row in rows:
         print(f"\n== {row['protocol']}: {row['seconds']} s ({row['time_ratio_to_clt_single']}x clt_single); "
               f"skull {row['skull']}")

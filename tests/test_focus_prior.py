@@ -86,3 +86,15 @@ def test_the_plan_heats_with_the_prior_and_calibration_starts_from_the_physics()
     titrated = [(a.power_w, b.power_w) for a, b in zip(plain.first.sonications, widened.first.sonications)
                 if a.stage == "treatment"]
     assert all(wide > narrow for narrow, wide in titrated)
+
+
+def test_uncalibrated_band_draws_the_spread_around_the_prior():
+    from fusplan.uncertainty import draw_parameters
+
+    widened = fusplan.simulate(load_protocol(_spec(focus_prior={"spread": list(SPREAD), "source": "test"})))
+    draws = draw_parameters(side_model(widened), None, 400, np.random.default_rng(1))
+    spreads = np.array([d["spread"] for d in draws])
+    assert spreads.shape == (400, 3) and np.all(spreads >= 1.0)
+    assert np.allclose(spreads[:, 0], spreads[:, 1])  # LR with AP: the focus is symmetric about the beam
+    fractions = np.median(1.0 / spreads, axis=0)  # Pulkkinen: simulated / measured 0.60 (AP), 0.78 (SI)
+    assert fractions == pytest.approx([1 / 1.67, 1 / 1.67, 1 / 1.28], abs=0.03)

@@ -87,5 +87,5 @@ def test_titration_over_the_console_maximum_is_refused_naming_file_and_key(tmp_p
     assert _simulate(tmp_path, gaussian_spec, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "gaussian.yaml: sonications[1].peak_c 95 C is not reachable with max_power_w 1500 W" in err
+    assert "gaussian.yaml: sonication entry 2: peak_c 95 C is not reachable with max_power_w 1500 W" in err
     assert not (tmp_path / "out" / "report.json").exists()

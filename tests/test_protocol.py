@@ -152,7 +152,7 @@ def test_defaults():
 
 def test_gaussian_transducer_takes_absorbed_power_or_peak():
     spec = _spec(transducer=GAUSSIAN)
-    with pytest.raises(FusplanInputError, match=r"sonications\[0\]\.power_w is not allowed with a gaussian"):
+    with pytest.raises(FusplanInputError, match=r"sonication entry 1: power_w is not allowed with a gaussian"):
         load_protocol(spec)
     spec["sonications"][0] = {"stage": "alignment", "absorbed_power_w": 0.2, "duration_s": 10}
     protocol = load_protocol(spec)
@@ -167,30 +167,30 @@ def test_gaussian_transducer_takes_absorbed_power_or_peak():
     (_spec(name=3), "name must be a non-empty string (got 3)"),
     (_spec(sonications=[]), "sonications must be a non-empty list"),
     (_spec(sonications={"stage": "alignment"}), "sonications must be a non-empty list (got a mapping)"),
-    (_sonication(1, duration_s=0), "sonications[1].duration_s must be > 0 (got 0)"),
-    (_sonication(1, duration_s=-3), "sonications[1].duration_s must be > 0 (got -3)"),
-    (_sonication(1, duration_s=1000), "sonications[1].duration_s must be <= 300"),
-    (_sonication(1, duration_s="10"), "sonications[1].duration_s must be a number (got '10')"),
-    (_sonication(1, duration_s=True), "sonications[1].duration_s must be a number (got true)"),
-    (_sonication(1, duration_s=float("nan")), "sonications[1].duration_s must be finite"),
-    (_sonication(1, peak_c=37), "sonications[1].peak_c must be > 37 C, the baseline temperature (got 37)"),
-    (_sonication(1, peak_c=120), "sonications[1].peak_c must be <= 100 (got 120)"),
-    (_sonication(0, power_w=6000), "sonications[0].power_w must be <= 1500 (got 6000)"),
-    (_sonication(0, power_w=0), "sonications[0].power_w must be > 0 (got 0)"),
-    (_sonication(0, absorbed_power_w=1), "sonications[0] must give exactly one of power_w, absorbed_power_w, "
+    (_sonication(1, duration_s=0), "sonication entry 2: duration_s must be > 0 (got 0)"),
+    (_sonication(1, duration_s=-3), "sonication entry 2: duration_s must be > 0 (got -3)"),
+    (_sonication(1, duration_s=1000), "sonication entry 2: duration_s must be <= 300"),
+    (_sonication(1, duration_s="10"), "sonication entry 2: duration_s must be a number (got '10')"),
+    (_sonication(1, duration_s=True), "sonication entry 2: duration_s must be a number (got true)"),
+    (_sonication(1, duration_s=float("nan")), "sonication entry 2: duration_s must be finite"),
+    (_sonication(1, peak_c=37), "sonication entry 2: peak_c must be > 37 C, the baseline temperature (got 37)"),
+    (_sonication(1, peak_c=120), "sonication entry 2: peak_c must be <= 100 (got 120)"),
+    (_sonication(0, power_w=6000), "sonication entry 1: power_w must be <= 1500 (got 6000)"),
+    (_sonication(0, power_w=0), "sonication entry 1: power_w must be > 0 (got 0)"),
+    (_sonication(0, absorbed_power_w=1), "sonication entry 1 must give exactly one of power_w, absorbed_power_w, "
                                          "peak_c (gives power_w and absorbed_power_w)"),
-    (_spec(sonications=[{"stage": "treatment", "duration_s": 10}]), "sonications[0] must give exactly one"),
-    (_sonication(2, stage="ablation"), "sonications[2].stage must be one of alignment, verification, treatment"),
-    (_spec(sonications=[{"peak_c": 50, "duration_s": 10}]), "missing required key sonications[0].stage"),
-    (_sonication(2, colling_s=5), "unknown key sonications[2].colling_s"),
-    (_sonication(2, cooling_s=-1), "sonications[2].cooling_s must be >= 0 (got -1)"),
-    (_sonication(2, repeat=0), "sonications[2].repeat must be between 1 and 50 (got 0)"),
-    (_sonication(2, repeat=1.5), "sonications[2].repeat must be an integer (got 1.5)"),
-    (_sonication(2, repeat=100), "sonications[2].repeat must be between 1 and 50"),
-    (_sonication(2, offset_mm=[20, 0, 0]), "sonications[2].offset_mm moves the focus 20 mm from the target"),
-    (_sonication(2, offset_mm=[1, 2]), "sonications[2].offset_mm must be a list of 3 numbers (got a list of 2)"),
-    (_sonication(2, offset_mm=[1, "a", 2]), "sonications[2].offset_mm[1] must be a number"),
-    (_sonication(2, offset_frame="lps"), "sonications[2].offset_frame must be one of acpc, ras (got 'lps')"),
+    (_spec(sonications=[{"stage": "treatment", "duration_s": 10}]), "sonication entry 1 must give exactly one"),
+    (_sonication(2, stage="ablation"), "sonication entry 3: stage must be one of alignment, verification, treatment"),
+    (_spec(sonications=[{"peak_c": 50, "duration_s": 10}]), "missing required key sonication entry 1: stage"),
+    (_sonication(2, colling_s=5), "unknown key sonication entry 3: colling_s"),
+    (_sonication(2, cooling_s=-1), "sonication entry 3: cooling_s must be >= 0 (got -1)"),
+    (_sonication(2, repeat=0), "sonication entry 3: repeat must be between 1 and 50 (got 0)"),
+    (_sonication(2, repeat=1.5), "sonication entry 3: repeat must be an integer (got 1.5)"),
+    (_sonication(2, repeat=100), "sonication entry 3: repeat must be between 1 and 50"),
+    (_sonication(2, offset_mm=[20, 0, 0]), "sonication entry 3: offset_mm moves the focus 20 mm from the target"),
+    (_sonication(2, offset_mm=[1, 2]), "sonication entry 3: offset_mm must be a list of 3 numbers (got a list of 2)"),
+    (_sonication(2, offset_mm=[1, "a", 2]), "sonication entry 3: offset_mm[1] must be a number"),
+    (_sonication(2, offset_frame="lps"), "sonication entry 3: offset_frame must be one of acpc, ras (got 'lps')"),
     (_spec(grid={"spacing_mm": 0}), "grid.spacing_mm must be > 0 (got 0)"),
     (_spec(grid={"spacing_mm": 6}), "grid.spacing_mm must be <= 5 (got 6)"),
     (_spec(grid={"extent_mm": 5}), "grid.extent_mm must be >= 10 (got 5)"),
@@ -222,7 +222,7 @@ def test_invalid_protocols_name_the_key(spec, message):
 def test_error_names_the_file(tmp_path):
     path = tmp_path / "clt.yaml"
     path.write_text(yaml.safe_dump(_sonication(2, duration_s=0)))
-    with pytest.raises(FusplanInputError, match=r"^.*clt\.yaml: sonications\[2\]\.duration_s must be > 0 \(got 0\)$"):
+    with pytest.raises(FusplanInputError, match=r"^.*clt\.yaml: sonication entry 3: duration_s must be > 0 \(got 0\)$"):
         load_protocol(path)
 
 
@@ -307,7 +307,7 @@ def test_override_sections():
     ({"treatment.stage": "alignment"}, "override 'treatment.stage' is not a known key"),
     ({"sonications[9].peak_c": 50}, "override 'sonications[9].peak_c': the protocol has no such sonication"),
     ({"transducer.colour": 1}, "transducer.colour"),
-    ({"peak_c": 150}, "protocol (with overrides): sonications[2].peak_c must be <= 100 (got 150)"),
+    ({"peak_c": 150}, "protocol (with overrides): sonication entry 3: peak_c must be <= 100 (got 150)"),
 ])
 def test_override_errors(overrides, message):
     with pytest.raises(FusplanInputError) as info:
@@ -338,3 +338,16 @@ def test_bundled_files_are_documented():
     for name in BUNDLED_PROTOCOLS:
         text = Path(default_protocol_path(name)).read_text()
         assert text.count("\n#") >= 5 and ("Sources" in text or "Huang" in text)
+
+
+def test_messages_count_sonication_entries_from_1_everywhere():
+    """Validation and titration messages name the same entry, counted from 1 like the plugin's rows (issue 20.9)."""
+    from fusplan.planner import sonication_keys
+    from fusplan.protocol.checker import shown
+
+    assert shown("sonications[0].peak_c") == "sonication entry 1: peak_c" and shown("grid.spacing_mm") == "grid.spacing_mm"
+    spec = _spec(sonications=[dict(BASE["sonications"][0]), dict(BASE["sonications"][2], repeat=2)])
+    names = sonication_keys(load_protocol(spec))
+    assert [n.split(": ", 1)[1] for n in names] == ["sonication entry 1", "sonication entry 2", "sonication entry 2"]
+    with pytest.raises(FusplanInputError, match="sonication entry 2: duration_s"):
+        load_protocol(_spec(sonications=[dict(BASE["sonications"][0]), dict(BASE["sonications"][2], duration_s=0)]))

@@ -87,3 +87,19 @@ def test_spill_into_a_neighbour_is_counted_and_the_target_nucleus_is_not(model):
     far = dataclasses.replace(model, labels=np.where(local[..., 0] >= 9.0, 7, 0), label_names={7: "VPL"})
     assert uncertainty_band(far, samples=32, structural=4, seed=2).spill.get("VPL", {"probability": 0})[
         "probability"] == 0
+
+
+def test_band_explains_its_centre_and_coverage():
+    """Issue 20.12: a nominal lesion below the band and a coverage of 0.25 are explained with the band's numbers."""
+    from fusplan.uncertainty import UncertaintyBand
+
+    sizes = {"equivalent_diameter_mm": {"p5": 2.34, "p50": 2.55, "p95": 2.80}}
+    band = UncertaintyBand("left", 200.0, 100, 12, sizes, 0.25, {}, False, nominal_diameter_mm=2.29)
+    text = band.lesion_uncertainty()["explanation"]
+    assert "not on this plan's nominal model" in text and "The nominal 2.29 mm lesion lies below its 5th percentile" in text
+    assert "Coverage (0.25) is the probability" in text and "not the fraction of the target covered" in text
+    prior = UncertaintyBand("left", 200.0, 100, 12, sizes, 0.25, {}, False, nominal_diameter_mm=2.5, focus_prior=True)
+    assert "around the focus prior the plan applies" in prior.explanation() and "lies inside it" in prior.explanation()
+    calibrated = UncertaintyBand("left", 200.0, 100, 12, sizes, 0.6, {}, True)
+    assert "calibrated model" in calibrated.explanation() and "nominal" not in calibrated.explanation()
+    assert band.to_dict()["explanation"] == text

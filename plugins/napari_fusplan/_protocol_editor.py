@@ -40,7 +40,7 @@ POWER_LABELS = {"power_w": "power (W)", "absorbed_power_w": "absorbed (W)", "pea
 KEY_COLUMNS = {**{key: "value" for key in POWER_KEYS}, "duration_s": "duration_s", "cooling_s": "cooling_s",
                "repeat": "repeat", "offset_mm": "offset_mm", "stage": "stage"}
 BAD_CELL = QColor("#8b1e2d")
-_ERROR_PATTERN = re.compile(r"sonications\[(\d+)\](?:\.(\w+))?")
+_ERROR_PATTERN = re.compile(r"sonication entry (\d+)(?:: (\w+))?")
 
 
 class ProtocolEditor(QWidget):
@@ -238,11 +238,11 @@ class ProtocolEditor(QWidget):
         self.changed.emit()
 
     def _table_error(self, message: str) -> str:
-        """``sonications[2].repeat ...`` -> ``row 3, repeat: ...`` with that cell coloured."""
+        """``sonication entry 3: repeat ...`` -> ``row 3, repeat: ...`` with that cell coloured (both from 1)."""
         match = _ERROR_PATTERN.search(message)
-        if match is None or int(match.group(1)) >= self.table.rowCount():
+        if match is None or not 1 <= int(match.group(1)) <= self.table.rowCount():
             return message
-        row, key = int(match.group(1)), match.group(2)
+        row, key = int(match.group(1)) - 1, match.group(2)
         self._highlight((row, KEY_COLUMNS.get(key, "stage")))
         where = f"row {row + 1}" + (f", {key}" if key else "")
         return f"{where}: " + message[match.end():].lstrip(" .:") if message.startswith("protocol: ") else \

@@ -83,16 +83,16 @@ def _heat_source(transducer, grid: Grid, focus_mm, tissue, geometric_focus_mm, b
 
 
 def sonication_keys(protocol: Protocol) -> list[str]:
-    """``"<file>: sonications[i]"`` for every expanded sonication, as validation errors name it.
+    """``"<file>: sonication entry i"`` for every expanded sonication, as validation errors name it.
 
-    ``i`` is the entry of the file's list, counted from 0 (an entry with ``repeat: 3``
-    names three sonications).
+    ``i`` is the entry of the file's list, counted from 1 like every number shown to
+    people (an entry with ``repeat: 3`` names three sonications).
     """
     label = protocol.source or "protocol"
     keys = []
     for i, entry in enumerate(protocol.spec.get("sonications", [])):
         repeat = entry.get("repeat", 1) if isinstance(entry, dict) else 1
-        keys.extend([f"{label}: sonications[{i}]"] * int(repeat))
+        keys.extend([f"{label}: sonication entry {i + 1}"] * int(repeat))
     if len(keys) != len(protocol.sonications):  # a protocol built another way: count the expanded list
         keys = [f"{label}: sonication {s.index}" for s in protocol.sonications]
     return keys
@@ -202,7 +202,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
             power = float(sonication.absorbed_power_w) / absorbed_per_w[key]
             if power > MAX_CONSOLE_ACOUSTIC_POWER_W:
                 raise FusplanInputError(
-                    f"{name}.absorbed_power_w {sonication.absorbed_power_w:g} W needs {power:.4g} W emitted, more "
+                    f"{name}: absorbed_power_w {sonication.absorbed_power_w:g} W needs {power:.4g} W emitted, more "
                     f"than the console's maximum acoustic power of {MAX_CONSOLE_ACOUSTIC_POWER_W:g} W")
         else:
             power = None

@@ -152,6 +152,8 @@ class UncertaintyBand:
     sizes: list = field(repr=False, default_factory=list)
     #: The plan's own (nominal) lesion at this threshold, for the explanation (set by :func:`fusplan.assessment.assess`).
     nominal_diameter_mm: float | None = None
+    #: Whether the spread was drawn around the plan's focus prior (else from the uniform prior range).
+    focus_prior: bool = False
 
     def explanation(self) -> str:
         """What the band is centred on and what its coverage means, with this band's numbers."""
@@ -159,16 +161,21 @@ class UncertaintyBand:
         if self.calibrated:
             centre = ("The band is centred on the calibrated model: heating efficiency, focal spread and spot offset "
                       "are drawn from the fit's posterior, the other parameters from their published ranges.")
+        elif self.focus_prior:
+            centre = ("The band is centred on this plan's own model: the focal spread is drawn per axis around the "
+                      "focus prior the plan applies (simulated CLT foci were 22-40 % too small, Pulkkinen et al. "
+                      f"2014), the heating efficiency from 1 +/- {_EFFICIENCY_SD:g} and the other parameters from "
+                      "their published ranges.")
         else:
             centre = ("The band is centred on the published ranges of the parameters, not on this plan's nominal "
                       f"model: the focal spread is drawn from {_SPREAD[0]:g}-{_SPREAD[1]:g} times the simulated focus "
                       "(simulated CLT foci were 22-40 % too small, Pulkkinen et al. 2014) and the heating efficiency "
                       f"from 1 +/- {_EFFICIENCY_SD:g}, so the band's lesions are mostly larger than the nominal one.")
-            if self.nominal_diameter_mm is not None:
-                nominal = self.nominal_diameter_mm
-                where = ("below its 5th percentile" if nominal < d["p5"] else
-                         "above its 95th percentile" if nominal > d["p95"] else "inside it")
-                centre += f" The nominal {nominal:.2f} mm lesion lies {where}."
+        if not self.calibrated and self.nominal_diameter_mm is not None:
+            nominal = self.nominal_diameter_mm
+            where = ("below its 5th percentile" if nominal < d["p5"] else
+                     "above its 95th percentile" if nominal > d["p95"] else "inside it")
+            centre += f" The nominal {nominal:.2f} mm lesion lies {where}."
         if self.calibrated:
             moved = (f"the targeting error ({_TARGETING_SD_MM:.2f} mm per axis) and the fitted spot offset's "
                      "remaining uncertainty")
@@ -291,4 +298,5 @@ def uncertainty_band(result, calibration=None, *, samples: int = 200, structural
     spill = {name: {"probability": float(np.mean(np.array(v) > 0)), "volume_mm3_p95": float(np.percentile(v, 95))}
              for name, v in sorted(spill_volumes.items())}
     return UncertaintyBand(model.side, float(threshold_cem43), samples, n_struct, percentiles,
-                           float(covered / samples), spill, calibration is not None, sizes)
+                           float(covered / samples), spill, calibration is not None, sizes,
+                           focus_prior=model.focus_prior is not None)

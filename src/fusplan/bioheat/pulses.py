@@ -112,7 +112,7 @@ def simulate_pulses(
     max_power_w : float, optional
         Refuse a titration that needs more power than this.
     pulse_names : sequence of str, optional
-        What to call each pulse in messages, e.g. ``"clt.yaml: sonications[2]"`` (the
+        What to call each pulse in messages, e.g. ``"clt.yaml: sonication entry 3"`` (the
         protocol file and the key of its entry, as validation errors name it);
         default ``"sonication <i>"`` counted from 1.
     progress : callable(fraction, message), optional

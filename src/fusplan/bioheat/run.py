@@ -30,7 +30,7 @@ class DriverSettings:
     dose_rtol: float = 1e-2
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
     max_power_w: float | None = None
-    #: Name of each pulse's protocol entry for messages (``"clt.yaml: sonications[2]"``).
+    #: Name of each pulse's protocol entry for messages (``"clt.yaml: sonication entry 3"``).
     pulse_names: tuple[str, ...] | None = None
     #: Thermometry voxel (mm) and frame (s) of the displayed maps (None: not computed).
     displayed: tuple[tuple[float, float, float], float] | None = None

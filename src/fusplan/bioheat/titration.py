@@ -115,7 +115,7 @@ def _refuse_boiling(run: RunContext, i: int, true_peak_c: float, titrated_on_the
     if titrated_on_thermometry:
         voxel = " x ".join(f"{v:g}" for v in settings.thermometry_voxel_mm or ())
         raise FusplanInputError(
-            f"{label}.peak_c {run.pulses[i].peak_c:g} C on thermometry of {voxel} mm voxels and "
+            f"{label}: peak_c {run.pulses[i].peak_c:g} C on thermometry of {voxel} mm voxels and "
             f"{settings.thermometry_frame_s:g} s frames needs {boils}: the thermometry is coarser than the focus; "
             "give a smaller thermometry.voxel_mm or frame_s, or a lower peak_c")
     raise FusplanInputError(f"{label}: the power given heats the focus to {boils}: give a lower power")
@@ -125,7 +125,7 @@ def _solve_power(run: RunContext, i: int, measures, unit: np.ndarray, which: int
     """The power whose (true or thermometry) peak equals the pulse's ``peak_c``; always terminates."""
     peak_c = run.pulses[i].peak_c
     names = run.settings.pulse_names
-    label = f"{names[i]}.peak_c {peak_c:g} C" if names else f"sonication {i + 1}: peak_c {peak_c:g} C"
+    label = f"{names[i] if names else f'sonication {i + 1}'}: peak_c {peak_c:g} C"
     f0 = measures(0.0)[which] - peak_c
     if f0 >= 0:
         raise FusplanInputError(

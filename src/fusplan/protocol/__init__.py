@@ -6,9 +6,11 @@ optional MR thermometry model. :func:`load_protocol` validates every key and tur
 the file into a frozen, hashable and picklable :class:`Protocol` (batch runs send it
 to worker processes). Bad input raises :class:`~fusplan.errors.FusplanInputError`
 with a one-line message naming the file and the key path, for instance
-``clt.yaml: sonications[2].duration_s must be > 0 (got 0)``. Indices in key paths
-refer to the list in the file, counted from 0 (as in JSON paths); the ``index`` of a
-:class:`Sonication` counts the expanded list from 1.
+``clt.yaml: sonication entry 3: duration_s must be > 0 (got 0)``. Messages count the
+entries of the file's ``sonications`` list from 1 (the napari editor's row numbers); the
+``index`` of a :class:`Sonication` counts the expanded list (``repeat``) from 1, as the
+report does. Override keys (:func:`override_protocol`) keep JSON paths counted from 0:
+``sonications[2].peak_c`` is entry 3.
 
 The package keeps one job per module: :mod:`.limits` (keys, defaults, sanity bounds and
 plausible ranges), :mod:`.model` (the frozen dataclasses), :mod:`.checker` (one-line

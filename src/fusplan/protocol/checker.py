@@ -3,25 +3,38 @@
 :class:`Checker` checks types, signs, bounds and plausible ranges of values read from a
 file and names the key path of the first bad one; the protocol and the thermometry
 sidecar readers (:mod:`fusplan.measured`) share it.
+
+Entries of a list are counted from 1 in messages, as people count them and as the napari
+editor numbers its rows: the key path ``sonications[2].duration_s`` is shown as
+``sonication entry 3: duration_s`` (:func:`shown`).
 """
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Mapping
 
 from ..errors import FusplanInputError
 from .limits import PLAUSIBLE_RANGES
 
 
+_ENTRY = re.compile(r"sonications\[(\d+)\](\.)?")
+
+
+def shown(key: str) -> str:
+    """A key path as messages show it: ``sonications[2].peak_c`` -> ``sonication entry 3: peak_c``."""
+    return _ENTRY.sub(lambda m: f"sonication entry {int(m.group(1)) + 1}" + (": " if m.group(2) else ""), key)
+
+
 class Checker:
-    """Builds one-line errors ``<label>: <key path> <problem>``."""
+    """Builds one-line errors ``<label>: <key path> <problem>`` (list entries counted from 1, :func:`shown`)."""
 
     def __init__(self, label: str):
         self.label = label
 
     def error(self, key: str, problem: str) -> FusplanInputError:
-        return FusplanInputError(f"{self.label}: {key} {problem}")
+        return FusplanInputError(f"{self.label}: {shown(key)} {problem}")
 
     def mapping(self, value, key: str, allowed, required=()) -> Mapping:
         if not isinstance(value, Mapping):
@@ -30,12 +43,12 @@ class Checker:
             if name not in allowed:
                 where = f"{key}." if key != "protocol" else ""
                 raise FusplanInputError(
-                    f"{self.label}: unknown key {where}{name} (allowed: {', '.join(allowed)})"
+                    f"{self.label}: unknown key {shown(where + str(name))} (allowed: {', '.join(allowed)})"
                 )
         for name in required:
             if name not in value:
                 where = f"{key}." if key != "protocol" else ""
-                raise FusplanInputError(f"{self.label}: missing required key {where}{name}")
+                raise FusplanInputError(f"{self.label}: missing required key {shown(where + str(name))}")
         return value
 
     def number(self, value, key: str, *, gt=None, ge=None, le=None, lt=None) -> float:
