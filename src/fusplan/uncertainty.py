@@ -59,7 +59,8 @@ UNCERTAINTY_TABLE = (
     {"name": "focal_spread", "distribution": "uniform 1.0-1.4 (uncalibrated, no focus prior)",
      "source": "Pulkkinen et al. 2014: simulated CLT foci 22 % (SI) to 40 % (AP) too small"},
     {"name": "focal_spread_prior", "distribution": "per axis 1 / normal(1 / prior, 0.135), LR with AP, >= 1 "
-                                                   "(uncalibrated plan with a focus prior)",
+                                                   "(uncalibrated plan with a focus prior; a calibration "
+                                                   "replaces it)",
      "source": "Pulkkinen et al. 2014: simulated/measured focal width 0.60 +/- 0.13 (AP), 0.78 +/- 0.14 (SI)"},
     {"name": "heating_efficiency", "distribution": "normal 1 +/- 0.24 (uncalibrated)",
      "source": "Pulkkinen et al. 2014: simulated focal rise 24 +/- 13 % too low"},
@@ -99,7 +100,7 @@ def draw_parameters(model: SideModel, calibration, n: int, rng: np.random.Genera
         else:
             eta = rng.normal(calibration.heating_efficiency, np.sqrt(calibration.covariance[0, 0]))
             d["efficiency"] = float(np.clip(eta, 0.2, 5.0))
-        if (calibration is None or "focal_spread" not in calibration.fitted) and model.focus_prior is not None:
+        if calibration is None and model.focus_prior is not None:  # a calibration replaces the prior
             lateral, axial = (1.0 / np.clip(rng.normal(1.0 / p, _PRIOR_FRACTION_SD), 0.25, 1.0)
                               for p in (model.focus_prior[1], model.focus_prior[2]))
             d["spread"] = (max(1.0, float(lateral) * model.focus_prior[0] / model.focus_prior[1]), float(lateral),
