@@ -253,3 +253,24 @@ def test_teaching_names_both_sides(located):
     assert [s["stage"] for s in steps] == ["alignment", "verification", "treatment"]
     for step in steps:
         assert "Left side" in step["text"] and "Right side" in step["text"]
+
+
+def test_a_preview_moves_each_side_and_marks_and_hides_what_it_cannot_move():
+    from napari.components import ViewerModel
+    from napari_fusplan._preview import PREVIEW_SUFFIX, base_affines, move_preview, preview_text, start_preview
+
+    viewer = ViewerModel()
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    for role in ("temperature left", "lesion right", "skull ct"):
+        viewer.add_image(np.zeros((4, 4, 4)), name=role, affine=affine, metadata={"fusplan_role": role})
+    viewer.add_image(np.zeros((4, 4, 4)), name="scan")  # a user's layer: untouched
+    affines = base_affines(viewer)
+    assert set(affines) == {"temperature left", "lesion right"}
+    start_preview(viewer)
+    assert not viewer.layers["skull ct" + PREVIEW_SUFFIX].visible  # traced for the old focus
+    assert viewer.layers["temperature left" + PREVIEW_SUFFIX].visible and viewer.layers["scan"].visible
+    move_preview(viewer, affines, {"left": np.array([1.0, -2.0, 0.5]), "right": np.zeros(3)})
+    assert np.allclose(viewer.layers["temperature left" + PREVIEW_SUFFIX].affine.affine_matrix[:3, 3], [1.0, -2.0, 0.5])
+    assert np.allclose(viewer.layers["lesion right" + PREVIEW_SUFFIX].affine.affine_matrix[:3, 3], 0.0)
+    assert "PREVIEW" in preview_text({"left": np.array([3.0, 4.0, 0.0])}) and "5.0 mm" in preview_text(
+        {"left": np.array([3.0, 4.0, 0.0])})

@@ -198,7 +198,6 @@ def test_dragging_a_target_previews_the_moved_result_then_replans_there(make_nap
         assert np.allclose(temperature.affine.affine_matrix[1:4, 4], affine[1:4, 4] + shift)  # heat moved along
         assert np.allclose(lesion.affine.affine_matrix[1:4, 4], affine[1:4, 4] + shift)
         assert temperature.name.endswith("(PREVIEW)") and "PREVIEW" in viewer.text_overlay.text
-        assert widget.own_layer("skull ct") is None  # traced for the old focus: gone
         assert not widget.plan.export_button.isEnabled() and widget.results.summary.text().startswith("No result")
         assert not widget.busy  # nothing is computed while dragging
 

@@ -3,19 +3,20 @@
 Near the focus the plan is linear and translation invariant, so a target moved by a
 few mm carries its temperature, dose and lesion with it (:class:`._model.Preview`).
 Moving a layer is a change of its affine, not of its data: an update costs what
-napari needs to redraw, far below a re-plan. Every previewed layer is renamed
-``"... (PREVIEW)"`` and the overlay says so until the re-plan replaces them.
+napari needs to redraw, far below a re-plan. Every layer of the previewed result is
+renamed ``"... (PREVIEW)"`` (the skull's, traced for the old focus, also hidden) and the
+overlay says so until the re-plan replaces them.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._layers import own_layer, remove_layers, role_of
+from ._layers import own_layer, role_of
 
 #: Suffix of a previewed layer's name.
 PREVIEW_SUFFIX = " (PREVIEW)"
-#: Roles of the layers that move with their side's target; the skull's (traced for the old focus) go.
-MOVING_ROLES, DROPPED_ROLES = ("temperature", "dose", "lesion"), ("skull",)
+#: Roles of the layers that move with their side's target; the skull's (traced for the old focus) are hidden.
+MOVING_ROLES, HIDDEN_ROLES = ("temperature", "dose", "lesion"), ("skull",)
 
 
 def shifted_affine(affine: np.ndarray, shift_mm) -> np.ndarray:
@@ -37,10 +38,13 @@ def base_affines(viewer) -> dict[str, np.ndarray]:
 
 
 def start_preview(viewer) -> None:
-    """Mark the result layers as a preview: the moving ones renamed, the skull ones removed."""
-    remove_layers(viewer, lambda role: role.startswith(DROPPED_ROLES))
+    """Mark the result layers as a preview: the moving ones renamed, the skull ones hidden (cheaper than
+    removing them: the first move of a drag stays quick; the re-plan replaces them)."""
     for layer in viewer.layers:
-        if (role_of(layer) or "").startswith(MOVING_ROLES) and not layer.name.endswith(PREVIEW_SUFFIX):
+        role = role_of(layer) or ""
+        if role.startswith(HIDDEN_ROLES):
+            layer.visible = False
+        if role.startswith(MOVING_ROLES + HIDDEN_ROLES) and not layer.name.endswith(PREVIEW_SUFFIX):
             layer.name = layer.name + PREVIEW_SUFFIX
 
 
