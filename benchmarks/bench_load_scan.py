@@ -41,8 +41,8 @@ def main() -> None:
         plain = Path(folder) / "ch2.nii"
         plain.write_bytes(gzip.decompress(compressed.read_bytes()))
         for path in (compressed, plain):
-            checked = best_time(lambda: load_scan(path), args.repeat)
-            bare = best_time(lambda: np.asarray(nib.load(path).dataobj, dtype=np.float32), args.repeat)
+            checked = best_time(lambda path=path: load_scan(path), args.repeat)
+            bare = best_time(lambda path=path: np.asarray(nib.load(path).dataobj, dtype=np.float32), args.repeat)
             print(f"{path.name:12s} load_scan {checked:.3f} s, bare nibabel {bare:.3f} s, ratio {checked / bare:.2f}")
 
 

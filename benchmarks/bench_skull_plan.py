@@ -9,8 +9,9 @@ so both runs share the same targets and the timing compares only what the skull 
 3. the population skull with ``phase_correction: none`` (uncorrected focus).
 
 For each (after one warm-up run without skull): wall and CPU time of ``simulate`` +
-``write_report`` (figures included, one thread), the CPU-time ratio to the run without skull, and the energies per sonication (power titrated through the skull x
-duration), with the acoustic energy absorbed in the bone. Compare with the clinical range
+``write_report`` (figures included, one thread), the CPU-time ratio to the run without
+skull, and the energies per sonication (power titrated through the skull x duration), with the
+acoustic energy absorbed in the bone. Compare with the clinical range
 of 3.3-36 kJ per ablative sonication (McDannold 2019) and the 5.7 kJ mean to reach 50 C
 reported for SDR ~0.5 thalamotomies. Since issue 17 the population skull has a diploe
 restored at the median patient SDR (Tsai 2021), and the report gives the energy band over

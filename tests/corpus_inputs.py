@@ -13,7 +13,7 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import nibabel as nib
 import numpy as np

@@ -23,7 +23,7 @@ import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

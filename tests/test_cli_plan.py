@@ -23,8 +23,8 @@ def test_simulate_phantom_prints_one_json_document_and_writes_outputs(tmp_path, 
     assert report["protocol"] == "test gaussian"
     assert [s["stage"] for s in report["sonications"]] == ["alignment", "treatment", "treatment"]
     assert report["sonications"][1]["peak_temperature_c"] == pytest.approx(55.0, abs=0.05)
-    assert {l["threshold_cem43"] for l in report["lesions"]} == {17, 240}
-    assert all(l["corresponds_to"] for l in report["lesions"])  # clinical labels (fusplan.clinical)
+    assert {lesion["threshold_cem43"] for lesion in report["lesions"]} == {17, 240}
+    assert all(lesion["corresponds_to"] for lesion in report["lesions"])  # clinical labels (fusplan.clinical)
     assert all("side" not in lesion for lesion in report["lesions"])  # phantom: no side
     written = json.loads((out / "report.json").read_text())
     assert written.pop("provenance")["protocol"]["name"] == "test gaussian"  # report.json = stdout + provenance

@@ -10,7 +10,7 @@ import pytest
 
 import fusplan
 from fusplan.errors import FusplanInputError
-from fusplan.focusmodel import SIGMA_PER_FWHM, side_model, source_sigma_mm, transform_source
+from fusplan.focusmodel import side_model, source_sigma_mm, transform_source
 from fusplan.protocol import FocusPrior, load_protocol
 from fusplan.protocol.limits import FOCUS_PRIORS
 

@@ -51,9 +51,9 @@ def test_clinical_mappings_follow_their_sources_over_the_whole_bone_range():
 
 
 def test_protocol_and_skull_know_the_same_mappings():
-    from fusplan.acoustics.transducer import BONE_MAPPINGS as keys
-    from fusplan.skull.properties import BONE_MAPPINGS
-    assert set(keys) == set(BONE_MAPPINGS) == set(MAPPINGS)
+    from fusplan.acoustics import transducer
+    from fusplan.skull import properties
+    assert set(transducer.BONE_MAPPINGS) == set(properties.BONE_MAPPINGS) == set(MAPPINGS)
 
 
 def test_lossless_half_wave_layer_is_transparent_at_normal_incidence():

@@ -54,7 +54,8 @@ def test_transducer_skull_keys_are_validated():
     assert Transducer().skull is None and Transducer().phase_correction == "ct"
     assert Transducer().bone_mapping == "mcdannold2019"
     for spec, key in [({"skull": "patient"}, "transducer.skull"), ({"phase_correction": "perfect"}, "transducer.phase_correction"),
-                      ({"tilt_deg": [60, 0]}, "transducer.tilt_deg"), ({"bone_mapping": "hu"}, "transducer.bone_mapping"), ({"tilt_deg": 5}, "transducer.tilt_deg"),
+                      ({"tilt_deg": [60, 0]}, "transducer.tilt_deg"), ({"bone_mapping": "hu"}, "transducer.bone_mapping"),
+                      ({"tilt_deg": 5}, "transducer.tilt_deg"),
                       ({"model": "gaussian", "fwhm_mm": [2, 2, 4], "skull": "ct"}, "transducer.skull")]:
         with pytest.raises(FusplanInputError, match=key):
             transducer_from_spec(spec)

@@ -69,7 +69,10 @@ def _calibration(spread_sd, offset_sd):
 def test_a_precise_calibration_narrows_the_band_and_raises_coverage(model):
     prior = uncertainty_band(model, samples=48, structural=8, seed=1)
     posterior = uncertainty_band(model, _calibration(0.01, 0.05), samples=48, structural=8, seed=1)
-    width = lambda b: b.percentiles["equivalent_diameter_mm"]["p95"] - b.percentiles["equivalent_diameter_mm"]["p5"]
+
+    def width(band):
+        return band.percentiles["equivalent_diameter_mm"]["p95"] - band.percentiles["equivalent_diameter_mm"]["p5"]
+
     assert width(posterior) < width(prior)
     assert posterior.target_coverage_probability > prior.target_coverage_probability
     assert posterior.calibrated and posterior.to_dict()["parameters"][-1]["name"] == "calibrated"

@@ -12,7 +12,7 @@ proxies of the layers, never the layer objects themselves.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

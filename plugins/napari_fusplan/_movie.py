@@ -13,7 +13,7 @@ frame ``k``'s time reaches each threshold (:func:`lesion_timeline`).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

@@ -6,7 +6,7 @@ each side.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def teaching_steps(document: dict, sides: Sequence[str | None]) -> list[dict]:

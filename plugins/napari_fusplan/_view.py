@@ -75,8 +75,9 @@ def three_d_look(viewer, scan_layers, own_layers) -> None:
     """Readable 3D: the head as a faint see-through volume, nuclei as translucent surfaces, no skull.
 
     The skull layers (CT, element entry points) surround the target on every side, so
-    in 3D they hide it whatever the camera angle: they are hidden (2D shows them). A grey MIP of a whole head at its 2D contrast is a white block in front of
-    everything; an attenuated MIP at low opacity keeps its outline without hiding
+    in 3D they hide it whatever the camera angle: they are hidden (2D shows them). A grey
+    MIP of a whole head at its 2D contrast is a white block in front of everything; an attenuated
+    MIP at low opacity keeps its outline without hiding
     the lesion, and translucent nuclei do not cover it.
     """
     for layer in scan_layers:

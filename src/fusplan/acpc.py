@@ -31,7 +31,7 @@ class AcpcFrame:
     axes: np.ndarray
 
     @classmethod
-    def from_landmarks(cls, ac_mm, pc_mm, midline_mm=None, right_hint=(1.0, 0.0, 0.0)) -> "AcpcFrame":
+    def from_landmarks(cls, ac_mm, pc_mm, midline_mm=None, right_hint=(1.0, 0.0, 0.0)) -> AcpcFrame:
         """Build the frame from AC, PC and points of the midsagittal plane.
 
         Parameters

@@ -435,7 +435,7 @@ def predict_treatment(result, calibration: Calibration, *, threads: int = 1) -> 
                                  spread=calibration.focal_spread, offset_ras_mm=calibration.offset_ras_mm,
                                  fixed_powers_w=calibration.given_powers_w, threads=threads)
     records = []
-    for sonication, pulse, res in zip(model.protocol.sonications, history.pulses, history.results):
+    for sonication, res in zip(model.protocol.sonications, history.results):
         record = {"index": sonication.index, "stage": sonication.stage, "power_w": float(res.power_w),
                   "energy_j": float(res.power_w * sonication.duration_s),
                   "peak_temperature_c": float(res.peak_temperature_c)}

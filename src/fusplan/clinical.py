@@ -28,7 +28,7 @@ Sources (docs/physics.md, "Lesion size vs clinical imaging"):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class RegionMeasurement:
     equivalent_diameter_mm: float
     nuclei: dict
     basis: str = "true field"
-    thermometry: "RegionMeasurement | None" = None
+    thermometry: RegionMeasurement | None = None
 
     def sizes(self) -> dict:
         """The size keys and ``basis``."""

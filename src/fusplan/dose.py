@@ -17,7 +17,7 @@ overflow; every thermal-ablation temperature is far below it.
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -66,9 +66,9 @@ def cem43_step(temperature0_c, temperature1_c, dt_s) -> np.ndarray:
     cross = (lo < 0) & (hi >= 0)
     if np.any(cross):
         # Split at 43 C (f = 1 there): fraction -lo/(hi-lo) of the step is below 43 C.
-        h, l = hi[cross], lo[cross]
-        cold = -l / (h - l)
-        mean[cross] = cold * _phi(-_B_COLD * l) + (1.0 - cold) * np.exp(_B_HOT * h) * _phi(_B_HOT * h)
+        h, low = hi[cross], lo[cross]
+        cold = -low / (h - low)
+        mean[cross] = cold * _phi(-_B_COLD * low) + (1.0 - cold) * np.exp(_B_HOT * h) * _phi(_B_HOT * h)
     return mean.reshape(shape) * (np.asarray(dt_s, dtype=float) / 60.0)
 
 

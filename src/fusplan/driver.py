@@ -17,7 +17,8 @@ with :func:`run_pulses`. So everywhere:
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Callable, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 

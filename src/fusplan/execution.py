@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Hashable
+from typing import Any
+from collections.abc import Callable, Hashable
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class ExecutionOptions:
             raise ValueError(f"registration preset must be one of {', '.join(REGISTRATION_PRESETS)} "
                              f"(got {self.registration_preset!r})")
 
-    def resolved(self) -> "ExecutionOptions":
+    def resolved(self) -> ExecutionOptions:
         """These options with ``threads`` decided (see :func:`fusplan.threads.resolve_threads`)."""
         return replace(self, threads=resolve_threads(self.threads, self.workers))
 
@@ -97,7 +98,7 @@ class ExecutionOptions:
         """The progress callback, or one that ignores what it is told."""
         return self.progress or _silent
 
-    def with_progress(self, progress: Callable[[float, str], None] | None) -> "ExecutionOptions":
+    def with_progress(self, progress: Callable[[float, str], None] | None) -> ExecutionOptions:
         """These options reporting to ``progress`` instead."""
         return replace(self, progress=progress)
 

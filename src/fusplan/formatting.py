@@ -14,7 +14,7 @@ column heading with its unit (``"peak temperature (°C)"``).
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 #: Written for a missing value (None, NaN).
 MISSING = "-"

@@ -39,7 +39,7 @@ class Grid:
         extent_mm: float = 40.0,
         spacing_mm: float = 0.5,
         axes=None,
-    ) -> "Grid":
+    ) -> Grid:
         """A cubic box of side ``extent_mm`` whose central voxel is at ``centre_mm``.
 
         Parameters

@@ -13,7 +13,7 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import nibabel as nib
 import numpy as np
@@ -381,7 +381,7 @@ def _read_nifti(path: Path, gzipped: bool, max_voxels: int, series: bool):
     """Header checks, then the verified stored (unscaled) voxel array; see :func:`read_nifti`."""
     try:
         image = nib.load(path)
-    except Exception as error:  # nibabel raises many types for foreign or damaged headers
+    except Exception as error:  # noqa: BLE001 - nibabel raises many types for foreign or damaged headers
         _explain_unreadable(path)  # a precise reason when the raw header shows one
         raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -389,7 +389,7 @@ def _read_nifti(path: Path, gzipped: bool, max_voxels: int, series: bool):
     try:  # nibabel's loaded header is already repaired (vox_offset 0, pixdim fixed): reread it raw
         with nib.openers.ImageOpener(path) as handle:
             header = type(image.header).from_fileobj(handle, check=False)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - a damaged raw header, whatever nibabel raises
         raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
     shape = _check_header(image, path, max_voxels, series)
     check_header_fields(header, path)
@@ -417,7 +417,7 @@ def _explain_unreadable(path: Path) -> None:
         try:
             with nib.openers.ImageOpener(path) as handle:
                 header = header_class.from_fileobj(handle, check=False)
-        except Exception:
+        except Exception:  # noqa: BLE001 - not this header class: try the next
             continue
         if int(header["sizeof_hdr"]) == header.sizeof_hdr and bytes(header["magic"]).rstrip(b"\0") in (b"n+1", b"n+2"):
             check_header_fields(header, path)

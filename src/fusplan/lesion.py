@@ -29,7 +29,7 @@ up to 9% for a 3 mm sphere).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 from scipy import ndimage

@@ -21,7 +21,7 @@ import logging
 import warnings
 import zlib
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

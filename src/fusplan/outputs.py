@@ -34,7 +34,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .errors import FusplanInputError
 from .textfile import display_path

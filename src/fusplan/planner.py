@@ -28,7 +28,8 @@ world affine) and gives the contract's JSON via :meth:`SimulationResult.to_dict`
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -162,7 +163,9 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
             continue
         share = (hi - lo) * 0.3 / n_foci  # heat sources take the first 30 % of the side's span
         start_of_focus = lo + share * len(sources)
-        report = lambda f, m: progress(start_of_focus + share * f, f"{label}: {m}")  # noqa: E731
+
+        def report(fraction: float, message: str, start: float = start_of_focus, share: float = share) -> None:
+            progress(start + share * fraction, f"{label}: {message}")
         transducer, drive = (protocol.transducer, None) if skull is None else (skull.field_transducer,
                                                                              skull.drive(focus))
         sources[key] = focus_heat_source(transducer, grid, focus, tissue, centre_mm, beam_axis, threads=options.threads,

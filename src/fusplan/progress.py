@@ -10,7 +10,8 @@ Front ends show progress on stderr: a redrawn bar on a terminal, and on anything
 """
 from __future__ import annotations
 
-from typing import Callable, TextIO
+from typing import TextIO
+from collections.abc import Callable
 
 ProgressCallback = Callable[[float, str], None]
 

@@ -34,7 +34,8 @@ import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -159,7 +160,7 @@ def read_checked_npz(path: str | os.PathLike, fmt: FileFormat, expected: dict[st
         arrays = loaded
     except FusplanInputError:
         raise
-    except Exception as error:  # zipfile, zlib and numpy raise many types for damaged members
+    except Exception as error:  # noqa: BLE001 - zipfile, zlib and numpy raise many types for damaged members
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise refuse(f"{fmt.what} file is damaged ({text})") from None
     meta = _read_meta(meta_text, fmt, refuse)

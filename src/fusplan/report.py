@@ -124,7 +124,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
             suffix = f"_{side}" if side else ""
             affine = np.asarray(s.grid.affine, dtype=float)
 
-            def save(data, name, descrip):
+            def save(data, name, descrip, affine=affine, suffix=suffix):
                 save_nifti(data, affine, staging / f"{name}{suffix}.nii.gz", xform_codes=codes, descrip=descrip)
 
             save(np.asarray(s.peak_temperature_c, dtype=np.float32), "peak_temperature_c",

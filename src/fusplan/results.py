@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol as Interface, Sequence
+from typing import TYPE_CHECKING, Any, Protocol as Interface
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -16,7 +16,8 @@ saved report (:meth:`Timeline.from_report`, :func:`fusplan.results.regions_from_
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from . import formatting as fmt
 from .thresholds import ABLATION_CEM43, DAY1_T1_CEM43, DAY1_T2_CEM43, INJURY_CEM43

@@ -19,7 +19,7 @@ legends of these lines use a dark background (:data:`LEGEND_FACE`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 #: Outer edge of reversible damage: a console contour (CEM43 min).
 INJURY_CEM43 = 17.0

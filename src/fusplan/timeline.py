@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class SonicationRecord:
         return doc
 
     @classmethod
-    def from_dict(cls, entry: Mapping) -> "SonicationRecord":
+    def from_dict(cls, entry: Mapping) -> SonicationRecord:
         """A record from a ``sonications`` entry of a JSON report (inverse of :meth:`to_dict`)."""
         def number(key):
             value = entry.get(key)
@@ -139,7 +139,7 @@ class FocusCurve:
         return float(np.interp(time_s, self.time_s, self.dose_cem43))
 
     @classmethod
-    def from_dict(cls, entry: Mapping) -> "FocusCurve":
+    def from_dict(cls, entry: Mapping) -> FocusCurve:
         """From a report's ``focus`` block (``time_s``, ``temperature_c`` lists)."""
         return cls(np.asarray(entry["time_s"], dtype=float), np.asarray(entry["temperature_c"], dtype=float))
 
@@ -167,7 +167,7 @@ class Timeline:
         object.__setattr__(self, "_windows", tuple(windows))
 
     @classmethod
-    def from_report(cls, report: Mapping, side: str | None = None) -> "Timeline":
+    def from_report(cls, report: Mapping, side: str | None = None) -> Timeline:
         """The timeline of ``side`` (default the first) in a JSON report (``to_dict()`` or ``report.json``)."""
         entries = list(report.get("sonications", []))
         by_side = report.get("focus_by_side") or {}

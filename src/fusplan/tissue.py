@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Mapping
+from collections.abc import Mapping
 
 from .errors import FusplanInputError
 

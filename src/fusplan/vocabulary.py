@@ -9,7 +9,7 @@ folders and :data:`REGISTRATION_PRESETS` equal to the registration settings).
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from .errors import FusplanInputError
 
@@ -79,6 +79,7 @@ def parse_sides(value: str | Iterable[str], what: str = "side") -> tuple[str, ..
 
 
 __all__ = [
-    "ATLASES", "CLP_TARGET", "CT_REGISTRATION_FILE", "REGISTRATION_FILE", "DEFAULT_ATLAS", "DEFAULT_REGISTRATION_PRESET", "DEFAULT_SIDE", "DEFAULT_TARGET",
+    "ATLASES", "CLP_TARGET", "CT_REGISTRATION_FILE", "REGISTRATION_FILE", "DEFAULT_ATLAS", "DEFAULT_REGISTRATION_PRESET",
+    "DEFAULT_SIDE", "DEFAULT_TARGET",
     "REGISTRATION_PRESETS", "SIDES", "SIDE_CHOICES", "SKULL_SOURCES", "STAGES", "parse_sides",
 ]

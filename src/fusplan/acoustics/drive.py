@@ -40,7 +40,7 @@ class ElementDrive:
 
     @classmethod
     def build(cls, n_elements: int, *, weights=None, amplitude=None, phase_rad=None, positions_mm=None,
-              normals=None) -> "ElementDrive":
+              normals=None) -> ElementDrive:
         """A validated drive of ``n_elements`` elements.
 
         Give ``weights``, or ``amplitude`` (>= 0) and/or ``phase_rad`` (weight

@@ -8,7 +8,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import FusplanInputError
 from .engines import check_scheduler_address, default_workers, make_engine, threads_per_worker
@@ -243,7 +244,7 @@ def _valid_cache(path: Path) -> bool:
     return True
 
 
-def _register_all(engine, out: Path, jobs, meter: "_Progress") -> dict[str, str]:
+def _register_all(engine, out: Path, jobs, meter: _Progress) -> dict[str, str]:
     """Phase 1: register each distinct (scan, atlas) once; returns scan_path -> error."""
     failed: dict[str, str] = {}
     futures = {}
@@ -287,7 +288,7 @@ def group_tasks(todo: Sequence[tuple[RunSpec, Any]], workers: int, reuse: bool =
     return tasks
 
 
-def _simulate_all(engine, out: Path, todo, reuse: bool, workers: int, threads: int, meter: "_Progress",
+def _simulate_all(engine, out: Path, todo, reuse: bool, workers: int, threads: int, meter: _Progress,
                   rows: dict) -> None:
     futures = {}
     for task in group_tasks(todo, workers, reuse):

@@ -14,7 +14,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .. import formatting as fmt
 from ..io import atomic_output

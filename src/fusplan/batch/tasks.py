@@ -11,7 +11,8 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..errors import FusplanInputError
 from ..io import atomic_output

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from fusplan.errors import FusplanInputError
 from fusplan.thermometry import box_kernel_1d, voxel_average
 
 from .displayed import displayed_maps
-from .run import DEFAULT_MEMORY_BUDGET_BYTES, DriverSettings, HotBox, RunContext, pulse_powers
+from .run import DriverSettings, HotBox, RunContext, pulse_powers
 from .spectral import Pulse, SpectralBioheat
 from .tables import ResponseTable, table_build_bytes, table_bytes, table_rise
 from .titration import PulseResult, titrate

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import scipy.fft as sfft
@@ -110,7 +110,7 @@ class SpectralBioheat:
         self._k2_axes = wavenumbers_squared(self.padded_shape, self.spacing_mm)
         self.lam = self.diffusivity * sum(self._k2_axes) + self.perfusion
 
-    def with_threads(self, threads: int | None) -> "SpectralBioheat":
+    def with_threads(self, threads: int | None) -> SpectralBioheat:
         """This solver (sharing its arrays) with another thread count; itself if ``None``."""
         if threads is None:
             return self

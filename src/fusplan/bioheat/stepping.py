@@ -9,7 +9,7 @@ is unconditionally stable and exact for homogeneous tissue.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import scipy.fft as sfft

@@ -14,7 +14,7 @@ by three small matrix products per axis.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import scipy.fft as sfft
@@ -95,7 +95,7 @@ class ResponseTable:
     voxels: np.ndarray
 
     @classmethod
-    def build(cls, solver: SpectralBioheat, spectrum: np.ndarray, lo, hi, tau_max_s: float) -> "ResponseTable":
+    def build(cls, solver: SpectralBioheat, spectrum: np.ndarray, lo, hi, tau_max_s: float) -> ResponseTable:
         """Tabulate the step response of ``spectrum`` on the box ``lo <= index < hi``.
 
         With perfusion, ``dU/dt(tau) = exp(-lambda tau) S`` and
@@ -130,7 +130,7 @@ class ResponseTable:
         self.stacked = np.vstack([self.values, self.slopes])
         self.values, self.slopes = self.stacked[: self.knots.size], self.stacked[self.knots.size :]
 
-    def subset(self, positions: np.ndarray) -> "ResponseTable":
+    def subset(self, positions: np.ndarray) -> ResponseTable:
         """The table restricted to ``self.voxels[positions]``."""
         return ResponseTable(self.knots, self.values[:, positions], self.slopes[:, positions], self.voxels[positions])
 

@@ -49,7 +49,7 @@ def titrate(run: RunContext, box: HotBox) -> tuple[list[float], list[PulseResult
     """Power and peaks of every pulse in turn (titrated where ``power_w`` is None)."""
     powers: list[float] = []
     results: list[PulseResult] = []
-    for i, pulse in enumerate(run.pulses):
+    for i in range(len(run.pulses)):
         power, result = _titrate_pulse(run, box, i, powers)
         powers.append(power)
         results.append(result)

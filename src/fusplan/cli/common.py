@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import FusplanInputError
 from ..vocabulary import (ATLASES, CT_REGISTRATION_FILE, DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE,

@@ -6,7 +6,7 @@ Drawn from a :class:`fusplan.timeline.Timeline` (``result.timeline(side)``, or
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

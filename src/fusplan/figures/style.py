@@ -5,7 +5,7 @@ name of each threshold, for any number of them).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..thresholds import LEGEND_FACE, ThresholdStyle
 

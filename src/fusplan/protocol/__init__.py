@@ -22,14 +22,14 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..errors import FusplanInputError
 from ..textfile import read_structured_file
 from .limits import *  # noqa: F401,F403  (limits.__all__: the keys, bounds and ranges are this module's API)
 from .limits import BUNDLED_PROTOCOLS
-from .model import FocusPrior, Protocol, Sonication, Thermometry
-from .overrides import override_protocol, parse_override
+from .model import FocusPrior, Protocol, Sonication, Thermometry  # noqa: F401 - re-exported API
+from .overrides import override_protocol, parse_override  # noqa: F401 - re-exported API
 from .validate import build_protocol
 
 

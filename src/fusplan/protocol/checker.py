@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..errors import FusplanInputError
 from .limits import PLAUSIBLE_RANGES

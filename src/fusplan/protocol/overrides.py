@@ -26,7 +26,8 @@ matches no entry, and any other key, is rejected by name.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..errors import FusplanInputError
 from ..textfile import parse_yaml_value

@@ -11,7 +11,8 @@ import math
 import numbers
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..acoustics import transducer_from_spec
 from ..errors import FusplanInputError

@@ -132,13 +132,13 @@ def _read_header(folder: Path, file: Path) -> _Slice | None:
         meta = pydicom.filereader.read_file_meta_info(file)
     except InvalidDicomError:
         return None  # not a DICOM file (e.g. a text note)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types for damaged headers
         raise _slice_error(folder, file, f"unreadable DICOM header ({_first_line(error)})") from None
     if str(meta.get("TransferSyntaxUID", "")) == _DEFLATED:
         _check_inflated_size(folder, file, meta)
     try:
         ds = pydicom.dcmread(file, stop_before_pixels=False, defer_size=1024)
-    except Exception as error:  # pydicom raises many types for damaged files
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types for damaged files
         raise _slice_error(folder, file, f"unreadable DICOM slice ({_first_line(error)})") from None
     if "PixelData" not in ds and "ImagePositionPatient" not in ds:
         return None  # no image (a DICOMDIR index, a structured report)
@@ -211,7 +211,7 @@ def _pixels_hu(folder: Path, s: _Slice) -> np.ndarray:
         pixels = ds.pixel_array
         slope = float(ds.get("RescaleSlope", 1.0))
         intercept = float(ds.get("RescaleIntercept", 0.0))
-    except Exception as error:  # missing decoders, truncated data, bad values
+    except Exception as error:  # noqa: BLE001 - missing decoders, truncated data, bad values
         raise _slice_error(folder, s.file, f"pixel data cannot be decoded ({_first_line(error)})") from None
     if pixels.shape != (s.rows, s.columns):
         raise _slice_error(folder, s.file, f"pixel data has shape {pixels.shape}, the header says "

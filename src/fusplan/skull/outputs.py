@@ -3,8 +3,8 @@
 - ``elements[_<side>].csv``: one row per element (:func:`.model.write_elements_csv`);
 - ``ct.nii.gz``: the (pseudo-)CT in subject space, HU (int16), on the scan's voxel grid
   (:func:`scan_ct_grid`: the population template, a 2 mm image, on every n-th voxel so its
-  voxels are about 2 mm; a patient CT at the scan's resolution), or in the phantom on a 2 mm box of :data:`PHANTOM_CT_EXTENT_MM` around the focus; one file,
-  as the skull is the subject's, not a side's;
+  voxels are about 2 mm; a patient CT at the scan's resolution), or in the phantom on a
+  2 mm box of :data:`PHANTOM_CT_EXTENT_MM` around the focus; one file, as the skull is the subject's, not a side's;
 - ``skull[_<side>].png`` (with figures): the element map (:func:`.figure.save_skull_figure`).
 
 ``_<side>`` is omitted in the phantom, as for the other report files.
@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -120,4 +120,5 @@ def skull_markdown(report: dict) -> list[str]:
     return lines
 
 
-__all__ = ["write_skull_outputs", "skull_blocks", "skull_markdown", "phantom_ct_grid", "scan_ct_grid", "PHANTOM_CT_EXTENT_MM", "PHANTOM_CT_SPACING_MM"]
+__all__ = ["write_skull_outputs", "skull_blocks", "skull_markdown", "phantom_ct_grid", "scan_ct_grid",
+           "PHANTOM_CT_EXTENT_MM", "PHANTOM_CT_SPACING_MM"]

@@ -260,7 +260,8 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     return RayTrace(
         directions=direction, skin_distance_mm=skin_distance, hits_skull=hits, crosses_air=crosses_air & hits,
         entry_ras_mm=entry * nan3, entry_distance_mm=entry_distance, outer_normals=outer_normals * nan3,
-        incidence_deg=incidence, totally_reflected=hits & (cos_i1 > 0) & np.isnan(cos_t1), thickness_mm=thickness, exit_ras_mm=exit_point * nan3,
+        incidence_deg=incidence, totally_reflected=hits & (cos_i1 > 0) & np.isnan(cos_t1), thickness_mm=thickness,
+        exit_ras_mm=exit_point * nan3,
         exit_directions=np.where(hits[:, None], out_dir, direction), bone_path_mm=bone_path, mean_bone_hu=mean_hu,
         bone_attenuation_np=np.where(hits, attenuation, np.nan), power_transmission=power, power_reflection=reflection,
         travel_delay_s=delay, delay_uncertainty_s=np.where(hits, delay_sigma, 0.0),
