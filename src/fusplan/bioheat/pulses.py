@@ -128,6 +128,7 @@ def simulate_pulses(
         inner_lo = np.where(lo > 0, lo + 1, 0)
         inner_hi = np.where(hi < shape, hi - 1, shape)
         if hot.size == 0 or (np.all(hot.min(0) >= inner_lo) and np.all(hot.max(0) < inner_hi)):
+            _add_displayed_maps(run, box, history)  # only on the box that holds the heating
             history.stats.update(stats, box_shape=box.shape, attempts=attempt + 1)
             history.spectra = spectra
             history.solver = solver
@@ -239,14 +240,18 @@ def _run_once(run: RunContext, box: HotBox) -> ThermalHistory:
     tick = time.perf_counter()
     n_eval, n_hot = _box_dose(run, box, done, box_peak, peak_full, dose_full)
     clock["dose"] = time.perf_counter() - tick
-    displayed = (None, None)
-    if run.settings.displayed is not None:
-        tick = time.perf_counter()
-        displayed = displayed_maps(run, box, done, peak_full, dose_full, *run.settings.displayed)
-        clock["displayed"] = time.perf_counter() - tick
     stats = {"dose_times": n_eval, "hot_voxels": n_hot, "core_voxels": int(box.core_positions.size), "seconds": clock}
-    return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats,
-                          thermometry_peak_c=displayed[0], thermometry_dose_cem43=displayed[1])
+    return ThermalHistory(done, results, focus_t, focus_c, peak_full, dose_full, stats=stats)
+
+
+def _add_displayed_maps(run: RunContext, box: HotBox, history: ThermalHistory) -> None:
+    """The displayed (thermometry-averaged) peak and dose maps, once the hot box holds the heating."""
+    if run.settings.displayed is None:
+        return
+    tick = time.perf_counter()
+    history.thermometry_peak_c, history.thermometry_dose_cem43 = displayed_maps(
+        run, box, history.pulses, history.peak_temperature_c, history.dose_cem43, *run.settings.displayed)
+    history.stats["seconds"]["displayed"] = time.perf_counter() - tick
 
 
 # ----------------------------------------------------------------------------- maps
