@@ -119,3 +119,28 @@ def test_the_checker_sees_every_kind_of_import(tmp_path, monkeypatch):
     plugin_text = "from fusplan import simulate\nfrom fusplan.batch.tasks import x\nfrom ._jobs import y\n"
     monkeypatch.setattr(Path, "read_text", lambda self, encoding=None: plugin_text)
     assert _imported(PLUGIN / "_widget.py") == {"__init__", "batch"}
+
+
+#: The one module the plugin may import by name besides the package root: fusplan's number formatter.
+PUBLIC_MODULES = {"formatting"}
+
+
+def test_the_plugin_uses_the_public_api_only():
+    import fusplan
+
+    outside = []
+    for path in sorted(PLUGIN.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "fusplan":
+                module = node.module.split(".")[1:]
+                if module and module[0] in PUBLIC_MODULES:
+                    continue
+                names = [alias.name for alias in node.names]
+                if module or not set(names) <= set(fusplan.__all__) | PUBLIC_MODULES:
+                    outside.append(f"{path.name}:{node.lineno} from {node.module} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                outside += [f"{path.name}:{node.lineno} import {a.name}" for a in node.names
+                            if a.name.startswith("fusplan.")]
+    assert not outside, "the plugin imports past fusplan's public API: " + "; ".join(outside)
+    for name in fusplan.__all__:  # every public name resolves
+        assert getattr(fusplan, name) is not None

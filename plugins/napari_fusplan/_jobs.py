@@ -21,8 +21,8 @@ def locate(layer, options: dict, name: str, ct_path: str | None = None):
     scan after the targets, reusing the CT registration saved beside a given registration file.
     Returns ``(scan, found, reslice, skull_ct)``."""
     def job(progress):
-        from fusplan.execution import ExecutionOptions
-        from fusplan.subject import CtRequest, TargetRequest, ct_registration_beside, prepare_subject
+        from fusplan import ExecutionOptions
+        from fusplan import CtRequest, TargetRequest, ct_registration_beside, prepare_subject
 
         from ._layers import resliced_scan_layer, scan_from_layer
 
@@ -61,7 +61,7 @@ def simulate(protocol, scan, found, timings_s: dict, measurements=None, uncertai
     """
     def job(progress):
         from fusplan import simulate as run
-        from fusplan.assessment import assess
+        from fusplan import assess
 
         from ._movie import simulation_layers
         from ._plot import focus_panels
@@ -104,7 +104,7 @@ def lesion_over_time(movies: list, timings_s: dict):
 def export(result, directory: Path, scan):
     """:func:`fusplan.report.write_report` of ``result`` into ``directory``."""
     def job(progress):
-        from fusplan.report import write_report
+        from fusplan import write_report
 
         progress(0.0, f"writing {directory}")
         return write_report(result, directory, scan=scan)

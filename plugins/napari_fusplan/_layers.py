@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fusplan.grid import Grid
-from fusplan.io import Scan, corners_world_mm, resample, scan_from_array
-from fusplan.vocabulary import CLP_TARGET
+from fusplan import Grid
+from fusplan import Scan, corners_world_mm, resample, scan_from_array
+from fusplan import CLP_TARGET
 
 from ._reader import AXIS_LABELS
 
@@ -80,7 +80,7 @@ def scan_from_layer(layer) -> Scan:
     with :func:`fusplan.io.load_scan` (same data, same affine, same validation as the
     CLI); any other 3D image layer is used with its data -> world transform.
     """
-    from fusplan.io import load_scan
+    from fusplan import load_scan
 
     path = (layer.metadata or {}).get("fusplan_path")
     if path:
@@ -204,7 +204,7 @@ def move_target(found, index: int, ras_mm: Sequence[float]):
 
 def atlas_target_names(atlas_name: str) -> list[str]:
     """Target names the atlas offers: ``CLp`` first when it has a CL label, then its labels."""
-    from fusplan.atlas import load_atlas
+    from fusplan import load_atlas
 
     names = sorted({label.abbreviation for label in load_atlas(atlas_name).label_table})
     return ([CLP_TARGET] if "CL" in names else []) + names
@@ -213,6 +213,6 @@ def atlas_target_names(atlas_name: str) -> list[str]:
 def check_target_name(atlas_name: str, target: str, sides: Sequence[str]) -> None:
     """Raise :class:`~fusplan.errors.FusplanInputError` unless ``atlas_name`` has ``target`` on ``sides``
     (:func:`fusplan.targeting.check_target`: cheap, so a typo fails before a registration of a minute)."""
-    from fusplan.targeting import check_target
+    from fusplan import check_target
 
     check_target(atlas_name, target, sides)

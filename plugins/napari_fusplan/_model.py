@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fusplan.vocabulary import DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE, DEFAULT_TARGET
+from fusplan import DEFAULT_ATLAS, DEFAULT_REGISTRATION_PRESET, DEFAULT_SIDE, DEFAULT_TARGET
 
 from ._layers import move_target, target_label
 
@@ -163,7 +163,7 @@ class PlanSession:
 
         Raises :class:`~fusplan.errors.FusplanInputError` naming the file and key.
         """
-        from fusplan.measured import load_measurements
+        from fusplan import load_measurements
 
         if self.thermometry is None:
             return None

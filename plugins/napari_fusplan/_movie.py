@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fusplan.thresholds import threshold_styles
-from fusplan.timeline import Timeline
-from fusplan.io import resample
+from fusplan import threshold_styles
+from fusplan import Timeline
+from fusplan import resample
 
 from ._layers import is_oblique, mark, world_aligned_box
 from ._reader import AXIS_LABELS
@@ -32,7 +32,7 @@ MOVIE_FRAMES = 90
 
 def movie_times(timeline: Timeline, n_frames: int = MOVIE_FRAMES) -> np.ndarray:
     """Frame times (s): :func:`fusplan.figures.animation_times` plus every stage's peak."""
-    from fusplan.figures import animation_times
+    from fusplan import animation_times
 
     peaks = [peak.time_s for peak in timeline.stage_peaks()]
     return np.unique(np.concatenate([animation_times(timeline, n_frames), peaks]))
@@ -171,7 +171,7 @@ def lesion_timeline(side_result, display: DisplayGrid, times_s: np.ndarray, thre
     :data:`DOSE_FLOOR_C` are skipped: their dose rate is below 0.004 CEM43 per minute.
     The cropped temperatures computed on the way go to ``keep_frame(frame_index, cropped)``.
     """
-    from fusplan.dose import cem43_step
+    from fusplan import cem43_step
 
     frames = np.asarray(times_s, dtype=float)
     nodes = np.unique(np.concatenate([[0.0], frames]))

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from fusplan.vocabulary import ATLASES, SIDE_CHOICES
+from fusplan import ATLASES, SIDE_CHOICES
 
 from ._layers import atlas_target_names, target_label
 from ._model import TargetingForm

@@ -23,9 +23,9 @@ def focus_panels(document: dict, sides) -> list:
     labels are shortened so they fit beside panels ~100 px high (the long ones ran into
     each other), and the legend wraps onto two rows instead of running off both edges.
     """
-    from fusplan.figures import focus_figure
-    from fusplan.results import regions_from_report
-    from fusplan.timeline import Timeline
+    from fusplan import focus_figure
+    from fusplan import regions_from_report
+    from fusplan import Timeline
 
     figures = []
     for side in sides:

@@ -24,8 +24,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from fusplan.errors import FusplanInputError
-from fusplan.protocol import BUNDLED_PROTOCOLS, POWER_KEYS, STAGES, default_protocol_path, load_protocol
+from fusplan import FusplanInputError
+from fusplan import BUNDLED_PROTOCOLS, POWER_KEYS, STAGES, default_protocol_path, load_protocol
 
 #: Table columns: stage, which power key, its value, duration, cooling, repeat, offset.
 COLUMNS = ("stage", "power by", "value", "duration_s", "cooling_s", "repeat", "offset_mm")

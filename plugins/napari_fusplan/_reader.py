@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from collections.abc import Callable
 
-from fusplan.io import Scan, load_scan
+from fusplan import Scan, load_scan
 
 #: napari world axes of every fusplan layer.
 AXIS_LABELS = ("R (mm)", "A (mm)", "S (mm)")

@@ -55,7 +55,7 @@ class ResultsTab(QScrollArea):
             layout.addWidget(box)
 
     def show(self, document: dict, provenance) -> None:  # noqa: A003 (Qt-style name)
-        from fusplan.report import dumps_json
+        from fusplan import dumps_json
 
         for name, rows in (("sonications", document["sonications"]), ("lesions", document.get("lesions", [])),
                            ("isotherms", document.get("isotherms", [])),

@@ -91,7 +91,7 @@ class JobRunner(QObject):
         self.cancel()
 
     def _errored(self, error: Exception) -> None:
-        from fusplan.errors import FusplanInputError
+        from fusplan import FusplanInputError
 
         if self.closed:
             return

@@ -1,8 +1,8 @@
 """Sample data: the bundled Colin27 head and its clinical-like copy (nothing downloaded)."""
 from __future__ import annotations
 
-from fusplan.atlas import sample_scan_path
-from fusplan.io import load_scan
+from fusplan import sample_scan_path
+from fusplan import load_scan
 
 from ._reader import scan_layer_data
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fusplan.grid import Grid
-from fusplan.skull import resample_to_grid
+from fusplan import Grid
+from fusplan import resample_to_grid
 
 from ._layers import AXIS_LABELS, mark
 
@@ -59,7 +59,7 @@ def entry_points_layer(model, side: str | None) -> tuple:
 
 def skull_summary(document: dict) -> str:
     """``"skull (population template): SDR 1.00, 1024/1024 active, ..."`` ('' without a skull block)."""
-    from fusplan.skull.outputs import skull_blocks
+    from fusplan import skull_blocks
 
     parts = []
     for side, block in skull_blocks(document).items():

@@ -92,7 +92,7 @@ def nuclei_rows(document: dict) -> list[dict]:
 
 def clinical_text(document: dict) -> str:
     """Calibration, steering and uncertainty band of a report in a few plain lines ("" when none)."""
-    from fusplan.clinical_summary import band_text
+    from fusplan import band_text
 
     lines = []
     calibration = document.get("calibration")

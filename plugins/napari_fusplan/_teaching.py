@@ -20,9 +20,9 @@ def teaching_steps(document: dict, sides: Sequence[str | None]) -> list[dict]:
         Sides to describe (``[None]`` in the phantom); with more than one, every
         paragraph starts with its side.
     """
-    from fusplan.results import regions_from_report
-    from fusplan.teaching import stage_steps
-    from fusplan.timeline import Timeline
+    from fusplan import regions_from_report
+    from fusplan import stage_steps
+    from fusplan import Timeline
 
     sides = list(sides)
     by_stage: dict[str, list] = {}

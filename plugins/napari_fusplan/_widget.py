@@ -15,8 +15,8 @@ import numpy as np
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
-from fusplan.errors import FusplanInputError
-from fusplan.protocol import default_protocol_path
+from fusplan import FusplanInputError
+from fusplan import default_protocol_path
 
 from . import _jobs as jobs
 from . import _view as view

@@ -19,7 +19,8 @@ subject with ``fusplan.prepare_subject(scan, fusplan.TargetRequest(...), fusplan
 :mod:`fusplan.vocabulary` (``SIDES`` is ``("left", "right")``; ``parse_sides`` reads
 ``"both"``, ``"Left"``, ``"left;right"``).
 
-Names are imported on first use, so ``import fusplan`` stays light.
+Names are imported on first use, so ``import fusplan`` stays light. The napari plugin
+imports nothing else from fusplan but :mod:`fusplan.formatting` (``tests/test_layers.py``).
 """
 import importlib
 
@@ -71,6 +72,23 @@ _PUBLIC = {
     "predict_treatment": "calibration",
     "uncertainty_band": "uncertainty",
     "assess": "assessment",
+    # what the napari plugin uses beyond the above
+    "CLP_TARGET": "vocabulary",
+    "DEFAULT_REGISTRATION_PRESET": "vocabulary",
+    "Timeline": "timeline",
+    "animation_times": "figures",
+    "band_text": "clinical_summary",
+    "cem43_step": "dose",
+    "corners_world_mm": "io",
+    "ct_registration_beside": "subject",
+    "focus_figure": "figures",
+    "regions_from_report": "results",
+    "resample": "io",
+    "resample_to_grid": "skull",
+    "scan_from_array": "io",
+    "skull_blocks": "skull.outputs",
+    "stage_steps": "teaching",
+    "threshold_styles": "thresholds",
 }
 
 __all__ = sorted([*_PUBLIC, "simulate"]) + ["__version__"]
