@@ -2,8 +2,8 @@
 
 :func:`assess` is what ``plan --thermometry FILE --uncertainty N`` (and ``simulate``,
 the demo and the napari plugin) run after the simulation. Its :class:`Assessment`
-sits on the :class:`~fusplan.planner.SimulationResult` (``result.assessment``) and
-adds to the JSON report (:meth:`Assessment.update_report`):
+hands the :class:`~fusplan.planner.SimulationResult` its report blocks as plain data
+(``result.assessment``, :meth:`Assessment.blocks`), which add to the JSON report:
 
 - ``calibration``: the fitted heating efficiency, focal spread and spot offset with
   their uncertainties and the fit residual (:meth:`fusplan.calibration.Calibration.to_dict`);
@@ -26,6 +26,7 @@ from .clinical import DEFAULT_BASIS
 from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
 from .execution import ExecutionOptions, execution_options
 from .progress import within
+from .results import AssessmentBlocks
 from .uncertainty import UncertaintyBand, uncertainty_band
 
 __all__ = ["Assessment", "assess"]
@@ -39,20 +40,17 @@ class Assessment:
     prediction: TreatmentPrediction | None = None
     bands: list[UncertaintyBand] = field(default_factory=list)
 
-    def update_report(self, doc: dict) -> None:
-        """Add the ``calibration``, ``prediction`` and ``uncertainty`` blocks to a report (in place)."""
+    def blocks(self) -> AssessmentBlocks:
+        """The report's ``calibration``, ``prediction`` and ``uncertainty`` blocks, as the result keeps them."""
+        report: dict = {}
         if self.calibration is not None:
-            doc["calibration"] = self.calibration.to_dict()
+            report["calibration"] = self.calibration.to_dict()
         if self.prediction is not None:
-            doc["prediction"] = self.prediction.to_dict()
-        if not self.bands:
-            return
-        doc["uncertainty"] = [band.to_dict() for band in self.bands]
-        lesions = doc["prediction"]["lesions"] if self.prediction is not None else doc.get("lesions", [])
-        for band in self.bands:
-            for entry in lesions:
-                if entry.get("threshold_cem43") == band.threshold_cem43 and entry.get("side") == band.side:
-                    entry["uncertainty"] = band.lesion_uncertainty()
+            report["prediction"] = self.prediction.to_dict()
+        if self.bands:
+            report["uncertainty"] = [band.to_dict() for band in self.bands]
+        return AssessmentBlocks(report, {(band.threshold_cem43, band.side): band.lesion_uncertainty()
+                                         for band in self.bands}, calibrated=self.prediction is not None)
 
 
 def assess(result, measurements=None, *, uncertainty_samples: int = 0, seed: int = 0,
@@ -76,8 +74,8 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, seed: int
     Returns
     -------
     Assessment
-        Also set as ``result.assessment`` so ``result.to_dict()`` and the written
-        report include it.
+        Its :meth:`~Assessment.blocks` are set as ``result.assessment``, so
+        ``result.to_dict()`` and the written report include them.
 
     Raises
     ------
@@ -104,5 +102,5 @@ def assess(result, measurements=None, *, uncertainty_samples: int = 0, seed: int
                                                  if r.threshold_cem43 == band.threshold_cem43), None)
             out.bands.append(band)
     say(1.0, "assessed")
-    result.assessment = out
+    result.assessment = out.blocks()
     return out

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol as Interface
-from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,22 +30,33 @@ if TYPE_CHECKING:
     from .io import Scan
     from .targeting import Target, TargetingResult
 
-__all__ = ["Region", "ReportAddition", "SonicationRecord", "SideResult", "SimulationResult", "regions_from_report"]
+__all__ = ["Region", "AssessmentBlocks", "SonicationRecord", "SideResult", "SimulationResult", "regions_from_report"]
 
 
-class ReportAddition(Interface):
-    """What the assessment step gives the result: an interface of this layer, so the result never
-    imports the step above it (:class:`fusplan.assessment.Assessment` is one).
+@dataclass(frozen=True)
+class AssessmentBlocks:
+    """What the assessment step adds to the report, handed down as plain output data.
 
-    ``prediction`` is the calibrated prediction (None without a calibration); ``bands``
-    the uncertainty bands, each with ``side``, ``threshold_cem43`` and ``lesion_uncertainty()``.
+    :func:`fusplan.assessment.assess` builds it once, so the result neither imports nor
+    calls the step above it. ``report`` holds the ``calibration``, ``prediction`` and
+    ``uncertainty`` blocks (each only when computed); ``lesion_uncertainty`` maps
+    ``(threshold_cem43, side)`` to the band's entry for that lesion
+    (:meth:`fusplan.uncertainty.UncertaintyBand.lesion_uncertainty`); ``calibrated``: the
+    bands describe the calibrated prediction (``report["prediction"]``), not the plan.
     """
 
-    prediction: Any
-    bands: Sequence[Any]
+    report: dict[str, Any]
+    lesion_uncertainty: dict[tuple[float, str | None], dict] = field(default_factory=dict)
+    calibrated: bool = False
 
-    def update_report(self, doc: dict) -> None:
-        """Add this step's blocks to ``doc`` (in place)."""
+    def add_to(self, doc: dict) -> None:
+        """Add the blocks to ``doc`` and each band to its lesion entry (in place)."""
+        doc.update(self.report)
+        lesions = doc["prediction"]["lesions"] if self.calibrated else doc.get("lesions", [])
+        for entry in lesions:
+            band = self.lesion_uncertainty.get((entry.get("threshold_cem43"), entry.get("side")))
+            if band is not None:
+                entry["uncertainty"] = band
 
 
 @dataclass(frozen=True)
@@ -186,7 +196,7 @@ class SideResult:
 class SimulationResult:
     """Result of :func:`simulate`: per-side maps and records, contract JSON via :meth:`to_dict`.
 
-    ``assessment`` (set by :func:`fusplan.assessment.assess`, any :class:`ReportAddition`)
+    ``assessment`` (set by :func:`fusplan.assessment.assess`, an :class:`AssessmentBlocks`)
     adds the calibration, the calibrated prediction and the uncertainty band to the report.
     """
 
@@ -194,7 +204,7 @@ class SimulationResult:
     sides: dict[str | None, SideResult]
     scan: Scan | None = None
     targets: TargetingResult | None = None
-    assessment: ReportAddition | None = None
+    assessment: AssessmentBlocks | None = None
     skull_ct: SkullCT | None = field(default=None, repr=False)
     _thermometry_lesions: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -257,12 +267,11 @@ class SimulationResult:
         """
         s = self._side(side)
         bands = {}
-        if self.assessment is not None and self.assessment.prediction is None:
-            bands = {band.threshold_cem43: band for band in self.assessment.bands if band.side == s.side}
+        if self.assessment is not None and not self.assessment.calibrated:
+            bands = self.assessment.lesion_uncertainty
         displayed = {r.threshold_cem43: r for r in self.thermometry_lesions(side)}
         return [Region(lesion, thresholds.meaning(lesion.threshold_cem43),
-                       bands[lesion.threshold_cem43].lesion_uncertainty() if lesion.threshold_cem43 in bands else None,
-                       displayed.get(lesion.threshold_cem43))
+                       bands.get((lesion.threshold_cem43, s.side)), displayed.get(lesion.threshold_cem43))
                 for lesion in sorted(s.lesions, key=lambda r: r.threshold_cem43)]
 
     def focus_prior_block(self) -> dict:
@@ -327,5 +336,5 @@ class SimulationResult:
         doc["focus_prior"] = self.focus_prior_block()
         doc.update(report_blocks(self))
         if self.assessment is not None:
-            self.assessment.update_report(doc)
+            self.assessment.add_to(doc)
         return doc
