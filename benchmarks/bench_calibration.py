@@ -9,7 +9,7 @@ In the brain phantom with the hemispherical-array heat source (bundled CLT proto
    from a focus of known efficiency 0.7, spread 1.6 and offset (0.8, -0.6, 1.3) mm, and
    from an anisotropic Gaussian heat source 2.5 x 2.5 x 5 mm (not of the model's family);
    :func:`fusplan.calibration.calibrate` fits them and
-   :func:`fusplan.calibration.predict_treatment` predicts the day-1-T1 (200 CEM43) lesion,
+   :func:`fusplan.prediction.predict_treatment` predicts the day-1-T1 (200 CEM43) lesion,
    compared with the generating model's lesion;
 2. coverage: over synthetic cases whose truth is drawn from the documented priors, how
    often the 5-95 % band of the day-1-T1 equivalent diameter contains the truth, without
@@ -38,7 +38,8 @@ import time
 import numpy as np
 
 import fusplan
-from fusplan.calibration import calibrate, predict_treatment
+from fusplan.calibration import calibrate
+from fusplan.prediction import predict_treatment
 from fusplan.clinical import clinical_regions
 from fusplan.focusmodel import run_protocol, side_model
 from fusplan.measured import MeasuredSonication, Measurements

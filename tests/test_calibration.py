@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 import fusplan
-from fusplan.calibration import calibrate, predict_treatment
+from fusplan.calibration import calibrate
+from fusplan.prediction import predict_treatment
 from fusplan.clinical import clinical_regions
 from fusplan.errors import FusplanInputError
 from fusplan.focusmodel import (fwhm_voxels, gaussian_shift_filter, run_protocol, side_model, source_sigma_mm,

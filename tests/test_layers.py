@@ -29,7 +29,7 @@ LAYERS = {
     "registration": 6, "driver": 6,
     "targeting": 7, "samples": 7, "skull": 7, "focusmodel": 7,
     "results": 8, "measured": 8, "clinical_summary": 8, "subject": 8, "spot": 8,
-    "planner": 9, "qc": 9, "calibration": 9, "uncertainty": 9, "teaching": 9,
+    "planner": 9, "qc": 9, "calibration": 9, "prediction": 9.5, "uncertainty": 9, "teaching": 9,
     "report": 10, "assessment": 10, "synthetic_thermometry": 10,
     "demo": 11,
     # The front door and the front ends: the package root offers the core's public API; the

@@ -69,7 +69,7 @@ _PUBLIC = {
     "cem43": "dose",
     "load_measurements": "measured",
     "calibrate": "calibration",
-    "predict_treatment": "calibration",
+    "predict_treatment": "prediction",
     "uncertainty_band": "uncertainty",
     "assess": "assessment",
     # what the napari plugin uses beyond the above

@@ -10,7 +10,7 @@ hands the :class:`~fusplan.planner.SimulationResult` its report blocks as plain 
 - ``prediction``: the treatment simulated with the calibrated model: powers and
   energies, the calibrated focus, the steering offset that puts it back on the target,
   and its lesions and isotherms with what they correspond to
-  (:meth:`fusplan.calibration.TreatmentPrediction.to_dict`);
+  (:meth:`fusplan.prediction.TreatmentPrediction.to_dict`);
 - ``uncertainty``: one band per side (:meth:`fusplan.uncertainty.UncertaintyBand.to_dict`)
   for the default comparison (200 CEM43, the day-1 T1 lesion). Its percentiles,
   coverage probability and spill are also put on the lesion they describe as
@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .clinical import DEFAULT_BASIS
-from .calibration import Calibration, TreatmentPrediction, calibrate, predict_treatment
+from .calibration import Calibration, calibrate
+from .prediction import TreatmentPrediction, predict_treatment
 from .execution import ExecutionOptions, execution_options
 from .progress import within
 from .results import AssessmentBlocks

@@ -1,11 +1,11 @@
-"""Calibrate the focus model on the low-energy stage's MR thermometry, then predict treatment.
+"""Calibrate the focus model on the low-energy stage's MR thermometry.
 
 Clinicians start with low-energy sonications and read on MR thermometry where the spot
 appears, how hot it gets for the power given and how wide it is; then they steer and
 set the treatment power. :func:`calibrate` does the same with the model: it fits the
 heating efficiency, the focal spread and the spot offset of
 :mod:`fusplan.focusmodel` to what thermometry showed (:mod:`fusplan.measured`), and
-:func:`predict_treatment` simulates the protocol with the calibrated model.
+:func:`fusplan.prediction.predict_treatment` simulates the protocol with the calibrated model.
 
 Thermometry is modelled as what it is: the rise averaged over a thermometry voxel
 (the protocol's ``thermometry.voxel_mm``, or a series' own voxel) and a frame (the
@@ -41,16 +41,14 @@ from scipy import ndimage
 from scipy.optimize import least_squares
 
 from .bioheat import ResponseTable, SpectralBioheat, hermite_weights
-from .clinical import clinical_regions, lesion_model
 from .driver import redrive
 from .errors import FusplanInputError
-from .focusmodel import (SideModel, fwhm_voxels, broadening_sigma_mm, gaussian_shift_filter, run_protocol,
-                         side_model, source_sigma_mm)
+from .focusmodel import SideModel, broadening_sigma_mm, fwhm_voxels, gaussian_shift_filter, side_model, source_sigma_mm
 from .grid import Grid
 from .measured import Measurements, load_measurements
 from .thermometry import frame_average, voxel_average
 
-__all__ = ["Calibration", "TreatmentPrediction", "calibrate", "predict_treatment", "NOISE_C",
+__all__ = ["Calibration", "calibrate", "NOISE_C",
            "EFFICIENCY_RANGE", "SPREAD_MAX", "OFFSET_MAX_MM"]
 
 #: Thermometry noise per voxel, C (brain PRF thermometry 0.5-1 C; physics.md).
@@ -93,39 +91,6 @@ class Calibration:
         out = {"heating_efficiency": self.heating_efficiency, "focal_spread": self.focal_spread,
                "offset_ras_mm": [float(v) for v in self.offset_ras_mm], "residual_c": self.residual_c,
                "uncertainty": self.uncertainty, "fitted": list(self.fitted), "sonications": self.sonications}
-        if self.side is not None:
-            out["side"] = self.side
-        return out
-
-
-@dataclass
-class TreatmentPrediction:
-    """The protocol simulated with a calibrated focus model (one side)."""
-
-    side: str | None
-    focus_ras_mm: np.ndarray
-    steering_offset_ras_mm: np.ndarray
-    steering_offset_acpc_mm: np.ndarray
-    sonications: list[dict]
-    regions: list = field(repr=False)
-    dose_cem43: np.ndarray = field(repr=False)
-    peak_temperature_c: np.ndarray = field(repr=False)
-    grid: object = field(repr=False)
-    thermometry: tuple | None = None
-
-    def to_dict(self) -> dict:
-        """Powers and energies, the calibrated focus and the steering that re-centres it, lesions.
-
-        The lesions are where the calibrated spot puts them without steering; steering by
-        ``steering_offset_ras_mm`` moves them (same size) back onto the target.
-        """
-        out = {"focus_ras_mm": [float(v) for v in self.focus_ras_mm],
-               "steering_offset_ras_mm": [float(v) for v in self.steering_offset_ras_mm],
-               "steering_offset_acpc_mm": [float(v) for v in self.steering_offset_acpc_mm],
-               "sonications": self.sonications,
-               "lesions": [r.to_dict() for r in self.regions if r.region.kind == "dose"],
-               "isotherms": [r.to_dict() for r in self.regions if r.region.kind == "isotherm"],
-               "lesion_model": lesion_model(thermometry=self.thermometry)}
         if self.side is not None:
             out["side"] = self.side
         return out
@@ -417,37 +382,3 @@ def calibrate(result, measurements, *, progress=None, threads: int = 1) -> Calib
         {"heating_efficiency": float(sd[0]), "focal_spread": float(sd[1]) if fitted[1] else None,
          "offset_ras_mm": [float(v) for v in sd[2:]] if fitted[2] else None},
         covariance, float(np.sqrt(np.mean(temperature_residuals**2))), fitted_names, powers, records)
-
-
-def predict_treatment(result, calibration: Calibration, *, threads: int = 1) -> TreatmentPrediction:
-    """Simulate the protocol with the calibrated focus model.
-
-    Sonications that were measured keep the power actually given; ``peak_c`` sonications
-    are titrated under the calibrated model (the powers and energies the treatment will
-    need; as in the plan, a power over the console's maximum acoustic power is refused
-    naming the sonication's protocol key); fixed powers stay. The focus is where the
-    calibrated spot is (``target + offset``); the steering offset that puts it back on
-    the target is ``-offset`` (RAS mm, and along the grid axes: AC-PC mm on a scan).
-    ``threads``: FFT worker threads (resolved by the entry point).
-    """
-    model = side_model(result, calibration.side)
-    history, grid = run_protocol(model, efficiency=calibration.heating_efficiency,
-                                 spread=calibration.focal_spread, offset_ras_mm=calibration.offset_ras_mm,
-                                 fixed_powers_w=calibration.given_powers_w, threads=threads)
-    records = []
-    for sonication, res in zip(model.protocol.sonications, history.results):
-        record = {"index": sonication.index, "stage": sonication.stage, "power_w": float(res.power_w),
-                  "energy_j": float(res.power_w * sonication.duration_s),
-                  "peak_temperature_c": float(res.peak_temperature_c)}
-        if res.thermometry_peak_c is not None:
-            record["thermometry_peak_c"] = float(res.thermometry_peak_c)
-        records.append(record)
-    regions = clinical_regions(history.dose_cem43, history.peak_temperature_c, grid,
-                               baseline_temperature_c=model.tissue.baseline_temperature_c, side=model.side,
-                               labels=model.labels, label_names=model.label_names,
-                               nucleus_volumes_mm3=model.nucleus_volumes_mm3,
-                               thermometry_dose_cem43=history.thermometry_dose_cem43,
-                               thermometry_peak_c=history.thermometry_peak_c)
-    offset = np.asarray(calibration.offset_ras_mm, float)
-    return TreatmentPrediction(model.side, model.target_ras_mm + offset, -offset, grid.axes.T @ -offset, records,
-                               regions, history.dose_cem43, history.peak_temperature_c, grid, model.thermometry)
