@@ -46,6 +46,9 @@ class Scan:
         ``"sform"``, ``"qform"`` or ``"array"`` (built in memory).
     warnings : tuple of str
         Things a careful user should know (oblique axes, anisotropic voxels...).
+    xform_codes : (int, int) or None
+        ``(sform_code, qform_code)`` of the file it was read from (None when built in
+        memory): maps written on its grid keep them.
     """
 
     data: np.ndarray
@@ -53,6 +56,7 @@ class Scan:
     path: Path | None = None
     affine_source: str = "array"
     warnings: tuple[str, ...] = field(default=())
+    xform_codes: tuple[int, int] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -359,8 +363,9 @@ def load_scan(path: str | os.PathLike) -> Scan:
     if image.affine_source == "qform":
         warnings.insert(0, "no sform: using the qform")
     warnings.extend(f"nibabel: {m}" for m in image.messages)
+    codes = (int(image.header["sform_code"]), int(image.header["qform_code"]))
     return Scan(data=data, affine=image.affine, path=Path(path), affine_source=image.affine_source,
-                warnings=tuple(warnings))
+                warnings=tuple(warnings), xform_codes=codes)
 
 
 def _check_regular_file(path: Path) -> None:

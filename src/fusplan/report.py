@@ -35,7 +35,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 
 from . import formatting as fmt
@@ -115,7 +114,7 @@ def write_report(result: SimulationResult, out_dir: str | os.PathLike, *, scan: 
     report = result.to_dict()
     report["provenance"] = provenance(result)
     thresholds = [float(t) for t in result.protocol.thresholds_cem43]
-    codes = _xform_codes(result.scan)
+    codes = None if result.scan is None else result.scan.xform_codes
     written: list[Path] = []
     with staged_result_set(out_dir, written) as staging:
         (staging / "report.json").write_text(dumps_json(report), encoding="utf-8")
@@ -194,14 +193,6 @@ def provenance(result: SimulationResult) -> dict:
     return doc
 
 
-def _xform_codes(scan: Scan | None) -> tuple[int, int] | None:
-    """``(sform_code, qform_code)`` of the file ``scan`` was read from (None without one)."""
-    if scan is None or scan.path is None:
-        return None
-    header = nib.load(scan.path).header
-    return int(header["sform_code"]), int(header["qform_code"])
-
-
 def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the targeting outputs of ``fusplan target --out DIR``.
 
@@ -234,7 +225,7 @@ def write_target_outputs(result: TargetingResult, scan: Scan, out_dir: str | os.
     labels = result.labels_on(scan.shape, scan.affine)
     written: list[Path] = []
     with staged_result_set(out, written, last=paths["json"].name) as staging:  # targets.json last
-        save_nifti(labels, scan.affine, staging / paths["labels"].name, xform_codes=_xform_codes(scan),
+        save_nifti(labels, scan.affine, staging / paths["labels"].name, xform_codes=scan.xform_codes,
                    descrip=f"{result.atlas} atlas labels")
         targeting_figure(result, scan).savefig(staging / paths["figure"].name, dpi=110, format="png")
         (staging / paths["json"].name).write_text(dumps_json(document), encoding="utf-8")
