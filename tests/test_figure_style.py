@@ -72,4 +72,5 @@ def test_numbers_are_written_one_way():
     assert fmt.heading("peak_temperature_c") == "peak temperature (°C)"
     assert fmt.heading("equivalent_diameter_mm") == "equivalent diameter (mm)"
     assert fmt.heading("lr_mm") == "LR (mm)" and fmt.heading("threshold_cem43") == "threshold (CEM43 min)"
+    assert fmt.heading("absorbed_power_w") == "absorbed power (W)"  # a key with its own number rule too
     assert fmt.heading("fraction_of_lesion") == "fraction of lesion (%)" and fmt.heading("stage") == "stage"

@@ -14,7 +14,7 @@ FIRST_COLUMNS = ("equivalent_diameter_mm", "lr_mm", "ap_mm", "si_mm", "volume_mm
 NOTE_KEY, HIDDEN = "corresponds_to", ("corresponds_to", "source")
 #: Headers that are not the key's words (the others: :func:`fusplan.formatting.heading`).
 HEADERS = {"equivalent_diameter_mm": "Diameter (mm)", "volume_mm3": "Volume (mm³)", "peak_temperature_c": "Peak (°C)",
-           "thermometry_peak_c": "MR peak (°C)", "absorbed_power_w": "Absorbed power (W)",
+           "thermometry_peak_c": "MR peak (°C)",
            "fraction_of_lesion": "Of lesion (%)",
            "fraction_of_nucleus": "Of nucleus (%)"}
 #: Units of the numbers in row labels.

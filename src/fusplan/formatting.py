@@ -158,13 +158,8 @@ def value(key: str, number) -> str:
 def heading(key: str) -> str:
     """A JSON key as a column heading with its unit: ``peak_temperature_c`` -> ``peak temperature (°C)``."""
     unit = _rule(key)[1]
-    stem = key
-    for suffix, _, _ in _BY_SUFFIX:
-        if key not in _BY_KEY and key.endswith(suffix):
-            stem = key[: -len(suffix)]
-            break
-    if key in _BY_KEY and key.endswith("_cem43"):
-        stem = key[: -len("_cem43")]
+    # the unit suffix goes (it is written in brackets), whichever rule formats the number
+    stem = next((key[: -len(suffix)] for suffix, _, _ in _BY_SUFFIX if key.endswith(suffix)), key)
     words = [w.upper() if w in _UPPER else w for w in stem.split("_")]
     text = " ".join(words)
     return f"{text} ({unit})" if unit else text
