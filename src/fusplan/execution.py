@@ -19,12 +19,12 @@ import numpy as np
 from .threads import resolve_threads
 from .vocabulary import DEFAULT_REGISTRATION_PRESET, REGISTRATION_PRESETS
 
-__all__ = ["REGISTRATION_PRESETS", "DEFAULT_REGISTRATION_PRESET", "ExecutionOptions", "HeatSourceCache",
+__all__ = ["REGISTRATION_PRESETS", "DEFAULT_REGISTRATION_PRESET", "ExecutionOptions", "HeatSourceCache", "LruCache",
            "execution_options"]
 
 
-class HeatSourceCache:
-    """Least-recently-used heat sources by key (the caller builds the key from every input)."""
+class LruCache:
+    """Least-recently-used arrays by key (the caller builds the key from every input)."""
 
     def __init__(self, max_entries: int = 16):
         self.max_entries = int(max_entries)
@@ -49,6 +49,10 @@ class HeatSourceCache:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class HeatSourceCache(LruCache):
+    """Least-recently-used heat sources by key, shared by successive simulations of a caller."""
 
 
 @dataclass(frozen=True)

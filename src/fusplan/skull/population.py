@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
@@ -43,6 +42,7 @@ from scipy import ndimage
 
 from ..atlas import data_root
 from ..errors import FusplanInputError
+from ..execution import LruCache
 from ..registration import Registration
 from ..io import voxel_to_world
 from .ct import SkullCT
@@ -168,22 +168,19 @@ def population_skull(registration: Registration, sdr: float | None = None) -> Po
     data, affine = _template()
     atlas_to_ct = np.linalg.inv(ct_template_to_atlas_mm(registration.atlas))
 
-    recent: OrderedDict[bytes, np.ndarray] = OrderedDict()  # this skull's last few mapped point sets
+    recent = LruCache(max_entries=8)  # this skull's last few mapped point sets
 
     def subject_to_ct(points_mm: np.ndarray) -> np.ndarray:
         # The SDR band traces the same skull with other diploe values (dataclasses.replace keeps
         # this function): its straight rays ask for the same points again, so map each set once.
         points = np.ascontiguousarray(points_mm, dtype=float)
         key = hashlib.blake2b(points.tobytes(), digest_size=16, person=repr(points.shape).encode()[:16]).digest()
-        if key not in recent:
-            atlas_points = registration.subject_to_template(points)
-            mapped = atlas_points @ atlas_to_ct[:3, :3].T + atlas_to_ct[:3, 3]
+        mapped = recent.get(key)
+        if mapped is None:
+            mapped = registration.subject_to_template(points) @ atlas_to_ct[:3, :3].T + atlas_to_ct[:3, 3]
             mapped.flags.writeable = False  # shared by the callers that ask again
-            recent[key] = mapped
-            while len(recent) > 8:
-                recent.popitem(last=False)
-        recent.move_to_end(key)
-        return recent[key]
+            recent.put(key, mapped)
+        return mapped
 
     return PopulationSkullCT(data=data, affine=affine, source="population template", subject_to_ct=subject_to_ct,
                              skin_threshold_hu=TEMPLATE_SKIN_THRESHOLD_HU, path=CT_TEMPLATE_FOLDER,
