@@ -15,6 +15,12 @@ class FusplanInputError(ValueError):
         super().__init__(one_line(str(message)), *args)
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (its type's name when it has none), for one-line errors."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def one_line(text: str) -> str:
     """``text`` with every non-printable character (newline, tab, NUL, surrogate) escaped."""
     if text.isprintable():

@@ -19,7 +19,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from .errors import FusplanInputError
+from .errors import FusplanInputError, first_line
 from .outputs import temp_prefix
 from .nifti_check import check_file_size, check_header_fields, image_bytes, quiet_nibabel, read_verified_gzip
 from .textfile import display_path
@@ -388,14 +388,14 @@ def _read_nifti(path: Path, gzipped: bool, max_voxels: int, series: bool):
         image = nib.load(path)
     except Exception as error:  # noqa: BLE001 - nibabel raises many types for foreign or damaged headers
         _explain_unreadable(path)  # a precise reason when the raw header shows one
-        raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
+        raise _refuse(path, f"not a readable NIfTI file ({first_line(error)})") from None
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
         raise _refuse(path, f"is a {type(image).__name__}, not NIfTI-1 or NIfTI-2")
     try:  # nibabel's loaded header is already repaired (vox_offset 0, pixdim fixed): reread it raw
         with nib.openers.ImageOpener(path) as handle:
             header = type(image.header).from_fileobj(handle, check=False)
     except Exception as error:  # noqa: BLE001 - a damaged raw header, whatever nibabel raises
-        raise _refuse(path, f"not a readable NIfTI file ({_first_line(error)})") from None
+        raise _refuse(path, f"not a readable NIfTI file ({first_line(error)})") from None
     shape = _check_header(image, path, max_voxels, series)
     check_header_fields(header, path)
     expected = int(header["vox_offset"]) + image_bytes(header)
@@ -410,7 +410,7 @@ def _read_nifti(path: Path, gzipped: bool, max_voxels: int, series: bool):
         try:
             native = np.asarray(image.dataobj.get_unscaled()).reshape(shape)
         except (EOFError, OSError, ValueError) as error:
-            raise _refuse(path, f"data is truncated or corrupt ({_first_line(error)})") from None
+            raise _refuse(path, f"data is truncated or corrupt ({first_line(error)})") from None
     affine, source = _header_affine(image, path)
     _check_affine(affine, path)
     return header, native, affine, source
@@ -437,11 +437,6 @@ def _scaled_float32(native: np.ndarray, header) -> np.ndarray:
     if inter is not None and inter != 0:
         data += np.float32(inter)
     return data
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def scan_from_array(data: np.ndarray, affine: np.ndarray) -> Scan:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import FusplanInputError
+from .errors import FusplanInputError, first_line
 from .textfile import display_path
 
 __all__ = ["FileFormat", "ATLAS_REGISTRATION", "CT_REGISTRATION", "FORMAT_VERSION", "arrays_checksum",
@@ -161,8 +161,7 @@ def read_checked_npz(path: str | os.PathLike, fmt: FileFormat, expected: dict[st
     except FusplanInputError:
         raise
     except Exception as error:  # noqa: BLE001 - zipfile, zlib and numpy raise many types for damaged members
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise refuse(f"{fmt.what} file is damaged ({text})") from None
+        raise refuse(f"{fmt.what} file is damaged ({first_line(error)})") from None
     meta = _read_meta(meta_text, fmt, refuse)
     if meta["sha256"] != arrays_checksum(arrays, meta, fmt.arrays):
         raise refuse(f"{fmt.what} file is damaged or was edited (checksum does not match)")

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from .errors import FusplanInputError
+from .errors import FusplanInputError, first_line
 
 __all__ = [
     "MAX_TEXT_BYTES",
@@ -221,10 +221,9 @@ def _short(value: Any) -> str:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    if text.startswith("Exceeds the limit"):
+    if str(error).strip().startswith("Exceeds the limit"):
         return "a number has more digits than Python reads"
-    return text.splitlines()[0] if text else type(error).__name__
+    return first_line(error)
 
 
 def _check_events(text: str, label: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FusplanInputError
+from ..errors import FusplanInputError, first_line
 from ..io import VOXEL_SIZE_RANGE_MM
 from ..textfile import display_path
 
@@ -133,13 +133,13 @@ def _read_header(folder: Path, file: Path) -> _Slice | None:
     except InvalidDicomError:
         return None  # not a DICOM file (e.g. a text note)
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for damaged headers
-        raise _slice_error(folder, file, f"unreadable DICOM header ({_first_line(error)})") from None
+        raise _slice_error(folder, file, f"unreadable DICOM header ({first_line(error)})") from None
     if str(meta.get("TransferSyntaxUID", "")) == _DEFLATED:
         _check_inflated_size(folder, file, meta)
     try:
         ds = pydicom.dcmread(file, stop_before_pixels=False, defer_size=1024)
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for damaged files
-        raise _slice_error(folder, file, f"unreadable DICOM slice ({_first_line(error)})") from None
+        raise _slice_error(folder, file, f"unreadable DICOM slice ({first_line(error)})") from None
     if "PixelData" not in ds and "ImagePositionPatient" not in ds:
         return None  # no image (a DICOMDIR index, a structured report)
     missing = [tag for tag in REQUIRED_TAGS if tag not in ds]
@@ -151,7 +151,7 @@ def _read_header(folder: Path, file: Path) -> _Slice | None:
         spacing = tuple(float(v) for v in ds.PixelSpacing)
         rows, columns = int(ds.Rows), int(ds.Columns)
     except (TypeError, ValueError) as error:
-        raise _slice_error(folder, file, f"malformed geometry tag ({_first_line(error)})") from None
+        raise _slice_error(folder, file, f"malformed geometry tag ({first_line(error)})") from None
     if position.shape != (3,) or not np.all(np.isfinite(position)):
         raise _slice_error(folder, file, "ImagePositionPatient must be 3 finite numbers")
     if orientation.shape != (6,) or not np.all(np.isfinite(orientation)):
@@ -212,7 +212,7 @@ def _pixels_hu(folder: Path, s: _Slice) -> np.ndarray:
         slope = float(ds.get("RescaleSlope", 1.0))
         intercept = float(ds.get("RescaleIntercept", 0.0))
     except Exception as error:  # noqa: BLE001 - missing decoders, truncated data, bad values
-        raise _slice_error(folder, s.file, f"pixel data cannot be decoded ({_first_line(error)})") from None
+        raise _slice_error(folder, s.file, f"pixel data cannot be decoded ({first_line(error)})") from None
     if pixels.shape != (s.rows, s.columns):
         raise _slice_error(folder, s.file, f"pixel data has shape {pixels.shape}, the header says "
                                            f"{s.rows} x {s.columns}")
@@ -223,8 +223,3 @@ def _pixels_hu(folder: Path, s: _Slice) -> np.ndarray:
         raise _slice_error(folder, s.file, f"values reach {np.abs(hu).max():.3g} after RescaleSlope {slope:g} and "
                                            f"RescaleIntercept {intercept:g}: not Hounsfield units")
     return hu.astype(np.float32)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
