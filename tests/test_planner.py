@@ -8,7 +8,7 @@ import pytest
 from fusplan import planner
 from fusplan.errors import FusplanInputError
 from fusplan.planner import simulate
-from fusplan.protocol import load_protocol
+from fusplan.protocol import load_protocol, override_protocol
 
 @pytest.fixture(scope="module")
 def phantom(gaussian_protocol):
@@ -33,7 +33,8 @@ def test_contract_json(phantom):
     assert set(doc) == {"fusplan_version", "protocol", "targets", "landmarks", "sonications", "focus", "lesions",
                         "isotherms", "lesion_model", "focus_prior"}
     assert doc["protocol"] == "test gaussian"
-    keys = {"index", "stage", "power_w", "absorbed_power_w", "duration_s", "cooling_s", "energy_j", "peak_temperature_c"}
+    keys = {"index", "stage", "power_w", "absorbed_power_w", "duration_s", "cooling_s", "energy_j", "peak_temperature_c",
+            "heat_source"}
     for entry in doc["sonications"]:
         assert set(entry) == keys  # no thermometry block, no side in the phantom
         assert entry["energy_j"] == pytest.approx(entry["power_w"] * entry["duration_s"])
@@ -67,10 +68,18 @@ def test_focus_curve_sampling(phantom):
     assert temp.max() == pytest.approx(55.0, abs=0.05)
 
 
-def test_heat_source_computed_once_per_focus(phantom):
-    _, calls = phantom
-    assert len(calls) == 2  # target and the 1 mm offset, three sonications
-    assert np.allclose(calls[1] - calls[0], [1.0, 0, 0])
+def test_heat_source_computed_once_per_focus(phantom, gaussian_protocol, monkeypatch):
+    result, calls = phantom
+    assert len(calls) == 1  # the target; the 1 mm offset takes it translated (steering: translate)
+    assert np.allclose(calls[0], 0.0)
+    assert [e["heat_source"] for e in result.to_dict()["sonications"]] == ["computed", "computed", "translated"]
+    recomputed = []
+    original = planner.heat_source
+    monkeypatch.setattr(planner, "heat_source", lambda *a, **k: recomputed.append(np.asarray(a[2]).copy())
+                        or original(*a, **k))
+    simulate(override_protocol(gaussian_protocol, {"transducer.steering": "recompute"}))
+    assert len(recomputed) == 2  # target and the 1 mm offset, three sonications
+    assert np.allclose(recomputed[1] - recomputed[0], [1.0, 0, 0])
 
 
 def test_a_callers_cache_shares_heat_sources_between_runs_and_nothing_else_does(gaussian_protocol, monkeypatch):
@@ -79,6 +88,7 @@ def test_a_callers_cache_shares_heat_sources_between_runs_and_nothing_else_does(
     calls = []
     original = planner.heat_source
     monkeypatch.setattr(planner, "heat_source", lambda *a, **k: calls.append(1) or original(*a, **k))
+    gaussian_protocol = override_protocol(gaussian_protocol, {"transducer.steering": "recompute"})
     simulate(gaussian_protocol)
     simulate(gaussian_protocol)
     assert len(calls) == 4  # no module-global cache: each run computes its two foci

@@ -5,13 +5,14 @@ tissue phantom (focus at the grid centre, grid axes = RAS) or on a scan for ever
 located target (grid centred on the target, axes = the subject's AC-PC frame, beam
 along the frame's superior axis). Per side it computes the heat source of every
 distinct focus once (shared across runs through the caller's
-:class:`~fusplan.execution.HeatSourceCache`, ``execution.heat_sources``), then the
+:class:`~fusplan.execution.HeatSourceCache`, ``execution.heat_sources``; a focus steered
+within 2 mm of the target takes the target's, translated: ``transducer.steering``), then the
 protocol driver (:mod:`fusplan.driver`: pulses, console bound, key-named errors) lets
 :func:`fusplan.bioheat.simulate_pulses` titrate ``peak_c`` sonications, sample the
 focus curve and integrate CEM43 over the whole protocol.
 
 Skull: with a skull model (``transducer.skull``; default ``ct`` when ``skull_ct`` is
-given, ``population`` on a scan, ``none`` in the phantom) every distinct focus gets a
+given, ``population`` on a scan, ``none`` in the phantom) every computed focus gets a
 :func:`fusplan.skull.model_skull` trace, and its heat source is driven through the skull
 (:func:`fusplan.skull.skull_drive`: per-element transmission, phase, refracted sources)
 instead of ``skull_transmission``; titrated powers are then emitted powers through this
@@ -34,6 +35,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .acoustics import HEMISPHERICAL_ARRAY, heat_source
+from .acoustics.transducer import TRANSLATION_LIMIT_MM
 from .driver import plan_pulses, run_pulses
 from .errors import FusplanInputError
 from .execution import ExecutionOptions, HeatSourceCache, execution_options
@@ -133,6 +135,30 @@ class _SkullPath:
         return skull_drive(self.model(focus_mm), self.normals, seed=self.transducer.aberration_seed)
 
 
+class _Steering:
+    """Which foci of a side take the target's heat source translated (``transducer.steering``).
+
+    With ``steering: translate`` a focus steered from the target by at most
+    :data:`~fusplan.acoustics.transducer.TRANSLATION_LIMIT_MM` gets the target's per-watt
+    source moved by the offset (:func:`~fusplan.focusmodel.transform_source`); electronic
+    steering by a few mm moves the focal pattern with the focus, and the skull patch the
+    beams cross barely changes (tests/test_steering.py measures both against the recomputed source).
+    """
+
+    def __init__(self, transducer, target_mm: np.ndarray):
+        self.translate = transducer.steering == "translate"
+        self.target_mm = np.asarray(target_mm, dtype=float)
+
+    def translated(self, focus_mm: np.ndarray) -> bool:
+        """True when ``focus_mm``'s source is the target's, translated."""
+        distance = float(np.linalg.norm(np.asarray(focus_mm, float) - self.target_mm))
+        return self.translate and 1e-6 < distance <= TRANSLATION_LIMIT_MM + 1e-9
+
+    def reference(self, focus_mm: np.ndarray) -> np.ndarray:
+        """The focus whose source is computed for ``focus_mm``: the target, or itself."""
+        return self.target_mm if self.translated(focus_mm) else np.asarray(focus_mm, dtype=float)
+
+
 def _simulate_side(protocol: Protocol, target: Target | None, targets: TargetingResult | None,
                    options: ExecutionOptions, span: tuple[float, float], skull_ct: SkullCT | None = None) -> SideResult:
     """One side (``target`` None: the phantom, focus at the origin, grid axes = RAS)."""
@@ -152,28 +178,31 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     progress(lo, label)
     foci = [centre_mm + _offset_world(s, frame_axes) for s in protocol.sonications]
     keys = [tuple(np.round(focus, 6)) for focus in foci]
-    n_foci = len(set(keys))
-    sources: dict[tuple, np.ndarray] = {}
+    steering = _Steering(protocol.transducer, centre_mm)
+    computed = {tuple(np.round(f, 6)): f for f in map(steering.reference, foci)}  # in protocol order
     physics: dict[tuple, np.ndarray] = {}
-    prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
-    absorbed_per_w: dict[tuple, float] = {}
-    voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
-    for focus, key in zip(foci, keys):
-        if key in sources:
-            continue
-        share = (hi - lo) * 0.3 / n_foci  # heat sources take the first 30 % of the side's span
-        start_of_focus = lo + share * len(sources)
+    for i, (key, focus) in enumerate(computed.items()):
+        share = (hi - lo) * 0.3 / len(computed)  # heat sources take the first 30 % of the side's span
 
-        def report(fraction: float, message: str, start: float = start_of_focus, share: float = share) -> None:
+        def report(fraction: float, message: str, start: float = lo + share * i, share: float = share) -> None:
             progress(start + share * fraction, f"{label}: {message}")
         transducer, drive = (protocol.transducer, None) if skull is None else (skull.field_transducer,
                                                                              skull.drive(focus))
-        sources[key] = focus_heat_source(transducer, grid, focus, tissue, centre_mm, beam_axis, threads=options.threads,
+        physics[key] = focus_heat_source(transducer, grid, focus, tissue, centre_mm, beam_axis, threads=options.threads,
                                          drive=drive, cache=options.heat_sources, progress=report)
-        if prior is not None:  # the residual of real heads beyond the physics (Protocol.focus_prior)
-            physics[key] = sources[key]
-            sources[key] = transform_source(physics[key], grid, spread=prior.spread)
-        absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
+    for focus, key in zip(foci, keys):
+        if key not in physics:  # steered within the translation limit: the target's source, moved
+            reference = steering.reference(focus)
+            physics[key] = transform_source(physics[tuple(np.round(reference, 6))], grid,
+                                            offset_ras_mm=focus - reference)
+    prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
+    sources: dict[tuple, np.ndarray] = {}
+    absorbed_per_w: dict[tuple, float] = {}
+    voxel_m3 = (grid.spacing_mm * 1e-3) ** 3
+    for key in keys:
+        if key not in sources:  # the residual of real heads beyond the physics (Protocol.focus_prior)
+            sources[key] = physics[key] if prior is None else transform_source(physics[key], grid, spread=prior.spread)
+            absorbed_per_w[key] = float(sources[key].sum() * voxel_m3)
     pulses = plan_pulses(protocol, keys, absorbed_per_w)
     thermometry = protocol.thermometry
     progress(lo + 0.3 * (hi - lo), f"bioheat ({side or 'phantom'})")
@@ -182,13 +211,14 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     records = [
         SonicationRecord(
             index=sonication.index, stage=sonication.stage, power_w=float(res.power_w),
-            absorbed_power_w=float(res.power_w * absorbed_per_w[pulse.source]),
+            absorbed_power_w=float(res.power_w * absorbed_per_w[key]),
             duration_s=float(sonication.duration_s), cooling_s=float(sonication.cooling_s),
             energy_j=float(res.power_w * sonication.duration_s), peak_temperature_c=float(res.peak_temperature_c),
             thermometry_peak_c=None if thermometry is None else float(res.thermometry_peak_c), side=side,
-            **({} if skull is None else _skull_powers(skull.models[pulse.source], float(res.power_w))),
+            heat_source="translated" if steering.translated(focus) else "computed",
+            **({} if skull is None else _skull_powers(skull.model(steering.reference(focus)), float(res.power_w))),
         )
-        for sonication, pulse, res in zip(protocol.sonications, history.pulses, history.results)
+        for sonication, focus, key, res in zip(protocol.sonications, foci, keys, history.results)
     ]
     progress(lo + 0.9 * (hi - lo), f"lesions ({side or 'phantom'})")
     labels = label_names = nucleus_volumes = None
@@ -204,7 +234,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
                       history.focus_time_s, history.focus_temperature_c, lesions,
                       tuple(protocol.thresholds_cem43), history, history.solver, history.spectra, labels,
                       skull=None if skull is None else skull.model(centre_mm),
-                      focus_prior=prior, physics_sources=physics if prior is not None else None)
+                      focus_prior=prior, physics_sources=None if prior is None else {k: physics[k] for k in sources})
 
 
 def _skull_powers(model: SkullModel, power_w: float) -> dict:

@@ -37,7 +37,9 @@ class SonicationRecord:
     part that enters the brain and ``skull_absorbed_power_w`` the part absorbed in the
     bone (emitted x (1 - transmission - reflection),
     :attr:`fusplan.skull.SkullModel.energy_absorbed_in_skull`); both None without a
-    skull model.
+    skull model. ``heat_source`` says how the focus's heat source was found: ``"computed"``
+    (its own field, and skull trace) or ``"translated"`` (the target's, moved by a steering
+    offset within ``transducer.steering``'s limit); None when not known (older reports).
     """
 
     index: int
@@ -52,6 +54,7 @@ class SonicationRecord:
     side: str | None = None
     transmitted_power_w: float | None = None
     skull_absorbed_power_w: float | None = None
+    heat_source: str | None = None
 
     @property
     def skull_absorbed_energy_j(self) -> float | None:
@@ -67,6 +70,8 @@ class SonicationRecord:
                    cooling_s=self.cooling_s, energy_j=self.energy_j, peak_temperature_c=self.peak_temperature_c)
         if self.thermometry_peak_c is not None:
             doc["thermometry_peak_c"] = self.thermometry_peak_c
+        if self.heat_source is not None:
+            doc["heat_source"] = self.heat_source
         if self.skull_absorbed_power_w is not None:
             doc.update(transmitted_power_w=self.transmitted_power_w, skull_absorbed_power_w=self.skull_absorbed_power_w,
                        skull_absorbed_energy_j=self.skull_absorbed_energy_j)
@@ -84,7 +89,7 @@ class SonicationRecord:
                    cooling_s=float(entry.get("cooling_s") or 0.0), energy_j=number("energy_j"),
                    peak_temperature_c=number("peak_temperature_c"), thermometry_peak_c=number("thermometry_peak_c"),
                    side=entry.get("side"), transmitted_power_w=number("transmitted_power_w"),
-                   skull_absorbed_power_w=number("skull_absorbed_power_w"))
+                   skull_absorbed_power_w=number("skull_absorbed_power_w"), heat_source=entry.get("heat_source"))
 
 
 @dataclass(frozen=True)

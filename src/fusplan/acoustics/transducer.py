@@ -48,11 +48,18 @@ _SPEC_KEYS = (
     "phase_correction",
     "tilt_deg",
     "bone_mapping",
+    "steering",
 )
 #: ``transducer.phase_correction`` values (with a skull model).
 PHASE_CORRECTIONS = ("ct", "none")
 #: ``transducer.bone_mapping`` values: CT HU -> bone acoustics (sources in :mod:`fusplan.skull.properties`).
 BONE_MAPPINGS = ("mcdannold2019", "webb2018", "aubry2003")
+#: ``transducer.steering`` values: how the heat source of a focus steered near the target is found.
+STEERINGS = ("translate", "recompute")
+#: Largest steering offset (mm) whose heat source ``steering: translate`` takes from the target's, translated:
+#: within it the translated source matches the recomputed one (own skull trace and field) to 1.4 % of the peak
+#: (1.5 mm, sample head and phantom; 3.3 % at 3 mm), tests/test_steering.py.
+TRANSLATION_LIMIT_MM = 2.0
 #: Largest tilt of the array axis from the subject's superior axis (deg), per component and in
 #: total (``[45, 45]`` tilts the axis 60 deg: the array would face the temporal bone and the
 #: ear, outside the skull cap a transcranial array is placed over).
@@ -135,6 +142,12 @@ class Transducer:
         ``mcdannold2019`` (default): McDannold et al. 2019's clinically fitted mapping;
         ``webb2018``: Webb et al. 2018/2021; ``aubry2003``: the porosity mapping with one
         attenuation (fusplan's before issue 17). Sources: :mod:`fusplan.skull.properties`.
+    steering : {"translate", "recompute"}
+        How the heat source of a focus steered away from the target (``offset_mm``) is found.
+        ``translate`` (default): within :data:`TRANSLATION_LIMIT_MM` of the target, the
+        target's per-watt source moved by the offset (electronic steering by a few mm
+        moves the focal pattern with it; the skull patch the beams cross barely changes);
+        farther foci, and every focus with ``recompute``, get their own skull trace and field.
     """
 
     model: str = HEMISPHERICAL_ARRAY
@@ -154,6 +167,7 @@ class Transducer:
     phase_correction: str = "ct"
     tilt_deg: tuple[float, float] = (0.0, 0.0)
     bone_mapping: str = "mcdannold2019"
+    steering: str = "translate"
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -210,6 +224,8 @@ class Transducer:
             raise _bad("phase_correction", f"must be one of {', '.join(PHASE_CORRECTIONS)} (got {self.phase_correction!r})")
         if self.bone_mapping not in BONE_MAPPINGS:
             raise _bad("bone_mapping", f"must be one of {', '.join(BONE_MAPPINGS)} (got {self.bone_mapping!r})")
+        if self.steering not in STEERINGS:
+            raise _bad("steering", f"must be one of {', '.join(STEERINGS)} (got {self.steering!r})")
         tilt = self.tilt_deg
         if (isinstance(tilt, (str, bytes)) or not hasattr(tilt, "__len__") or len(tilt) != 2
                 or not all(_is_number(v) and abs(v) <= MAX_TILT_DEG for v in tilt)):
