@@ -91,7 +91,9 @@ def voxel_to_world(affine: np.ndarray, index) -> np.ndarray:
     """Map voxel indices ``(..., 3)`` to world RAS mm through ``affine``."""
     index = np.asarray(index, dtype=float)
     affine = np.asarray(affine, dtype=float)
-    return index @ affine[:3, :3].T + affine[:3, 3]
+    world = index.reshape(-1, 3).dot(affine[:3, :3].T)
+    world += affine[:3, 3]  # in place: these arrays hold millions of ray samples
+    return world.reshape(index.shape)
 
 
 def world_to_voxel(affine: np.ndarray, world_mm) -> np.ndarray:

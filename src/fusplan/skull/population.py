@@ -51,6 +51,8 @@ from .ct import SkullCT
 CT_TEMPLATE_FOLDER = data_root() / "atlases" / "ct" / "muschelli2020_2mm"
 #: Shipped CT template -> atlas template transforms (one per atlas name).
 TRANSFORM_FILE = "template_to_atlas.json"
+#: Shipped normalised bone depth of the template (:func:`compute_depth_fraction`).
+DEPTH_FILE = "diploe_depth_2mm.nii.gz"
 #: Warning the report carries when the skull is the population template.
 POPULATION_WARNING = ("skull from the population CT template (Muschelli 2020) with a diploe restored at the "
                       "median patient SDR (Tsai 2021): SDR, transmission and energies are population figures, "
@@ -76,10 +78,13 @@ def diploe_multiplier(depth_fraction, diploe_ratio: float) -> np.ndarray:
     return 1.0 - (1.0 - diploe_ratio) * bump
 
 
-@lru_cache(maxsize=1)
-def _depth_fraction() -> np.ndarray:
+def compute_depth_fraction() -> np.ndarray:
     """Normalised depth of each template bone voxel: 0 at the outer surface, 1 at the inner
-    one (next to the template's brain, ``template_2mm``); 0 outside the bone."""
+    one (next to the template's brain, ``template_2mm``); 0 outside the bone.
+
+    Computed offline by ``scripts/make_ct_template_depth.py`` into :data:`DEPTH_FILE` (the
+    two distance transforms cost ~1 s per process); a test checks the file against it.
+    """
     data, affine = _template()
     bone = data >= TEMPLATE_BONE_HU
     inside = (np.asarray(nib.load(str(CT_TEMPLATE_FOLDER / "template_2mm.nii.gz")).dataobj) > 0) & ~bone
@@ -95,6 +100,16 @@ def _depth_fraction() -> np.ndarray:
         t = np.where(bone, d_out / (d_out + d_in), 0.0)
     t[inside] = 1.0
     return np.nan_to_num(t, nan=0.5).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _depth_fraction() -> np.ndarray:
+    """:func:`compute_depth_fraction`, as shipped in :data:`DEPTH_FILE`."""
+    path = CT_TEMPLATE_FOLDER / DEPTH_FILE
+    try:
+        return np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    except (OSError, ValueError) as error:
+        raise FusplanInputError(f"{path}: cannot read the population skull's bone depth ({error})") from None
 
 
 @dataclass(frozen=True, eq=False)
