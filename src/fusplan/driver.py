@@ -134,6 +134,7 @@ def driver_settings(protocol: Protocol, *, displayed: bool = False, **overrides)
 
 def run_pulses(protocol: Protocol, grid: Grid, tissue, sources: Mapping[Hashable, np.ndarray],
                pulses: Sequence[Pulse], *, threads: int, progress: Callable[[float, str], None] | None = None,
+               translations: Mapping[Hashable, tuple[Hashable, tuple[int, int, int]]] | None = None,
                **overrides) -> ThermalHistory:
     """Titrate, sample the focus and integrate CEM43 for ``pulses`` of ``protocol`` on ``grid``.
 
@@ -150,6 +151,9 @@ def run_pulses(protocol: Protocol, grid: Grid, tissue, sources: Mapping[Hashable
     threads : int
         FFT worker threads (resolved by the entry point).
     progress : callable(fraction, message), optional
+    translations : mapping key -> (base key, (i, j, k)), optional
+        Sources that are another's translated by whole grid voxels (steered foci,
+        :func:`fusplan.bioheat.simulate_pulses`).
     **overrides
         ``displayed`` and other :class:`~fusplan.bioheat.DriverSettings` fields
         (:func:`driver_settings`).
@@ -163,4 +167,5 @@ def run_pulses(protocol: Protocol, grid: Grid, tissue, sources: Mapping[Hashable
     """
     end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)
     solver = SpectralBioheat(grid.shape, grid.spacing_mm, tissue, duration_s=end, threads=threads)
-    return simulate_pulses(solver, sources, pulses, driver_settings(protocol, **overrides), progress=progress)
+    return simulate_pulses(solver, sources, pulses, driver_settings(protocol, **overrides), progress=progress,
+                           translations=translations)

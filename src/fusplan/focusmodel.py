@@ -59,7 +59,9 @@ class SideModel:
     ``pulses`` carry the powers the simulation used (titrated ones included);
     ``sources`` the per-watt heat source (W/m^3 per W) of every focus key, from the
     physics (before any focus prior); ``focus_prior`` the per-axis spread the plan applied
-    to them (None: none).
+    to them (None: none); ``translations`` the sources that are another's whole-voxel
+    translate (steered foci: the thermal solver shares their response tables; every
+    transform of :func:`run_protocol` keeps the relation).
     """
 
     side: str | None
@@ -73,6 +75,7 @@ class SideModel:
     label_names: dict | None = None
     nucleus_volumes_mm3: dict | None = None
     focus_prior: tuple[float, float, float] | None = None
+    translations: dict = field(default_factory=dict)
 
     @property
     def thermometry(self) -> tuple[tuple[float, float, float], float]:
@@ -102,7 +105,7 @@ def side_model(result, side: str | None = None) -> SideModel:
     prior = None if s.focus_prior is None else tuple(s.focus_prior.spread)
     return SideModel(s.side, s.grid, result.protocol, tissue, sources, tuple(s.history.pulses), target,
                      s.labels, getattr(targets, "label_names", None), getattr(targets, "nucleus_volumes_mm3", None),
-                     prior)
+                     prior, dict(s.history.translations))
 
 
 def source_sigma_mm(q: np.ndarray, spacing_mm: float) -> np.ndarray:
@@ -236,6 +239,7 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread=1.0, offse
             continue
         moved = transform_source(q, model.grid, efficiency=efficiency, spread=spread, offset_ras_mm=offset_ras_mm)
         sources[key] = moved[crop] * (tissue.attenuation_np_m / model.tissue.attenuation_np_m)
+    translations = {key: shift for key, shift in model.translations.items() if key in sources}
     history = run_pulses(model.protocol, grid, tissue, sources, pulses, threads=threads, displayed=displayed,
-                         **settings)
+                         translations=translations, **settings)
     return history, grid

@@ -122,7 +122,7 @@ class _SkullPath:
         self.field_transducer = replace(transducer, skull_transmission=1.0, phase_aberration_std_rad=0.0)
 
     def model(self, focus_mm: np.ndarray) -> SkullModel:
-        key = tuple(np.round(focus_mm, 6))
+        key = _key(focus_mm)
         if key not in self.models:
             self.models[key] = model_skull(self.ct, self.centres, focus_mm, self.transducer.frequency_khz * 1e3,
                                            phase_correction=self.transducer.phase_correction,
@@ -158,6 +158,22 @@ class _Steering:
         """The focus whose source is computed for ``focus_mm``: the target, or itself."""
         return self.target_mm if self.translated(focus_mm) else np.asarray(focus_mm, dtype=float)
 
+    def voxel_shifts(self, foci: Sequence[np.ndarray], grid: Grid) -> dict:
+        """``{focus key: (target key, (i, j, k))}`` for the translated foci whose offset is whole
+        grid voxels (the thermal solver then shares the target's response table)."""
+        shifts = {}
+        for focus in foci:
+            if self.translated(focus):
+                voxels = grid.axes.T @ (np.asarray(focus, float) - self.target_mm) / grid.spacing_mm
+                if np.allclose(voxels, np.round(voxels), atol=1e-6):
+                    shifts[_key(focus)] = (_key(self.target_mm), tuple(int(v) for v in np.round(voxels)))
+        return shifts
+
+
+def _key(focus_mm) -> tuple:
+    """The dictionary key of a focus (world mm, rounded to 1 nm)."""
+    return tuple(np.round(focus_mm, 6))
+
 
 def _simulate_side(protocol: Protocol, target: Target | None, targets: TargetingResult | None,
                    options: ExecutionOptions, span: tuple[float, float], skull_ct: SkullCT | None = None) -> SideResult:
@@ -177,9 +193,9 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     label = f"heat source ({side or 'phantom'})"
     progress(lo, label)
     foci = [centre_mm + _offset_world(s, frame_axes) for s in protocol.sonications]
-    keys = [tuple(np.round(focus, 6)) for focus in foci]
+    keys = [_key(focus) for focus in foci]
     steering = _Steering(protocol.transducer, centre_mm)
-    computed = {tuple(np.round(f, 6)): f for f in map(steering.reference, foci)}  # in protocol order
+    computed = {_key(f): f for f in map(steering.reference, foci)}  # in protocol order
     physics: dict[tuple, np.ndarray] = {}
     for i, (key, focus) in enumerate(computed.items()):
         share = (hi - lo) * 0.3 / len(computed)  # heat sources take the first 30 % of the side's span
@@ -193,7 +209,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     for focus, key in zip(foci, keys):
         if key not in physics:  # steered within the translation limit: the target's source, moved
             reference = steering.reference(focus)
-            physics[key] = transform_source(physics[tuple(np.round(reference, 6))], grid,
+            physics[key] = transform_source(physics[_key(reference)], grid,
                                             offset_ras_mm=focus - reference)
     prior = protocol.resolved_focus_prior(head=skull is not None and target is not None)
     sources: dict[tuple, np.ndarray] = {}
@@ -207,6 +223,7 @@ def _simulate_side(protocol: Protocol, target: Target | None, targets: Targeting
     thermometry = protocol.thermometry
     progress(lo + 0.3 * (hi - lo), f"bioheat ({side or 'phantom'})")
     history = run_pulses(protocol, grid, tissue, sources, pulses, threads=options.threads,
+                         translations=steering.voxel_shifts(foci, grid),
                          displayed=True)  # lesions on the basis the thresholds were made on
     records = [
         SonicationRecord(

@@ -35,7 +35,7 @@ from fusplan.thermometry import box_kernel_1d, voxel_average
 from .displayed import displayed_maps
 from .run import DriverSettings, HotBox, RunContext, pulse_powers
 from .spectral import Pulse, SpectralBioheat
-from .tables import ResponseTable, table_build_bytes, table_bytes, table_rise
+from .tables import ResponseTable, box_indices, table_build_bytes, table_bytes, table_rise
 from .titration import PulseResult, titrate
 
 __all__ = ["CEM43_CHUNK_BYTES", "ThermalHistory", "simulate_pulses"]
@@ -67,6 +67,8 @@ class ThermalHistory:
     thermometry_dose_cem43: np.ndarray | None = None
     #: The solver the history was computed with (its grid, tissue and padding: what ``spectra`` mean).
     solver: SpectralBioheat | None = field(default=None, repr=False)
+    #: The ``translations`` of the run (sources that are another's whole-voxel translate).
+    translations: dict = field(default_factory=dict, repr=False)
 
 
 def simulate_pulses(
@@ -77,6 +79,7 @@ def simulate_pulses(
     *,
     progress: Callable[[float, str], None] | None = None,
     threads: int | None = None,
+    translations: Mapping[Hashable, tuple[Hashable, tuple[int, int, int]]] | None = None,
 ) -> ThermalHistory:
     """Simulate a sequence of pulses: titrate, sample the focus, integrate CEM43.
 
@@ -98,6 +101,10 @@ def simulate_pulses(
         Told the fraction done at each phase.
     threads : int, optional
         FFT worker threads (default: the solver's).
+    translations : mapping key -> (base key, (i, j, k)), optional
+        Sources that are another source translated by whole voxels along the grid axes
+        (up to what enters or leaves the grid): their response tables are the base's, moved
+        (one table build per group instead of one per source).
 
     Raises
     ------
@@ -111,7 +118,7 @@ def simulate_pulses(
     t_end = max(p.start_s + p.duration_s + p.cooling_s for p in pulses)
     shape = solver.shape
     spectra = {key: solver.spectrum(q) for key, q in sources.items()}
-    run = RunContext(solver, spectra, pulses, settings, t_end)
+    run = RunContext(solver, spectra, pulses, settings, t_end, dict(translations or {}))
     lo, hi, cores = _initial_box(run)
     stats = {"padded_shape": solver.padded_shape}
     for attempt in range(4):
@@ -132,6 +139,7 @@ def simulate_pulses(
             history.stats.update(stats, box_shape=box.shape, attempts=attempt + 1)
             history.spectra = spectra
             history.solver = solver
+            history.translations = run.translations
             say(1.0, "bioheat: done")
             return history
         lo = np.minimum(lo, hot.min(0))
@@ -195,9 +203,40 @@ def _check_memory(run: RunContext, box_shape) -> None:
             "distinct foci (offset_mm), lower power_w, a coarser grid.spacing_mm or a smaller grid.extent_mm")
 
 
+def _build_tables(run: RunContext, lo, hi) -> dict:
+    """Response tables of every source on the box ``lo <= index < hi``.
+
+    A source that is another's translate by whole voxels (``run.translations``) responds as
+    that source moved by the same shift (the equation is translation invariant), so its
+    table is the other's on the box moved back: one table is built per group, on the box
+    grown to cover every member's shift (a group whose grown box leaves the grid builds its
+    members one by one). What enters or leaves the grid at its faces with the translation
+    (the beam's weak far field, >= 15 mm from the hot box) is neglected in the box.
+    """
+    solver, tau_max_s = run.solver, run.t_end + 1.0
+    groups: dict = {}
+    for key in run.spectra:
+        base, shift = run.translations.get(key, (key, (0, 0, 0)))
+        base = base if base in run.spectra else key
+        groups.setdefault(base, []).append((key, np.asarray(shift if base != key else (0, 0, 0), int)))
+    shape = np.array(solver.shape)
+    tables = {}
+    for base, members in groups.items():
+        shifts = np.array([shift for _, shift in members])
+        big_lo, big_hi = lo - shifts.max(0), hi - shifts.min(0)
+        if len(members) == 1 or np.any(big_lo < 0) or np.any(big_hi > shape):
+            tables.update({key: ResponseTable.build(solver, run.spectra[key], lo, hi, tau_max_s) for key, _ in members})
+            continue
+        big = ResponseTable.build(solver, run.spectra[base], big_lo, big_hi, tau_max_s)
+        voxels = box_indices(solver.shape, lo, hi)
+        for key, shift in members:
+            tables[key] = big.sub_box(tuple(big_hi - big_lo), lo - shift - big_lo, tuple(hi - lo), voxels)
+    return tables
+
+
 def _build_box(run: RunContext, lo, hi, core: np.ndarray) -> HotBox:
     solver = run.solver
-    tables = {key: ResponseTable.build(solver, spec, lo, hi, run.t_end + 1.0) for key, spec in run.spectra.items()}
+    tables = _build_tables(run, lo, hi)
     box = HotBox(lo, hi, tables, np.array([], int), {}, None)
     box.core_positions = np.flatnonzero(core[box.slices])
     box.core_tables = {key: t.subset(box.core_positions) for key, t in tables.items()}

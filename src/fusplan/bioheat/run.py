@@ -6,7 +6,7 @@ response tables on it).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,6 +72,8 @@ class RunContext:
     pulses: Sequence[Pulse]
     settings: DriverSettings
     t_end: float
+    #: key -> (base key, whole-voxel shift): sources that are another's translate (table sharing).
+    translations: dict = field(default_factory=dict)
 
     @property
     def t_art(self) -> float:

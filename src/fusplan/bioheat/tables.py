@@ -130,6 +130,15 @@ class ResponseTable:
         self.stacked = np.vstack([self.values, self.slopes])
         self.values, self.slopes = self.stacked[: self.knots.size], self.stacked[self.knots.size :]
 
+    def sub_box(self, box_shape, start, shape, voxels: np.ndarray) -> ResponseTable:
+        """The table on the sub-box ``start .. start + shape`` of its own box (of ``box_shape``),
+        relabelled as ``voxels`` (e.g. the same values read as a translated source's box)."""
+        window = (slice(None),) + tuple(slice(int(a), int(a) + int(n)) for a, n in zip(start, shape))
+
+        def cut(array: np.ndarray) -> np.ndarray:
+            return array.reshape(-1, *box_shape)[window].reshape(self.knots.size, -1)
+        return ResponseTable(self.knots, cut(self.values), cut(self.slopes), voxels)
+
     def subset(self, positions: np.ndarray) -> ResponseTable:
         """The table restricted to ``self.voxels[positions]``."""
         return ResponseTable(self.knots, self.values[:, positions], self.slopes[:, positions], self.voxels[positions])
