@@ -17,13 +17,15 @@ the same two maps from the simulated thermometry:
 
 Samples are ``frame_s / ceil(frame_s / 0.5 s)`` apart (0.5 s for a 3.5 s frame) over
 the whole protocol; the displayed curve is a frame average, smooth on that scale.
-Stretches where no voxel is within 1 C of the dose floor add no dose (less than
-``0.25**5`` CEM43 per minute) and are skipped.
+Stretches where no displayed voxel is within 1 C of the dose floor add no dose (less
+than ``0.25**5`` CEM43 per minute) and are skipped.
 Computed on the response tables of the driver's hot box, restricted to the voxels
-within one thermometry half-voxel of where the true peak reached the dose floor (and
-half a voxel more of context): elsewhere the displayed temperature stays below the
-floor, and the maps hold the voxel average of the true peak and dose (both negligible
-there).
+within one thermometry half-voxel of where the true peak reached the dose floor:
+elsewhere the displayed temperature stays below the floor, and the maps hold the voxel
+average of the true peak and dose (both negligible there). The voxel average commutes
+with the superposition of step responses, so it is applied once to the tables' knots
+(on half a voxel more of context) instead of to every sample: the samples are then
+voxel averages already (equal up to float rounding).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from fusplan.thermometry import box_kernel_1d, frame_average, voxel_average
 
 from .run import HotBox, RunContext, pulse_powers
 from .spectral import Pulse
-from .tables import table_rise
+from .tables import ResponseTable, box_indices, table_rise
 
 __all__ = ["displayed_maps", "DISPLAY_STEP_S"]
 
@@ -78,14 +80,8 @@ def displayed_maps(run: RunContext, box: HotBox, done: Sequence[Pulse], peak_ful
     if hot.size == 0:
         return peak_out, dose_out
     half = np.array([box_kernel_1d(w, spacing).size // 2 for w in voxel_mm])
-    shape = np.array(box.shape)
-    out_lo, out_hi = _grown(hot.min(0), hot.max(0) + 1, half, 0, shape)  # may show >= the floor
-    ctx_lo, ctx_hi = _grown(out_lo, out_hi, half, 0, shape)  # needed to average them
-    ctx_shape = tuple(int(v) for v in ctx_hi - ctx_lo)
-    grid_index = np.ix_(*[np.arange(a, b) for a, b in zip(ctx_lo, ctx_hi)])
-    positions = np.ravel_multi_index(grid_index, box.shape).ravel()
-    tables = {key: t.subset(positions) for key, t in box.tables.items()}
-    inner = tuple(slice(int(a - c), int(b - c)) for a, b, c in zip(out_lo, out_hi, ctx_lo))
+    out_lo, out_hi = _grown(hot.min(0), hot.max(0) + 1, half, 0, np.array(box.shape))  # may show >= the floor
+    tables = _averaged_tables(box, out_lo, out_hi, half, spacing, voxel_mm)
     n_w = int(math.ceil(frame_s / DISPLAY_STEP_S - 1e-9))
     step = frame_s / n_w
     times = step * np.arange(-n_w, int(math.ceil(run.t_end / step)) + 1)
@@ -97,14 +93,11 @@ def displayed_maps(run: RunContext, box: HotBox, done: Sequence[Pulse], peak_ful
     negligible_c = run.settings.dose_floor_c - 1.0  # below it a step adds < 0.25**5 CEM43 per minute
     for start in range(0, times.size, _TIMES_PER_CHUNK):
         tt = times[start:start + _TIMES_PER_CHUNK]
-        rise = table_rise(tables, done, tt, powers)
-        if rise.max() + run.offset(tt).max() < negligible_c:  # a cold stretch: keep the window's context only
-            tail = rise[-n_w:].reshape(-1, *ctx_shape)
-            history = voxel_average(tail, spacing, voxel_mm, first_axis=1)[(slice(None),) + inner].reshape(len(tail), -1)
-            last = None
+        live = [i for i, p in enumerate(done) if p.start_s < tt[-1]]  # the others add exact zeros
+        averaged = table_rise(tables, [done[i] for i in live], tt, [powers[i] for i in live])
+        if averaged.max() + run.offset(tt).max() < negligible_c:  # a cold stretch: keep the window's context only
+            history, last = averaged[-n_w:], None
             continue
-        averaged = voxel_average(rise.reshape(tt.size, *ctx_shape), spacing, voxel_mm,
-                                 first_axis=1)[(slice(None),) + inner].reshape(tt.size, -1)
         series = averaged if history is None else np.concatenate([history, averaged])
         history = series[-n_w:]
         if series.shape[0] <= n_w:
@@ -126,3 +119,23 @@ def displayed_maps(run: RunContext, box: HotBox, done: Sequence[Pulse], peak_ful
     peak_out[target] = peak.reshape(tuple(out_hi - out_lo))
     dose_out[target] = dose.reshape(tuple(out_hi - out_lo))
     return peak_out, dose_out
+
+
+def _averaged_tables(box: HotBox, out_lo, out_hi, half, spacing_mm: float, voxel_mm) -> dict:
+    """The hot box's response tables averaged over the thermometry voxel, on the output box.
+
+    The average of a voxel needs ``half`` voxels of context around it (the hot box edge
+    reads as zeros, as for an average of the samples).
+    """
+    ctx_lo, ctx_hi = _grown(out_lo, out_hi, half, 0, np.array(box.shape))
+    ctx_shape = tuple(int(v) for v in ctx_hi - ctx_lo)
+    context = box_indices(box.shape, ctx_lo, ctx_hi)
+    inner = (slice(None),) + tuple(slice(int(a - c), int(b - c)) for a, b, c in zip(out_lo, out_hi, ctx_lo))
+    out_voxels = box_indices(box.shape, out_lo, out_hi)
+    averaged = {}
+    for key, t in box.tables.items():
+        knots = t.knots.size
+        stacked = voxel_average(t.stacked[:, context].reshape(2 * knots, *ctx_shape), spacing_mm, voxel_mm,
+                                first_axis=1)[inner].reshape(2 * knots, -1)
+        averaged[key] = ResponseTable(t.knots, stacked[:knots], stacked[knots:], t.voxels[out_voxels])
+    return averaged

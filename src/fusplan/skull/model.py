@@ -24,7 +24,7 @@ from .ct import SkullCT
 from .pose import WATER_GAP_MARGIN_MM, HeadFit, head_fit
 from .population import POPULATION_WARNING, SDR_SOURCE, PopulationSkullCT, sdr_percentile
 from .properties import BoneAcoustics
-from .raytrace import RayTrace, TraceSettings, trace_elements
+from .raytrace import RayTrace, TraceSettings, retrace, trace_elements
 from .sdr import SdrSettings, element_sdr
 
 PHASE_CORRECTIONS = ("ct", "none")
@@ -290,8 +290,9 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
     aberration_seed : int
         Seed of the residual phase-error draw (``phase_correction: ct``).
     sdr_band : bool
-        With the population skull: also trace it at the patients' SDR percentiles
-        (:data:`BAND_PERCENTILES`) and report the energy band (:class:`SdrBand`).
+        With the population skull: also re-evaluate it at the patients' SDR percentiles
+        (:data:`BAND_PERCENTILES`) along this trace's rays (:func:`.raytrace.retrace`) and
+        report the energy band (:class:`SdrBand`).
 
     Raises
     ------
@@ -308,14 +309,45 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
     if 1.0 - hits.mean() > max_missing_fraction:
         raise FusplanInputError(f"{ct.name}: the CT does not contain the skull cap the beams cross "
                                 f"({int((~hits).sum())} of {len(hits)} element rays meet no bone)")
+    options = dict(phase_correction=phase_correction, bone=bone, sdr_settings=sdr_settings,
+                   water_gap_margin_mm=water_gap_margin_mm, aberration_seed=int(aberration_seed))
+    model = _summarise(ct, trace, float(frequency_hz), **options)
+    if not (sdr_band and isinstance(ct, PopulationSkullCT)):
+        return model
+    return replace(model, sdr_band=_sdr_band(ct, model, trace_settings, options))
+
+
+def _sdr_band(ct: PopulationSkullCT, model: SkullModel, trace_settings: TraceSettings, options: dict) -> SdrBand:
+    """The band of ``model`` (traced through ``ct``): the skull at each percentile's diploe
+    ratio along ``model``'s rays (:func:`.raytrace.retrace`: same geometry, the HU-dependent
+    acoustics and the clinical SDR re-evaluated on the same sample points)."""
+    targets = tuple(sdr_percentile(p) for p in BAND_PERCENTILES)
+    others = []
+    for target in targets:
+        if math.isclose(target, ct.diploe_ratio, abs_tol=1e-9):
+            others.append(model)
+            continue
+        skull = replace(ct, diploe_ratio=target)
+        trace = retrace(skull, model.trace, model.frequency_hz, model.bone, trace_settings)
+        others.append(_summarise(skull, trace, model.frequency_hz, **options))
+    return SdrBand(percentiles=BAND_PERCENTILES, target_sdr=targets, sdr=tuple(m.mean_sdr for m in others),
+                   energy_factor=tuple(model.coherent_gain / m.coherent_gain for m in others))
+
+
+def _summarise(ct: SkullCT, trace: RayTrace, frequency_hz: float, *, phase_correction: str, bone: BoneAcoustics,
+               sdr_settings: SdrSettings, water_gap_margin_mm: float, aberration_seed: int) -> SkullModel:
+    """The :class:`SkullModel` of ``trace`` through ``ct``: which elements fire and why not,
+    the clinical SDR on ``ct`` along the trace's rays, amplitudes, phases and head fit."""
     critical = bone.critical_angle_deg
+    hits = trace.hits_skull
     # beyond the clinical critical angle, or beyond total reflection into its own bone
     beyond = hits & (~(trace.incidence_deg < critical) | trace.totally_reflected)
-    reason = np.full(len(centres), "", dtype=object)
+    reason = np.full(len(hits), "", dtype=object)
     reason[~hits] = "misses skull"
     reason[beyond] = "beyond critical angle"
     reason[hits & ~beyond & trace.crosses_air] = "air on path"
     active = reason == ""
+    centres = trace.geometry.centres_mm
     sdr = element_sdr(ct, centres, trace.directions, trace.entry_distance_mm, sdr_settings)
     omega = 2 * math.pi * frequency_hz
     amplitude = np.where(active, np.sqrt(np.clip(trace.power_transmission, 0.0, 1.0)), 0.0)
@@ -325,24 +357,14 @@ def model_skull(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, frequ
         warnings.append(POPULATION_WARNING)
     if not fit.fits:
         warnings.append(fit.message())
-    model = SkullModel(
-        source=ct.source, phase_correction=phase_correction, frequency_hz=float(frequency_hz),
-        element_centres_mm=centres, focus_ras_mm=focus, active=active, inactive_reason=reason.astype(str),
-        sdr=sdr, amplitude_transmission=amplitude, phase_delay_rad=omega * trace.travel_delay_s,
-        residual_phase_std_rad=omega * trace.delay_uncertainty_s, trace=trace, fit=fit, bone=bone,
-        critical_angle_deg=critical, warnings=tuple(warnings), aberration_seed=int(aberration_seed),
+    return SkullModel(
+        source=ct.source, phase_correction=phase_correction, frequency_hz=frequency_hz,
+        element_centres_mm=centres, focus_ras_mm=trace.geometry.focus_mm, active=active,
+        inactive_reason=reason.astype(str), sdr=sdr, amplitude_transmission=amplitude,
+        phase_delay_rad=omega * trace.travel_delay_s, residual_phase_std_rad=omega * trace.delay_uncertainty_s,
+        trace=trace, fit=fit, bone=bone, critical_angle_deg=critical, warnings=tuple(warnings),
+        aberration_seed=aberration_seed,
     )
-    if not (sdr_band and isinstance(ct, PopulationSkullCT)):
-        return model
-    options = dict(phase_correction=phase_correction, bone=bone, trace_settings=trace_settings,
-                   sdr_settings=sdr_settings, water_gap_margin_mm=water_gap_margin_mm,
-                   max_missing_fraction=max_missing_fraction)
-    targets = tuple(sdr_percentile(p) for p in BAND_PERCENTILES)
-    others = [model if math.isclose(t, ct.diploe_ratio, abs_tol=1e-9) else
-              model_skull(replace(ct, diploe_ratio=t), centres, focus, frequency_hz, **options) for t in targets]
-    band = SdrBand(percentiles=BAND_PERCENTILES, target_sdr=targets, sdr=tuple(m.mean_sdr for m in others),
-                   energy_factor=tuple(model.coherent_gain / m.coherent_gain for m in others))
-    return replace(model, sdr_band=band)
 
 
 ELEMENT_COLUMNS = (

@@ -122,23 +122,45 @@ class PopulationSkullCT(SkullCT):
         Normalised bone depth on the template's grid.
     diploe_ratio : float
         HU of the diploe / HU of the tables (1: the raw template).
+    template_samples : fusplan.execution.LruCache or None
+        The raw template's HU and depth per subject point set already sampled (shared by
+        the copies ``dataclasses.replace`` makes at other diploe ratios, which then rescale
+        them); None: every call maps and samples.
     """
 
     depth_fraction: np.ndarray | None = None
     diploe_ratio: float = 1.0
+    template_samples: LruCache | None = None
 
     def sample_hu(self, points_mm: np.ndarray) -> np.ndarray:
         """Trilinear HU at subject world points, the diploe scaled by ``diploe_ratio``; the
         template's background (0 HU) outside."""
         points = np.asarray(points_mm, dtype=float)
+        hu, depth = self._template_hu_and_depth(points)
+        if self.diploe_ratio != 1.0:
+            hu = hu * diploe_multiplier(depth, self.diploe_ratio)
+        return hu.reshape(points.shape[:-1])
+
+    def _template_hu_and_depth(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The raw template's HU and normalised depth at subject world ``points`` (flat), from
+        ``template_samples`` when these points were sampled before."""
+        key = None
+        if self.template_samples is not None:
+            points = np.ascontiguousarray(points)
+            key = hashlib.blake2b(points.tobytes(), digest_size=16, person=repr(points.shape).encode()[:16]).digest()
+            cached = self.template_samples.get(key)
+            if cached is not None:
+                return cached
         if self.subject_to_ct is not None:
             points = self.subject_to_ct(points)
         index = voxel_to_world(self._inverse, points.reshape(-1, 3)).T
-        hu = ndimage.map_coordinates(self.data, index, order=1, mode="constant", cval=0.0)
-        if self.diploe_ratio != 1.0:
-            depth = ndimage.map_coordinates(self.depth_fraction, index, order=1, mode="constant", cval=0.0)
-            hu = hu * diploe_multiplier(depth, self.diploe_ratio)
-        return hu.reshape(points.shape[:-1])
+        samples = (ndimage.map_coordinates(self.data, index, order=1, mode="constant", cval=0.0),
+                   ndimage.map_coordinates(self.depth_fraction, index, order=1, mode="constant", cval=0.0))
+        if key is not None:
+            for array in samples:
+                array.flags.writeable = False  # shared by the callers that ask again
+            self.template_samples.put(key, samples)
+        return samples
 
 
 @lru_cache(maxsize=1)
@@ -183,20 +205,12 @@ def population_skull(registration: Registration, sdr: float | None = None) -> Po
     data, affine = _template()
     atlas_to_ct = np.linalg.inv(ct_template_to_atlas_mm(registration.atlas))
 
-    recent = LruCache(max_entries=8)  # this skull's last few mapped point sets
-
     def subject_to_ct(points_mm: np.ndarray) -> np.ndarray:
-        # The SDR band traces the same skull with other diploe values (dataclasses.replace keeps
-        # this function): its straight rays ask for the same points again, so map each set once.
-        points = np.ascontiguousarray(points_mm, dtype=float)
-        key = hashlib.blake2b(points.tobytes(), digest_size=16, person=repr(points.shape).encode()[:16]).digest()
-        mapped = recent.get(key)
-        if mapped is None:
-            mapped = registration.subject_to_template(points) @ atlas_to_ct[:3, :3].T + atlas_to_ct[:3, 3]
-            mapped.flags.writeable = False  # shared by the callers that ask again
-            recent.put(key, mapped)
-        return mapped
+        return registration.subject_to_template(points_mm) @ atlas_to_ct[:3, :3].T + atlas_to_ct[:3, 3]
 
     return PopulationSkullCT(data=data, affine=affine, source="population template", subject_to_ct=subject_to_ct,
                              skin_threshold_hu=TEMPLATE_SKIN_THRESHOLD_HU, path=CT_TEMPLATE_FOLDER,
-                             depth_fraction=_depth_fraction(), diploe_ratio=ratio)
+                             depth_fraction=_depth_fraction(), diploe_ratio=ratio,
+                             # the SDR band samples this skull at other diploe ratios on the plan's points
+                             # (dataclasses.replace keeps the cache): map and sample each point set once
+                             template_samples=LruCache(max_entries=8))

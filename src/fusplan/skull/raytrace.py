@@ -12,7 +12,7 @@ travel time (phase) and its uncertainty are integrated. The physics of transmiss
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,11 +49,56 @@ class TraceSettings:
 
 
 @dataclass(frozen=True, eq=False)
+class RayGeometry:
+    """Where a trace's rays run: what :func:`retrace` keeps (arrays of length N, world RAS mm).
+
+    Attributes
+    ----------
+    centres_mm : (N, 3) ndarray
+    focus_mm : (3,) ndarray
+    directions : (N, 3) ndarray
+        Unit, element -> focus.
+    length_mm : (N,) ndarray
+        Element -> focus.
+    march_mm : (S,) ndarray
+        Distances of the straight march's samples from the element.
+    hits_skull : (N,) bool ndarray
+    first, last : (N,) int ndarray
+        Straight-march indices of the first and last bone sample (-1: no bone).
+    entry_distance_mm : (N,) ndarray
+        Element -> outer-table entry along the straight ray (NaN: no bone).
+    entry_mm : (N, 3) ndarray
+        Outer-table entry (the element centre where the ray meets no bone).
+    cos_outer : (N,) ndarray
+        Cosine of the incidence on the outer table (0 where no surface was found).
+    bone_directions : (N, 3) ndarray
+        Refracted direction in the bone (the bone march's direction).
+    inner_normals : (N, 3) ndarray or None
+        Inner-table normals at the exit (None until the bone march has found the exit).
+    """
+
+    centres_mm: np.ndarray
+    focus_mm: np.ndarray
+    directions: np.ndarray
+    length_mm: np.ndarray
+    march_mm: np.ndarray
+    hits_skull: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    entry_distance_mm: np.ndarray
+    entry_mm: np.ndarray
+    cos_outer: np.ndarray
+    bone_directions: np.ndarray
+    inner_normals: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class RayTrace:
     """Per-element results of :func:`trace_elements` (arrays of length N, world RAS mm).
 
     ``hits_skull`` False leaves the skull quantities NaN; ``crosses_air`` is True when a
-    sample between the outer table and the focus is <= -500 HU.
+    sample between the outer table and the focus is <= -500 HU. ``geometry`` holds the rays
+    as :func:`retrace` re-evaluates them.
     """
 
     directions: np.ndarray  # (N, 3) unit, element -> focus
@@ -77,6 +122,7 @@ class RayTrace:
     delay_uncertainty_s: np.ndarray
     focus_miss_mm: np.ndarray  # distance of the refracted exit ray from the focus
     apparent_sources_ras_mm: np.ndarray
+    geometry: RayGeometry  # what retrace keeps
 
 
 def _first_true(mask: np.ndarray) -> np.ndarray:
@@ -175,7 +221,6 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     """
     centres = np.asarray(element_centres_mm, float)
     focus = np.asarray(focus_ras_mm, float)
-    n = len(centres)
     to_focus = focus - centres
     length = np.linalg.norm(to_focus, axis=1)
     direction = to_focus / length[:, None]
@@ -183,9 +228,7 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
 
     # 1. straight march element -> focus
     s = np.arange(0.0, length.max() + settings.step_mm, settings.step_mm)
-    inside = s[None, :] <= length[:, None]
-    hu = ct.sample_hu(centres[:, None, :] + s[None, :, None] * direction[:, None, :])
-    hu = np.where(inside, hu, -np.inf)
+    hu = _straight_hu(ct, centres, direction, length, s)
     skin_index = _first_true(hu > ct.skin_threshold_hu)
     skin_distance = np.where(skin_index >= 0, s[np.maximum(skin_index, 0)], np.nan)
     above = hu >= thr
@@ -195,20 +238,97 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     last_s = _crossing(hu, np.maximum(last, 0), thr, rising=False) * settings.step_mm
     entry_distance = np.where(hits, first_s, np.nan)
     thickness = np.where(hits, last_s - first_s, np.nan)
-    after_entry = s[None, :] >= np.where(hits, first_s, np.inf)[:, None]
-    crosses_air = np.any(after_entry & inside & (hu <= AIR_HU), axis=1)
     entry = centres + np.nan_to_num(entry_distance)[:, None] * direction
-    straight_bone = above & (np.arange(len(s))[None, :] >= first[:, None]) & (np.arange(len(s))[None, :] <= last[:, None])
-    with np.errstate(invalid="ignore"):
-        straight_mean_hu = np.where(hits, np.sum(np.where(straight_bone, hu, 0.0), axis=1)
-                                    / np.maximum(straight_bone.sum(axis=1), 1), np.nan)
 
     # 2. outer table: normal, incidence, refraction into bone
-    c_w = bone.speed_water_m_s
-    c_refract = np.where(hits, bone.speed_m_s(np.nan_to_num(straight_mean_hu)), bone.speed_bone_m_s)
+    c_refract = _refraction_speed(hu, first, last, hits, bone, thr)
     outer_normals = surface_normals(ct, entry, direction, thr, rising=True, offset_mm=settings.normal_offset_mm)
-    cos_i1, cos_t1, in_bone = _refract(direction, np.nan_to_num(outer_normals), c_w, c_refract)
+    cos_i1, _, in_bone = _refract(direction, np.nan_to_num(outer_normals), bone.speed_water_m_s, c_refract)
     incidence = np.where(hits, np.degrees(np.arccos(np.clip(cos_i1, -1, 1))), np.nan)
+    geometry = RayGeometry(centres_mm=centres, focus_mm=focus, directions=direction, length_mm=length, march_mm=s,
+                           hits_skull=hits, first=first, last=last, entry_distance_mm=entry_distance, entry_mm=entry,
+                           cos_outer=cos_i1, bone_directions=in_bone)
+    nan3 = np.where(hits[:, None], 1.0, np.nan)
+    return RayTrace(directions=direction, skin_distance_mm=skin_distance, hits_skull=hits,
+                    crosses_air=_crosses_air(hu, s, hits, entry_distance), entry_ras_mm=entry * nan3,
+                    entry_distance_mm=entry_distance, outer_normals=outer_normals * nan3, incidence_deg=incidence,
+                    thickness_mm=thickness,
+                    **_through_bone(ct, geometry, c_refract, frequency_hz, bone, settings))
+
+
+def retrace(ct: SkullCT, trace: RayTrace, frequency_hz: float, bone: BoneAcoustics = BoneAcoustics(),
+            settings: TraceSettings = TraceSettings()) -> RayTrace:
+    """``trace`` with the HU of ``ct``: its rays kept, the acoustics re-evaluated.
+
+    The straight march, the entry, both tables' normals and the refracted direction in the
+    bone stay those of ``trace``; the HU along the same straight and refracted sample points
+    give the refraction speed (Snell cosines at both faces, total reflection), the bone
+    path to the inner table, mean HU, attenuation, travel time and transmission, as
+    :func:`trace_elements` computes them. For the population skull at another diploe ratio
+    (same geometry, other diploe HU; the SDR band, physics.md).
+
+    Parameters
+    ----------
+    ct : SkullCT
+        Sampled at the same subject points as the skull ``trace`` was traced through.
+    trace : RayTrace
+    frequency_hz : float
+    bone : BoneAcoustics
+    settings : TraceSettings
+        Those of ``trace``.
+
+    Returns
+    -------
+    RayTrace
+        ``trace``'s geometry (directions, skin, entry, outer normals, incidence, thickness);
+        ``crosses_air``, ``totally_reflected`` and everything past the outer table from ``ct``.
+    """
+    g = trace.geometry
+    hu = _straight_hu(ct, g.centres_mm, g.directions, g.length_mm, g.march_mm)
+    c_refract = _refraction_speed(hu, g.first, g.last, g.hits_skull, bone, settings.bone_threshold_hu)
+    return RayTrace(directions=trace.directions, skin_distance_mm=trace.skin_distance_mm, hits_skull=trace.hits_skull,
+                    crosses_air=_crosses_air(hu, g.march_mm, g.hits_skull, g.entry_distance_mm),
+                    entry_ras_mm=trace.entry_ras_mm, entry_distance_mm=trace.entry_distance_mm,
+                    outer_normals=trace.outer_normals, incidence_deg=trace.incidence_deg, thickness_mm=trace.thickness_mm,
+                    **_through_bone(ct, g, c_refract, frequency_hz, bone, settings))
+
+
+def _straight_hu(ct: SkullCT, centres: np.ndarray, direction: np.ndarray, length: np.ndarray,
+                 s: np.ndarray) -> np.ndarray:
+    """HU along each element -> focus ray at distances ``s`` (-inf beyond the focus)."""
+    hu = ct.sample_hu(centres[:, None, :] + s[None, :, None] * direction[:, None, :])
+    return np.where(s[None, :] <= length[:, None], hu, -np.inf)
+
+
+def _refraction_speed(hu: np.ndarray, first: np.ndarray, last: np.ndarray, hits: np.ndarray, bone: BoneAcoustics,
+                      threshold_hu: float) -> np.ndarray:
+    """Speed of the bone the ray refracts into: of the mean HU of the straight ray's bone
+    samples (>= threshold, between the first and last), ``speed_bone_m_s`` without bone."""
+    index = np.arange(hu.shape[1])[None, :]
+    straight_bone = (hu >= threshold_hu) & (index >= first[:, None]) & (index <= last[:, None])
+    with np.errstate(invalid="ignore"):
+        mean_hu = np.where(hits, np.sum(np.where(straight_bone, hu, 0.0), axis=1)
+                           / np.maximum(straight_bone.sum(axis=1), 1), np.nan)
+    return np.where(hits, bone.speed_m_s(np.nan_to_num(mean_hu)), bone.speed_bone_m_s)
+
+
+def _crosses_air(hu: np.ndarray, s: np.ndarray, hits: np.ndarray, entry_distance: np.ndarray) -> np.ndarray:
+    """Rays with a sample <= :data:`AIR_HU` between the outer-table entry and the focus."""
+    after_entry = s[None, :] >= np.where(hits, entry_distance, np.inf)[:, None]
+    before_focus = np.isfinite(hu)  # -inf beyond the focus (:func:`_straight_hu`)
+    return np.any(after_entry & before_focus & (hu <= AIR_HU), axis=1) & hits
+
+
+def _through_bone(ct: SkullCT, g: RayGeometry, c_refract: np.ndarray, frequency_hz: float, bone: BoneAcoustics,
+                  settings: TraceSettings) -> dict:
+    """Steps 3-5 of a trace: the HU along the refracted path, the inner table, transmission
+    and travel time (the :class:`RayTrace` fields they set, and ``geometry`` with the inner
+    normals: sampled at the exit unless ``g`` has them)."""
+    n = len(g.directions)
+    hits, entry, in_bone = g.hits_skull, g.entry_mm, g.bone_directions
+    thr = settings.bone_threshold_hu
+    c_w = bone.speed_water_m_s
+    cos_t1 = snell_cos(g.cos_outer, c_w, c_refract)
 
     # 3. refracted march through the bone to the inner table
     b = np.arange(0.0, settings.max_bone_path_mm + settings.bone_step_mm, settings.bone_step_mm)
@@ -230,13 +350,15 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
 
     # 4. inner table: refraction back into the brain (no critical angle going fast -> slow)
     c_mean = bone.speed_m_s(np.nan_to_num(mean_hu))
-    inner_normals = surface_normals(ct, exit_point, in_bone, thr, rising=False, offset_mm=settings.normal_offset_mm)
-    cos_i2, cos_t2, out_dir = _refract(in_bone, np.nan_to_num(inner_normals), c_mean, np.full(n, c_w))
+    if g.inner_normals is None:
+        g = replace(g, inner_normals=surface_normals(ct, exit_point, in_bone, thr, rising=False,
+                                                     offset_mm=settings.normal_offset_mm))
+    cos_i2, cos_t2, out_dir = _refract(in_bone, np.nan_to_num(g.inner_normals), c_mean, np.full(n, c_w))
 
     # 5. transmission (both faces, attenuation, incoherent reverberation) and travel time
     z_w = bone.density_water_kg_m3 * c_w
     z_b = bone.density_kg_m3(np.nan_to_num(mean_hu)) * c_mean
-    t_outer = interface_power_transmission(z_w, z_b, cos_i1, cos_t1)
+    t_outer = interface_power_transmission(z_w, z_b, g.cos_outer, cos_t1)
     t_inner = interface_power_transmission(z_b, z_w, cos_i2, cos_t2)
     # attenuation integrated along the bone path (HU-dependent with the clinical mappings)
     attenuation = np.sum(np.where(within, bone.attenuation_np_m(bone_hu, frequency_hz), 0.0), axis=1) / samples * path_m
@@ -249,21 +371,20 @@ def trace_elements(ct: SkullCT, element_centres_mm: np.ndarray, focus_ras_mm, fr
     # (transmitted + reflected + absorbed in bone = 1)
     back = np.divide(t_outer**2 * (1 - t_inner) * loss**2, reverberation, out=np.zeros(n), where=reverberation > 0)
     reflection = np.where(hits, np.clip((1 - t_outer) + back, 0.0, 1.0), 0.0)
-    to_focus_after = focus - exit_point
+    to_focus_after = g.focus_mm - exit_point
     leg = np.sum(to_focus_after * out_dir, axis=1)
     miss = np.linalg.norm(to_focus_after - leg[:, None] * out_dir, axis=1)
-    water_path_mm = np.nan_to_num(entry_distance) + leg
-    delay = np.where(hits, (water_path_mm - length) * 1e-3 / c_w + slowness_excess + np.nan_to_num(bone_path) * 1e-3 / c_w, 0.0)
-    travelled = np.nan_to_num(entry_distance) + np.nan_to_num(bone_path)
-    apparent = np.where(hits[:, None], exit_point - travelled[:, None] * out_dir, centres)
+    entry_distance = np.nan_to_num(g.entry_distance_mm)
+    water_path_mm = entry_distance + leg
+    delay = np.where(hits, (water_path_mm - g.length_mm) * 1e-3 / c_w + slowness_excess
+                     + np.nan_to_num(bone_path) * 1e-3 / c_w, 0.0)
+    travelled = entry_distance + np.nan_to_num(bone_path)
+    apparent = np.where(hits[:, None], exit_point - travelled[:, None] * out_dir, g.centres_mm)
     nan3 = np.where(hits[:, None], 1.0, np.nan)
-    return RayTrace(
-        directions=direction, skin_distance_mm=skin_distance, hits_skull=hits, crosses_air=crosses_air & hits,
-        entry_ras_mm=entry * nan3, entry_distance_mm=entry_distance, outer_normals=outer_normals * nan3,
-        incidence_deg=incidence, totally_reflected=hits & (cos_i1 > 0) & np.isnan(cos_t1), thickness_mm=thickness,
-        exit_ras_mm=exit_point * nan3,
-        exit_directions=np.where(hits[:, None], out_dir, direction), bone_path_mm=bone_path, mean_bone_hu=mean_hu,
+    return dict(
+        totally_reflected=hits & (g.cos_outer > 0) & np.isnan(cos_t1), exit_ras_mm=exit_point * nan3,
+        exit_directions=np.where(hits[:, None], out_dir, g.directions), bone_path_mm=bone_path, mean_bone_hu=mean_hu,
         bone_attenuation_np=np.where(hits, attenuation, np.nan), power_transmission=power, power_reflection=reflection,
         travel_delay_s=delay, delay_uncertainty_s=np.where(hits, delay_sigma, 0.0),
-        focus_miss_mm=np.where(hits, miss, 0.0), apparent_sources_ras_mm=apparent,
+        focus_miss_mm=np.where(hits, miss, 0.0), apparent_sources_ras_mm=apparent, geometry=g,
     )
