@@ -22,7 +22,7 @@ Patients' SDR: Tsai et al. 2021 (Front Neurosci 10.3389/fnins.2021.612940, 246 t
 patients, Taiwan): 50 % below 0.40 and 19.19 % below 0.30; the normal distribution through
 these two quantiles (:data:`SDR_DISTRIBUTION`, mean 0.40, sd 0.115) gives p10 / p50 / p90
 = 0.25 / 0.40 / 0.55. The plan without a CT uses the median; energies at p10 and p90 are
-reported as a band (:mod:`.band`). Western cohorts sit higher (D'Souza et al. 2019,
+reported as a band (:class:`.model.SdrBand`, ``skull.sdr_band``). Western cohorts sit higher (D'Souza et al. 2019,
 Stanford: 28 % of 189 below 0.45; Ng et al. 2024, Boston: 31 of 270 below 0.40), so their
 typical patient is in the upper half of this band.
 """
