@@ -34,7 +34,7 @@ from fusplan.atlas import load_atlas, read_fcsv, sample_scan_path
 from fusplan.io import Scan, load_scan
 from fusplan.registration import register
 from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented, synthetic_subject
-from fusplan.io import resample
+from fusplan.spatial import resample
 from fusplan.targeting import clp_template_point, locate_targets
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fusplan.atlas import ATLAS_FOLDERS, load_atlas  # noqa: E402
-from fusplan.io import resample, voxel_sizes_mm  # noqa: E402
+from fusplan.spatial import resample, voxel_sizes_mm  # noqa: E402
 from fusplan.skull.population import CT_TEMPLATE_FOLDER, TRANSFORM_FILE  # noqa: E402
 
 

@@ -6,7 +6,10 @@ from nibabel.orientations import axcodes2ornt, ornt_transform, io_orientation
 from scipy.spatial.transform import Rotation
 
 from fusplan.grid import Grid
-from fusplan.io import load_scan, resample, voxel_to_world, world_to_voxel
+from fusplan.io import load_scan
+
+# Anatomy as a function of world RAS mm: a bright blob on the LEFT, a dimmer one on the right,
+from fusplan.spatial import resample, voxel_to_world, world_to_voxel
 
 # Anatomy as a function of world RAS mm: a bright blob on the LEFT, a dimmer one on the right,
 # one anterior and one superior, so any flip or swap of axes moves a blob somewhere else.

@@ -19,7 +19,7 @@ PLUGIN = ROOT / "plugins" / "napari_fusplan"
 #: Layer of every module: a module may import only from lower layers.
 LAYERS = {
     "_version": 0, "errors": 0, "progress": 0, "threads": 0, "dose": 0, "grid": 0, "thermometry": 0,
-    "formatting": 0, "thresholds": 0,
+    "formatting": 0, "thresholds": 0, "spatial": 0,
     "vocabulary": 1, "textfile": 1, "tissue": 1, "acpc": 1, "timeline": 1,
     "execution": 2,
     "nifti_check": 2, "outputs": 2, "registration_file": 2,

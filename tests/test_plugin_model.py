@@ -174,7 +174,7 @@ def test_oblique_grids_are_shown_nearest_on_a_ras_grid(located):
     assert display.resliced and np.allclose(display.affine[:3, :3], 0.5 * np.eye(3))
     inside = shown[shown > 0]
     assert np.isin(np.round(inside, 9), np.round(volume.ravel(), 9)).all()  # every value is one model voxel's
-    from fusplan.io import resample
+    from fusplan.spatial import resample
 
     exact = resample(volume[display.box], display.crop_affine, display.shape, display.affine, order=0, cval=-5.0)
     assert np.array_equal(display.show(volume, cval=-5.0), exact)  # the index map is resample's nearest voxel

@@ -21,7 +21,8 @@ import nibabel as nib  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from fusplan.atlas import sample_scan_path  # noqa: E402
-from fusplan.io import load_scan, resample, save_nifti  # noqa: E402
+from fusplan.io import load_scan, save_nifti  # noqa: E402
+from fusplan.spatial import resample  # noqa: E402
 from fusplan.samples import oblique_lps_affine  # noqa: E402
 from plugin_support import (  # noqa: E402
     FAST_PROTOCOL, dock_planner, drag_point, identity_registration, readme_images_script, run, wait_idle,

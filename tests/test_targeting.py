@@ -17,7 +17,8 @@ from scipy.spatial.transform import Rotation
 from fusplan.atlas import load_atlas, read_fcsv
 from fusplan.errors import FusplanInputError
 from fusplan.grid import Grid
-from fusplan.io import Scan, resample
+from fusplan.io import Scan
+from fusplan.spatial import resample
 from fusplan.samples import make_clinical_like, oblique_lps_affine, reoriented
 from fusplan.targeting import (
     AcpcFrame,

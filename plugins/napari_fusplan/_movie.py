@@ -101,7 +101,7 @@ class DisplayGrid:
 
     def show_cropped(self, cropped: np.ndarray, cval: float = 0.0) -> np.ndarray:
         """A volume already cropped to ``box`` on the display grid (nearest voxel: the index map of
-        :func:`fusplan.io.resample` ``order=0``, computed once)."""
+        :func:`fusplan.spatial.resample` ``order=0``, computed once)."""
         if not self.resliced:
             return cropped
         cropped = np.asarray(cropped)

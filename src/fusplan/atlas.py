@@ -19,7 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import FusplanInputError
-from .io import resample
+from .spatial import resample
 from .vocabulary import ATLASES, DEFAULT_ATLAS
 
 #: The folder of every bundled atlas (:data:`fusplan.vocabulary.ATLASES`, a test keeps them equal).

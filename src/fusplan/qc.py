@@ -16,7 +16,9 @@ import os
 
 import numpy as np
 
-from .io import Scan, resample
+from .io import Scan
+
+from .spatial import resample
 from .targeting import TargetingResult
 
 # (name, in-plane AC-PC axes (horizontal, vertical), fixed axis, edge letters (left, right, bottom, top))

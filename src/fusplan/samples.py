@@ -20,7 +20,8 @@ from scipy.spatial.transform import Rotation
 
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
-from .io import Scan, corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from .io import Scan
+from .spatial import corners_world_mm, resample, voxel_sizes_mm, voxel_to_world, world_to_voxel
 from .template import normalise_intensity
 from .vocabulary import DEFAULT_ATLAS
 

@@ -41,7 +41,8 @@ from .acpc import AcpcFrame, rounded
 from .atlas import Atlas, load_atlas
 from .errors import FusplanInputError
 from .grid import Grid
-from .io import Scan, voxel_to_world, world_to_voxel
+from .io import Scan
+from .spatial import voxel_to_world, world_to_voxel
 from .registration import Registration, load_registration, register
 from .template import prepared_template
 from .vocabulary import CLP_TARGET, DEFAULT_ATLAS, DEFAULT_TARGET, SIDES, parse_sides

@@ -13,7 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from .atlas import Atlas
-from .io import corners_world_mm, resample, voxel_sizes_mm
+from .spatial import corners_world_mm, resample, voxel_sizes_mm
 
 
 @dataclass(frozen=True)

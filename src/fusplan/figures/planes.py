@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..grid import Grid
-from ..io import resample
+from ..spatial import resample
 
 #: Direction letters of the negative and positive end of each grid axis.
 AXIS_LETTERS = (("L", "R"), ("P", "A"), ("I", "S"))

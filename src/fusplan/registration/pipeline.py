@@ -9,7 +9,8 @@ from scipy import ndimage
 
 from ..atlas import Atlas, load_atlas
 from ..errors import FusplanInputError
-from ..io import Scan, resample
+from ..io import Scan
+from ..spatial import resample
 from ..progress import ProgressCallback
 from ..template import normalise_intensity, prepared_template, to_lattice
 from .result import Registration, scan_fingerprint

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from ..io import Scan, atomic_output, voxel_sizes_mm, voxel_to_world, world_to_voxel
+from ..io import Scan, atomic_output
+
+from ..spatial import voxel_sizes_mm, voxel_to_world, world_to_voxel
 from ..registration_file import read_registration_file, write_registration_file
 
 

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from ..atlas import Atlas
 from ..errors import FusplanInputError
-from ..io import voxel_sizes_mm, voxel_to_world, world_to_voxel
+from ..spatial import voxel_sizes_mm, voxel_to_world, world_to_voxel
 from ..progress import ProgressCallback
 from ..template import PreparedTemplate, prepared_template, to_lattice
 from .settings import SCALE_RANGE, RegistrationSettings

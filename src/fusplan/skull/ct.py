@@ -17,7 +17,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import FusplanInputError
-from ..io import MAX_VOXELS, read_nifti, voxel_sizes_mm, voxel_to_world
+from ..io import MAX_VOXELS, read_nifti
+from ..spatial import voxel_sizes_mm, voxel_to_world
 from ..textfile import display_path
 from .dicom import read_dicom_series
 

@@ -42,7 +42,7 @@ TEMPLATE_SPACING_MM = 2.0
 def scan_ct_grid(shape, affine, ct: SkullCT) -> tuple[tuple[int, int, int], np.ndarray]:
     """The scan's voxel grid to write ``ct`` on: every n-th voxel for the population template
     (n = floor(2 mm / smallest scan voxel), at least 1), every voxel for a patient CT."""
-    from ..io import voxel_sizes_mm
+    from ..spatial import voxel_sizes_mm
 
     affine = np.asarray(affine, float)
     step = 1

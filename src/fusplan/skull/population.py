@@ -44,7 +44,7 @@ from ..atlas import data_root
 from ..errors import FusplanInputError
 from ..execution import LruCache
 from ..registration import Registration
-from ..io import voxel_to_world
+from ..spatial import voxel_to_world
 from .ct import SkullCT
 
 #: Folder of the bundled CT head template.

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FusplanInputError
-from ..io import Scan, atomic_output, voxel_to_world
+from ..io import Scan, atomic_output
+from ..spatial import voxel_to_world
 from ..registration_file import CT_REGISTRATION, read_checked_npz, write_checked_npz
 from ..template import to_lattice
 from .ct import SkullCT
