@@ -135,13 +135,13 @@ class Atlas:
 
     def load_template(self) -> tuple[np.ndarray, np.ndarray]:
         """Template intensities (float32) and affine."""
-        return _load_image(self.template_path, np.float32)
+        return load_bundled_image(self.template_path, np.float32)
 
     def load_template_mask(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Template brain mask (bool) and affine, or None if the atlas has none."""
         if self.template_mask_path is None:
             return None
-        data, affine = _load_image(self.template_mask_path, np.float32)
+        data, affine = load_bundled_image(self.template_mask_path, np.float32)
         return data > 0.5, affine
 
     def template_brain_mask(self) -> np.ndarray:
@@ -163,7 +163,7 @@ class Atlas:
         gm = sorted(folder.glob("*_gm_*.nii*"))
         wm = sorted(folder.glob("*_wm_*.nii*"))
         if gm and wm:
-            tissue = sum(_load_image(paths[0], np.float32)[0] for paths in (gm, wm))
+            tissue = sum(load_bundled_image(paths[0], np.float32)[0] for paths in (gm, wm))
             brain = tissue > 0.5 * float(np.percentile(tissue[tissue > 0], 50))
         else:
             brain = image > np.percentile(image[image > 0], 40)
@@ -176,7 +176,12 @@ class Atlas:
         return brain
 
 
-def _load_image(path: Path, dtype) -> tuple[np.ndarray, np.ndarray]:
+def load_bundled_image(path: Path, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Array (as ``dtype``) and affine of a NIfTI file bundled with fusplan (atlases, templates).
+
+    Only for the project's own data, read as shipped; every file a user gives goes through
+    the checked reader, :func:`fusplan.io.read_nifti`.
+    """
     image = nib.load(path)
     return np.asarray(image.dataobj, dtype=dtype), image.affine.astype(float)
 
@@ -222,7 +227,7 @@ def load_atlas(name: str = DEFAULT_ATLAS) -> Atlas:
     atlases = data_root() / "atlases"
     folder = atlases / ATLAS_FOLDERS[key]
     manifest = json.loads((folder / "manifest.json").read_text())
-    labels, affine = _load_image(folder / manifest["labels_file"], np.int16)
+    labels, affine = load_bundled_image(folder / manifest["labels_file"], np.int16)
     labels.setflags(write=False)
     mask = manifest.get("template_mask")
     return Atlas(

@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from ..atlas import data_root
+from ..atlas import data_root, load_bundled_image
 from ..errors import FusplanInputError
 from ..execution import LruCache
 from ..registration import Registration
@@ -87,7 +86,7 @@ def compute_depth_fraction() -> np.ndarray:
     """
     data, affine = _template()
     bone = data >= TEMPLATE_BONE_HU
-    inside = (np.asarray(nib.load(str(CT_TEMPLATE_FOLDER / "template_2mm.nii.gz")).dataobj) > 0) & ~bone
+    inside = (load_bundled_image(CT_TEMPLATE_FOLDER / "template_2mm.nii.gz")[0] > 0) & ~bone
     labels, _ = ndimage.label(~bone & ~inside)
     faces = np.concatenate([labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()])
     outside = np.isin(labels, faces[faces > 0])
@@ -105,11 +104,7 @@ def compute_depth_fraction() -> np.ndarray:
 @lru_cache(maxsize=1)
 def _depth_fraction() -> np.ndarray:
     """:func:`compute_depth_fraction`, as shipped in :data:`DEPTH_FILE`."""
-    path = CT_TEMPLATE_FOLDER / DEPTH_FILE
-    try:
-        return np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
-    except (OSError, ValueError) as error:
-        raise FusplanInputError(f"{path}: cannot read the population skull's bone depth ({error})") from None
+    return load_bundled_image(CT_TEMPLATE_FOLDER / DEPTH_FILE)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,8 +160,7 @@ class PopulationSkullCT(SkullCT):
 
 @lru_cache(maxsize=1)
 def _template() -> tuple[np.ndarray, np.ndarray]:
-    image = nib.load(str(CT_TEMPLATE_FOLDER / "template_with_skull_2mm.nii.gz"))
-    return np.asarray(image.dataobj, dtype=np.float32), np.asarray(image.affine, dtype=float)
+    return load_bundled_image(CT_TEMPLATE_FOLDER / "template_with_skull_2mm.nii.gz")
 
 
 def ct_template_to_atlas_mm(atlas: str) -> np.ndarray:
