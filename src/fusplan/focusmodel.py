@@ -239,7 +239,6 @@ def run_protocol(model: SideModel, *, efficiency: float = 1.0, spread=1.0, offse
             continue
         moved = transform_source(q, model.grid, efficiency=efficiency, spread=spread, offset_ras_mm=offset_ras_mm)
         sources[key] = moved[crop] * (tissue.attenuation_np_m / model.tissue.attenuation_np_m)
-    translations = {key: shift for key, shift in model.translations.items() if key in sources}
     history = run_pulses(model.protocol, grid, tissue, sources, pulses, threads=threads, displayed=displayed,
-                         translations=translations, **settings)
+                         translations=model.translations, **settings)
     return history, grid
