@@ -39,7 +39,7 @@ from fusplan.thermometry import box_kernel_1d, frame_average, voxel_average
 
 from .run import HotBox, RunContext, pulse_powers
 from .spectral import Pulse
-from .tables import ResponseTable, box_indices, table_rise
+from .tables import box_indices, table_rise
 
 __all__ = ["displayed_maps", "DISPLAY_STEP_S"]
 
@@ -130,12 +130,6 @@ def _averaged_tables(box: HotBox, out_lo, out_hi, half, spacing_mm: float, voxel
     ctx_lo, ctx_hi = _grown(out_lo, out_hi, half, 0, np.array(box.shape))
     ctx_shape = tuple(int(v) for v in ctx_hi - ctx_lo)
     context = box_indices(box.shape, ctx_lo, ctx_hi)
-    inner = (slice(None),) + tuple(slice(int(a - c), int(b - c)) for a, b, c in zip(out_lo, out_hi, ctx_lo))
-    out_voxels = box_indices(box.shape, out_lo, out_hi)
-    averaged = {}
-    for key, t in box.tables.items():
-        knots = t.knots.size
-        stacked = voxel_average(t.stacked[:, context].reshape(2 * knots, *ctx_shape), spacing_mm, voxel_mm,
-                                first_axis=1)[inner].reshape(2 * knots, -1)
-        averaged[key] = ResponseTable(t.knots, stacked[:knots], stacked[knots:], t.voxels[out_voxels])
-    return averaged
+    inner = box_indices(ctx_shape, out_lo - ctx_lo, out_hi - ctx_lo)
+    return {key: t.subset(context).voxel_averaged(ctx_shape, spacing_mm, voxel_mm).subset(inner)
+            for key, t in box.tables.items()}

@@ -30,7 +30,7 @@ import numpy as np
 
 from fusplan.dose import adaptive_cem43, cem43_nodes, cem43_step
 from fusplan.errors import FusplanInputError
-from fusplan.thermometry import box_kernel_1d, voxel_average
+from fusplan.thermometry import box_kernel_1d
 
 from .displayed import displayed_maps
 from .run import DriverSettings, HotBox, RunContext, pulse_powers
@@ -243,14 +243,8 @@ def _build_box(run: RunContext, lo, hi, core: np.ndarray) -> HotBox:
     voxel = run.settings.thermometry_voxel_mm
     if voxel is not None:
         # Averaging commutes with superposition: average the tables once.
-        box.thermometry_tables = {}
-        for key, t in tables.items():
-            values, slopes = (
-                voxel_average(a.reshape(-1, *box.shape), solver.spacing_mm, voxel, first_axis=1)
-                .reshape(t.knots.size, -1)[:, box.core_positions]
-                for a in (t.values, t.slopes)
-            )
-            box.thermometry_tables[key] = ResponseTable(t.knots, values, slopes, t.voxels[box.core_positions])
+        box.thermometry_tables = {key: t.voxel_averaged(box.shape, solver.spacing_mm, voxel).subset(box.core_positions)
+                                  for key, t in tables.items()}
     return box
 
 

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.fft as sfft
 
+from fusplan.thermometry import voxel_average
+
 from .spectral import Pulse, SpectralBioheat, axis_wavenumbers_squared
 
 __all__ = ["hermite_weights", "default_knots", "ResponseTable", "table_rise", "table_bytes", "table_build_bytes", "box_indices"]
@@ -138,6 +140,17 @@ class ResponseTable:
         def cut(array: np.ndarray) -> np.ndarray:
             return array.reshape(-1, *box_shape)[window].reshape(self.knots.size, -1)
         return ResponseTable(self.knots, cut(self.values), cut(self.slopes), voxels)
+
+    def voxel_averaged(self, box_shape, spacing_mm: float, voxel_mm) -> ResponseTable:
+        """The table averaged over a thermometry voxel (:func:`fusplan.thermometry.voxel_average`).
+
+        Its voxels must be a whole box of ``box_shape`` (C order); beyond the box reads as
+        zeros. Averaging commutes with the superposition of step responses, so temperatures
+        from the averaged table are the voxel averages of the table's temperatures.
+        """
+        averaged = voxel_average(self.stacked.reshape(-1, *box_shape), spacing_mm, voxel_mm, first_axis=1)
+        averaged = averaged.reshape(2 * self.knots.size, -1)
+        return ResponseTable(self.knots, averaged[: self.knots.size], averaged[self.knots.size :], self.voxels)
 
     def subset(self, positions: np.ndarray) -> ResponseTable:
         """The table restricted to ``self.voxels[positions]``."""
